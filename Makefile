@@ -1,0 +1,29 @@
+# Two entry points for newcomers: `make demo` and `make test`. Both build their own virtual environment.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU wheel of torch for CI and laptops; on a GPU machine install torch first and set TORCH_SPEC= (empty).
+TORCH_SPEC ?= torch==2.13.0
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+.PHONY: install install-dev demo test clean
+
+install: $(BIN)/python
+	$(if $(TORCH_SPEC),$(BIN)/pip install -q "$(TORCH_SPEC)")
+	$(BIN)/pip install -q -e .
+
+install-dev: $(BIN)/python
+	$(if $(TORCH_SPEC),$(BIN)/pip install -q "$(TORCH_SPEC)")
+	$(BIN)/pip install -q -e ".[dev]"
+
+demo: install
+	bash examples/demo.sh $(BIN)
+
+test: install-dev
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,37 @@
+"""The Typer application object shared by the command modules."""
+
+import typer
+
+app = typer.Typer(
+    name="lrgen",
+    help="State-space DNA language models for long-range genomics.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def not_available(command: str, issue: str) -> None:
+    """Exit with code 2 for a command whose implementation has not landed yet."""
+    from rich.console import Console
+
+    Console(stderr=True).print(f"lrgen {command}: not available yet ({issue}).")
+    raise typer.Exit(code=2)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from lrgen import __version__
+
+        typer.echo(f"lrgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """State-space DNA language models for long-range genomics."""

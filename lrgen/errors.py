@@ -1,0 +1,9 @@
+"""The one exception type whose message is shown to users as a one-line error."""
+
+
+class LrgenError(Exception):
+    """A user-facing error: bad input, missing file, impossible request.
+
+    The message names the file, line or record and says what to do. The CLI prints it on one line
+    (``lrgen: error: ...``) and exits with code 1, without a traceback.
+    """

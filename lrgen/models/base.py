@@ -1,0 +1,47 @@
+"""What every lrgen language model offers the rest of the package."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from lrgen.models.scan import ScanRunner, run_whole
+
+
+class LanguageModel(nn.Module):
+    """Base class of the model families.
+
+    ``model(input_ids)`` returns MLM logits ``(B, L, V)`` whose columns follow the tokenizer ids;
+    ``model.embed(input_ids)`` returns the last hidden states ``(B, L, H)``. Streamable families route every
+    sequence-mixer direction through ``runner`` (see :mod:`lrgen.models.scan`), which the engine replaces to stream.
+    """
+
+    family: ClassVar[str]
+    tokenizer_kind: ClassVar[str] = "char"  # "char" (one token per base) or "kmer" (NTv2 6-mers)
+    streamable: ClassVar[bool] = True
+    rc_equivariant: ClassVar[bool] = False  # True for Caduceus-PS
+
+    def __init__(self, config) -> None:
+        super().__init__()
+        self.config = config
+
+    def forward(self, input_ids: Tensor, runner: ScanRunner = run_whole) -> Tensor:
+        raise NotImplementedError
+
+    def embed(self, input_ids: Tensor, runner: ScanRunner = run_whole) -> Tensor:
+        raise NotImplementedError
+
+    @property
+    def hidden_size(self) -> int:
+        """Width H of :meth:`embed`'s output."""
+        raise NotImplementedError
+
+    def num_parameters(self) -> int:
+        """Parameters counted once even when tied."""
+        return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device

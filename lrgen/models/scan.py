@@ -1,0 +1,37 @@
+"""The chunk-state contract between models and the streaming engine.
+
+Every sequence mixer of a streamable model runs each of its directions through a *scan runner*::
+
+    y = runner(fn, x, reverse=False, key="layers.3.fwd")
+
+``x`` is the direction's whole input ``(B, L, D_in)`` in sequence order; ``fn(x_chunk, state) -> (y_chunk, state)``
+processes one chunk *in scan order* starting from ``state`` (``None`` is the zero state) and returns the chunk's
+output and the state after its last position; ``y`` is ``(B, L, D_out)`` in sequence order. For ``reverse=True`` the
+runner walks the sequence right to left and hands ``fn`` each chunk flipped along length, so ``fn`` is always a
+left-to-right scan. ``key`` names the scan uniquely within one forward pass (the engine uses it to record and restart
+states).
+
+Models call their runner for every mixer direction and do everything position-wise themselves; the default runner,
+:func:`run_whole`, is the one-chunk case. The streaming engine (:mod:`lrgen.engine`) supplies a runner that cuts the
+sequence into chunks and carries the state, so a streamed pass runs exactly the same arithmetic as ``model(x)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+from torch import Tensor
+
+State = Any
+ScanFn = Callable[[Tensor, State], "tuple[Tensor, State]"]
+
+
+class ScanRunner(Protocol):
+    def __call__(self, fn: ScanFn, x: Tensor, *, reverse: bool, key: str) -> Tensor: ...
+
+
+def run_whole(fn: ScanFn, x: Tensor, *, reverse: bool, key: str) -> Tensor:
+    """Run one scan direction over the whole sequence from the zero state."""
+    if reverse:
+        return fn(x.flip(1), None)[0].flip(1)
+    return fn(x, None)[0]
