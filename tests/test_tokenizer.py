@@ -1,0 +1,132 @@
+"""Character and 6-mer tokenizers: ids, round trips, reverse complement, k-mer rules against a plain reference."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+import torch
+
+from lrgen import tokenizer as tok
+
+
+def test_character_ids_are_caduceus_ids():
+    assert tok.ID_TO_TOKEN[:7] == ["[CLS]", "[SEP]", "[BOS]", "[MASK]", "[PAD]", "[RESERVED]", "[UNK]"]
+    assert tok.encode("ACGTN").tolist() == [7, 8, 9, 10, 11]
+    assert (tok.A_ID, tok.C_ID, tok.G_ID, tok.T_ID, tok.N_ID, tok.VOCAB_SIZE) == (7, 8, 9, 10, 11, 12)
+    assert tok.COMPLEMENT_IDS == (0, 1, 2, 3, 4, 5, 6, 10, 9, 8, 7, 11)
+
+
+def test_encode_uppercases_and_maps_iupac_to_n():
+    ids = tok.encode("acgtRYKMBVDHSWn-.?é")
+    assert ids.dtype == torch.long
+    assert ids.tolist() == [7, 8, 9, 10] + [11] * 15
+
+
+def test_round_trip_and_specials():
+    seq = "".join(random.Random(0).choice("ACGTN") for _ in range(1000))
+    assert tok.decode(tok.encode(seq)) == seq
+    assert tok.decode([tok.CLS_ID, tok.A_ID, tok.MASK_ID]) == "[CLS]A[MASK]"
+    assert tok.decode(torch.empty(0, dtype=torch.long)) == ""
+
+
+def test_encode_batch():
+    batch = tok.encode_batch(["ACGT", "TTNA"])
+    assert batch.shape == (2, 4)
+    assert batch[1].tolist() == [10, 10, 11, 7]
+    with pytest.raises(ValueError, match="equal length"):
+        tok.encode_batch(["ACGT", "ACG"])
+
+
+def test_encode_is_fast_on_a_megabase():
+    seq = "ACGTN" * 200_000
+    tok.encode(seq)
+    t0 = time.perf_counter()
+    ids = tok.encode(seq)
+    elapsed = time.perf_counter() - t0
+    assert ids.shape == (1_000_000,)
+    assert elapsed < 0.2, f"encode of 1 Mbp took {elapsed:.3f} s"
+
+
+def test_reverse_complement_string():
+    assert tok.reverse_complement("AACGTN") == "NACGTT"
+    assert tok.reverse_complement("acgR") == "Ycgt"
+
+
+def test_reverse_complement_ids_matches_string_rc():
+    seqs = ["".join(random.Random(i).choice("ACGTN") for _ in range(37)) for i in range(3)]
+    ids = tok.encode_batch(seqs)
+    rc = tok.reverse_complement_ids(ids)
+    assert rc.shape == ids.shape
+    for row, seq in zip(rc, seqs):
+        assert tok.decode(row) == tok.reverse_complement(seq)
+    # involution, leading dims, specials fixed
+    nested = ids.view(3, 1, 37)
+    assert torch.equal(tok.reverse_complement_ids(tok.reverse_complement_ids(nested)), nested)
+    assert tok.reverse_complement_ids(torch.tensor([tok.CLS_ID, tok.A_ID, tok.MASK_ID])).tolist() == [3, 10, 0]
+
+
+# ---- 6-mer tokenizer -------------------------------------------------------------------------------------
+
+
+def _reference_kmer_tokens(seq: str, k: int) -> list[str]:
+    """Plain statement of the NTv2 rule: split at N, k-mers from the left of each piece, tail as singles."""
+    tokens: list[str] = []
+    pieces = seq.upper().split("N")
+    for i, piece in enumerate(pieces):
+        whole = len(piece) // k * k
+        tokens += [piece[j : j + k] for j in range(0, whole, k)]
+        tokens += list(piece[whole:])
+        if i < len(pieces) - 1:
+            tokens.append("N")
+    return tokens
+
+
+def test_kmer_vocab_layout():
+    kt = tok.KmerTokenizer()
+    assert kt.vocab_size == 4107
+    assert kt.vocab[:6] == ["<unk>", "<pad>", "<mask>", "<cls>", "<eos>", "<bos>"]
+    assert (kt.UNK_ID, kt.PAD_ID, kt.MASK_ID, kt.CLS_ID) == (0, 1, 2, 3)
+    known = {"AAAAAA": 6, "AAAAAT": 7, "AAAAAC": 8, "AAAAAG": 9, "AAAATA": 10, "TTTTTT": 1371,
+             "CCCCCC": 2736, "GGGGGG": 4101, "A": 4102, "T": 4103, "C": 4104, "G": 4105, "N": 4106}
+    for token, idx in known.items():
+        assert kt.token_to_id[token] == idx
+    assert kt.N_ID == 4106
+
+
+def test_kmer_rules_n_in_middle_and_tail():
+    kt = tok.KmerTokenizer()
+    seq = "AAAAAATTTTTTCAN" + "GGGGGGGG"
+    ids = kt.encode(seq).tolist()
+    assert ids == [6, 1371, 4104, 4102, 4106, 4101, 4105, 4105]
+    assert kt.decode(ids) == seq
+    assert kt.token_lengths(seq).tolist() == [6, 6, 1, 1, 1, 6, 1, 1]
+    spans = kt.token_spans(seq)
+    assert spans[0].tolist() == [0, 6] and spans[5].tolist() == [15, 21] and spans[-1].tolist() == [22, 23]
+    assert kt.encode("").numel() == 0
+    assert kt.encode("acgtac").tolist() == [kt.token_to_id["ACGTAC"]]
+    assert kt.encode("ACGTRY").tolist() == [4102, 4104, 4105, 4103, 4106, 4106]
+
+
+@pytest.mark.parametrize("k", [6, 3])
+def test_kmer_matches_reference_on_random_sequences(k):
+    kt = tok.KmerTokenizer(k)
+    rng = random.Random(k)
+    for _ in range(30):
+        seq = "".join(rng.choice("ACGT" * 6 + "N") for _ in range(rng.randrange(0, 200)))
+        expected = [kt.token_to_id[t] for t in _reference_kmer_tokens(seq, k)]
+        assert kt.encode(seq).tolist() == expected
+        lengths = kt.token_lengths(seq)
+        assert int(lengths.sum()) == len(seq)
+        assert kt.decode(kt.encode(seq)) == seq
+
+
+def test_kmer_to_bases_maps_token_values_to_each_base():
+    kt = tok.KmerTokenizer()
+    seq = "ACGTACGTNAC"
+    lengths = kt.token_lengths(seq)
+    values = torch.arange(len(lengths), dtype=torch.float32).unsqueeze(-1).expand(-1, 2)
+    per_base = kt.to_bases(values, lengths)
+    assert per_base.shape == (len(seq), 2)
+    assert per_base[:, 0].tolist() == [0] * 6 + [1, 2, 3, 4, 5]
