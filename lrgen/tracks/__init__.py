@@ -1,0 +1,1 @@
+"""Track prediction over BED regions (``lrgen predict``)."""

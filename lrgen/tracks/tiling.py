@@ -1,0 +1,60 @@
+"""Tiling a region into model windows whose cropped interiors stitch together seamlessly.
+
+A window is ``context`` bases long; its first and last ``flank`` bases are context only and are cropped, so the kept
+interiors (``context - 2*flank`` long) tile the region exactly once. Windows may reach past the region and past the
+contig ends (the genome pads with N); the output is clipped to the region.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+from lrgen.errors import LrgenError
+
+
+@dataclass(frozen=True)
+class Window:
+    """One model window: ``[start, start + context)`` on the contig, keeping ``[keep_start, keep_end)``."""
+
+    chrom: str
+    start: int
+    keep_start: int
+    keep_end: int
+    context: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.context
+
+    @property
+    def keep_slice(self) -> slice:
+        """Positions of the kept interior inside the window's own output."""
+        return slice(self.keep_start - self.start, self.keep_end - self.start)
+
+
+def default_flank(context: int) -> int:
+    """Flank cropped from each side by default: an eighth of the window (at least 0)."""
+    return context // 8
+
+
+def tile_region(chrom: str, start: int, end: int, context: int, flank: int) -> Iterator[Window]:
+    """Windows of length ``context`` whose interiors ``context - 2*flank`` long cover ``[start, end)`` once."""
+    if context <= 0:
+        raise LrgenError(f"context must be positive, got {context}")
+    if flank < 0 or 2 * flank >= context:
+        raise LrgenError(f"flank {flank} must be ≥ 0 and leave an interior inside context {context}")
+    if end <= start:
+        raise LrgenError(f"empty region {chrom}:{start}-{end}")
+    interior = context - 2 * flank
+    pos = start
+    while pos < end:
+        keep_end = min(pos + interior, end)
+        yield Window(chrom=chrom, start=pos - flank, keep_start=pos, keep_end=keep_end, context=context)
+        pos = keep_end
+
+
+def count_windows(length: int, context: int, flank: int) -> int:
+    """How many windows :func:`tile_region` yields for a region of ``length``."""
+    interior = context - 2 * flank
+    return -(-length // interior)
