@@ -1,0 +1,163 @@
+"""NTv2 baseline: a pre-LN transformer encoder over 6-mer tokens (Nucleotide Transformer v2, Dalla-Torre et al.).
+
+Layer ``i``::
+
+    x = x + Attention(LayerNorm(x))      # bidirectional, rotary positions on q and k, padding keys masked
+    x = x + SwiGLU(LayerNorm(x))         # W_down(silu(W_gate x) * W_up x), no biases
+
+then a final LayerNorm (``embed``'s output, one hidden state per 6-mer token) and a linear LM head over the
+k-mer vocabulary. Attention sees the whole window at once, so the model cannot stream: it is the baseline that
+collapses when asked for contexts longer than it was trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lrgen.errors import LrgenError
+from lrgen.models.base import LanguageModel
+from lrgen.models.scan import ScanRunner, run_whole
+from lrgen.tokenizer import KMER_PAD_ID, KMER_VOCAB_SIZE
+
+FAMILY = "ntv2"
+
+
+@dataclass
+class NTv2Config:
+    """Architecture of an NTv2 model; serialised as ``config.json``."""
+
+    d_model: int = 512
+    n_layers: int = 12
+    n_heads: int = 16
+    mlp_hidden: int = 2048
+    vocab_size: int = KMER_VOCAB_SIZE
+    pad_token_id: int = KMER_PAD_ID
+    rope_base: float = 10000.0
+    norm_eps: float = 1e-5
+    model_type: str = FAMILY
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise LrgenError(
+                f"ntv2 config: d_model {self.d_model} must split into n_heads {self.n_heads} heads of even width"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "NTv2Config":
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise LrgenError(f"ntv2 config: unknown keys {sorted(unknown)}; is this a {FAMILY} config.json?")
+        return cls(**data)
+
+
+def rotate(x: Tensor, positions: Tensor, base: float) -> Tensor:
+    """Rotary position embedding of ``x (..., L, head_dim)`` at integer ``positions (L,)``.
+
+    Channel ``j`` and ``j + head_dim/2`` form a pair rotated by ``positions * base^(-2j/head_dim)``, so the dot
+    product of a rotated query at ``p`` and a rotated key at ``q`` depends on ``p - q`` only.
+    """
+    half = x.shape[-1] // 2
+    inv_freq = base ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    angles = positions.to(torch.float32)[:, None] * inv_freq  # (L, half)
+    cos, sin = angles.cos(), angles.sin()
+    x1, x2 = x.float()[..., :half], x.float()[..., half:]
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).to(x.dtype)
+
+
+class Attention(nn.Module):
+    def __init__(self, config: NTv2Config) -> None:
+        super().__init__()
+        self.n_heads = config.n_heads
+        self.rope_base = config.rope_base
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
+        self.out = nn.Linear(config.d_model, config.d_model)
+
+    def forward(self, x: Tensor, keep: Tensor) -> Tensor:
+        """``x (B, L, D)``; ``keep (B, L)`` is True at tokens that may be attended to."""
+        q, k, v = self.qkv(x).unflatten(-1, (3, self.n_heads, -1)).permute(2, 0, 3, 1, 4)  # 3 × (B, H, L, hd)
+        positions = torch.arange(x.shape[1], device=x.device)
+        q, k = rotate(q, positions, self.rope_base), rotate(k, positions, self.rope_base)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :])
+        return self.out(y.transpose(1, 2).flatten(-2))
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, d_model: int, hidden: int) -> None:
+        super().__init__()
+        self.gate = nn.Linear(d_model, hidden, bias=False)
+        self.up = nn.Linear(d_model, hidden, bias=False)
+        self.down = nn.Linear(hidden, d_model, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
+class NTv2Layer(nn.Module):
+    def __init__(self, config: NTv2Config) -> None:
+        super().__init__()
+        self.norm_attn = nn.LayerNorm(config.d_model, eps=config.norm_eps)
+        self.attn = Attention(config)
+        self.norm_mlp = nn.LayerNorm(config.d_model, eps=config.norm_eps)
+        self.mlp = SwiGLU(config.d_model, config.mlp_hidden)
+
+    def forward(self, x: Tensor, keep: Tensor) -> Tensor:
+        x = x + self.attn(self.norm_attn(x), keep)
+        return x + self.mlp(self.norm_mlp(x))
+
+
+class NTv2Model(LanguageModel):
+    """NTv2-style masked language model over 6-mer tokens; whole windows only (``streamable = False``)."""
+
+    family = FAMILY
+    tokenizer_kind = "kmer"
+    streamable = False
+
+    def __init__(self, config: NTv2Config) -> None:
+        super().__init__(config)
+        self.embedding = nn.Embedding(config.vocab_size, config.d_model)
+        self.layers = nn.ModuleList(NTv2Layer(config) for _ in range(config.n_layers))
+        self.norm_f = nn.LayerNorm(config.d_model, eps=config.norm_eps)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size)
+        nn.init.normal_(self.embedding.weight, std=0.02)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.d_model
+
+    def embed(self, input_ids: Tensor, runner: ScanRunner = run_whole) -> Tensor:
+        if runner is not run_whole:
+            raise LrgenError(
+                "ntv2 is a transformer and cannot stream; run it on whole windows (no chunk_size), "
+                "or use a caduceus or hawk model for chunked long-context inference"
+            )
+        keep = input_ids != self.config.pad_token_id
+        keep = keep | ~keep.any(dim=1, keepdim=True)  # an all-padding row attends to itself rather than to nothing
+        x = self.embedding(input_ids)
+        for layer in self.layers:
+            x = layer(x, keep)
+        return self.norm_f(x)
+
+    def forward(self, input_ids: Tensor, runner: ScanRunner = run_whole) -> Tensor:
+        return self.lm_head(self.embed(input_ids, runner))
+
+
+CONFIG_CLASS = NTv2Config
+MODEL_CLASS = NTv2Model
+
+PRESETS: dict[str, NTv2Config] = {
+    "ntv2-50m": NTv2Config(d_model=512, n_layers=12, n_heads=16, mlp_hidden=2048),
+    "ntv2-tiny": NTv2Config(d_model=32, n_layers=2, n_heads=4, mlp_hidden=64),
+}
+
+PRESET_DESCRIPTIONS: dict[str, str] = {
+    "ntv2-50m": "NTv2-style transformer baseline over 6-mers, d_model 512, 12 layers, about 55M parameters",
+    "ntv2-tiny": "NTv2-style transformer, d_model 32, 2 layers: for tests and smoke runs",
+}
