@@ -1,9 +1,41 @@
 """`lrgen embed`."""
 
-from lrgen.cli.app import app, not_available
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lrgen.cli.app import app
 
 
-@app.command("embed", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def embed_command() -> None:
-    """Not available yet."""
-    not_available("embed", "issue #4")
+@app.command("embed")
+def embed_command(
+    bed: Path = typer.Argument(..., help="BED file of regions to embed."),
+    model: str = typer.Option(..., "--model", help="Preset name, checkpoint folder or hub id."),
+    genome: Path = typer.Option(..., "--genome", help="Indexed FASTA (plain or bgzip)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output file: *.safetensors or *.npz."),
+    context: str = typer.Option(None, "--context", help="Window length centred on each region, e.g. 12kb."),
+    chunk_size: str = typer.Option("4096", "--chunk-size", help="Positions per chunk of the streamed scans."),
+    pool: str = typer.Option("mean", "--pool", help="mean: one vector per region; none: one per position."),
+    conjoin: bool = typer.Option(False, "--conjoin", help="Average with the reverse-complement strand."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Windows of equal length evaluated together."),
+) -> None:
+    """Per-region embeddings of a BED file's regions through the streaming engine."""
+    from lrgen.embedding import embed_regions
+    from lrgen.sizes import parse_size
+
+    meta = embed_regions(
+        bed,
+        model,
+        genome,
+        output,
+        context=parse_size(context) if context is not None else None,
+        chunk_size=parse_size(chunk_size),
+        pool=pool,
+        conjoin=conjoin,
+        device=device,
+        batch_size=batch_size,
+    )
+    typer.echo(f"wrote {len(meta['regions'])} region embeddings (hidden size {meta['hidden_size']}) to {output}")

@@ -1,0 +1,93 @@
+"""Per-layer scan states recorded during a reference pass, to restart scans near a local change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from lrgen.engine.chunks import map_state
+from lrgen.errors import LrgenError
+from lrgen.models.scan import State
+
+
+@dataclass
+class StateRecord:
+    """States of every scan of one pass, at every position that is a multiple of ``every``.
+
+    ``states[key][p]`` is the state of scan ``key`` at boundary ``p`` (0 < p < L, p % every == 0): for a forward scan
+    the state after positions ``[0, p)``, for a reverse scan the state after positions ``[p, L)`` walked right to
+    left. The zero state at 0 (forward) and L (reverse) is implied. ``input_ids`` are the pass's tokens (on CPU),
+    used to fill the gap between a restarted span and its nearest boundaries. ``rc`` is the record of the
+    reverse-complement pass of a conjoined run.
+    """
+
+    every: int
+    input_ids: Tensor
+    output: str
+    states: dict[str, dict[int, State]] = field(default_factory=dict)
+    reverse: dict[str, bool] = field(default_factory=dict)
+    store_device: torch.device | None = None
+    rc: StateRecord | None = None
+
+    @property
+    def length(self) -> int:
+        return self.input_ids.shape[1]
+
+    @property
+    def batch(self) -> int:
+        return self.input_ids.shape[0]
+
+    def hook(self, key: str, reverse: bool):
+        """The ``on_boundary`` callback that stores scan ``key``'s states at multiples of ``every``."""
+        if key in self.states:
+            raise LrgenError(f"scan key {key!r} used twice in one pass: the model breaks the scan-runner contract")
+        self.states[key] = {}
+        self.reverse[key] = reverse
+        length, every, slot = self.length, self.every, self.states[key]
+        device = self.store_device
+
+        def store(position: int, state: State) -> None:
+            if 0 < position < length and position % every == 0:
+                slot[position] = map_state(state, lambda t: t.detach().to(device or t.device, copy=True))
+
+        return store
+
+    def window(self, start: int, end: int) -> tuple[int, int]:
+        """The recorded boundaries around ``[start, end)``: the nearest ≤ start and the nearest ≥ end."""
+        if not 0 <= start <= end <= self.length:
+            raise LrgenError(f"span [{start}, {end}) is not inside the recorded sequence [0, {self.length})")
+        first = start // self.every * self.every
+        last = min(self.length, -(-end // self.every) * self.every)
+        return first, last
+
+    def start_state(self, key: str, reverse: bool, position: int, batch: int, device: torch.device) -> State:
+        """The state to restart scan ``key`` from at ``position``, broadcast to ``batch`` rows on ``device``."""
+        if key not in self.states:
+            raise LrgenError(f"scan key {key!r} is not in the state record: record and model do not match")
+        if self.reverse[key] != reverse:
+            raise LrgenError(f"scan key {key!r} changed direction between the recorded pass and the restart")
+        if position == (self.length if reverse else 0):
+            return None
+        state = self.states[key][position]
+
+        def fit(t: Tensor) -> Tensor:
+            t = t.to(device)
+            if t.shape[0] == batch:
+                return t.clone()
+            if t.shape[0] == 1:
+                return t.expand(batch, *t.shape[1:]).clone()
+            raise LrgenError(f"restart batch {batch} does not match the recorded batch {t.shape[0]}: use 1 or {t.shape[0]}")
+
+        return map_state(state, fit)
+
+    def nbytes(self) -> int:
+        """Bytes held by the recorded states (this strand and the reverse-complement one)."""
+        total = 0
+        for slot in self.states.values():
+            for state in slot.values():
+                sizes: list[int] = []
+                map_state(state, lambda t: sizes.append(t.numel() * t.element_size()) or t)
+                total += sum(sizes)
+        return total + (self.rc.nbytes() if self.rc is not None else 0)
