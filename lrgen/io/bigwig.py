@@ -1,0 +1,136 @@
+"""Track output: bigWig through pyBigWig, or bedGraph text (gzip when the name ends in ``.gz``).
+
+The file is written under a temporary name in the same folder and renamed when closed successfully; on an
+exception the temporary file is removed, so a partial track never appears under the final name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pyBigWig
+
+from lrgen.errors import LrgenError
+
+FORMATS = ("bigwig", "bedgraph")
+
+
+class TrackWriter:
+    """Writes fixed-step values per contig, in header order and by increasing position; NaN values are skipped."""
+
+    def __init__(self, path: str | os.PathLike, contig_sizes: Mapping[str, int], format: str = "bigwig"):
+        if format not in FORMATS:
+            raise LrgenError(f"unknown track format {format!r}; use one of {', '.join(FORMATS)}")
+        if not contig_sizes:
+            raise LrgenError(f"{path}: a track needs at least one contig in its header")
+        self.path = Path(path)
+        self.format = format
+        self.contig_sizes = dict(contig_sizes)
+        self._rank = {c: i for i, c in enumerate(self.contig_sizes)}
+        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self._chrom: str | None = None
+        self._end = 0
+        if format == "bigwig":
+            self._bw = pyBigWig.open(str(self._tmp), "w")
+            if self._bw is None:
+                raise LrgenError(f"{self.path}: cannot create the bigWig (is the folder writable?)")
+            self._bw.addHeader([(c, int(s)) for c, s in self.contig_sizes.items()])
+        else:
+            opener = gzip.open if self.path.name.endswith(".gz") else open
+            self._text = opener(self._tmp, "wt")
+        self._open = True
+
+    def add(self, chrom: str, start: int, values: np.ndarray, span: int = 1) -> None:
+        """Add ``values[i]`` over ``[start + i*span, start + (i+1)*span)``; NaN entries are left out."""
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim != 1:
+            raise ValueError(f"values must be 1-D, got shape {values.shape}")
+        if span < 1:
+            raise ValueError(f"span must be >= 1, got {span}")
+        if chrom not in self._rank:
+            known = ", ".join(list(self._rank)[:5])
+            raise LrgenError(f"{self.path}: contig '{chrom}' is not in the track header (its contigs: {known}, ...)")
+        end = start + values.size * span
+        if start < 0 or end > self.contig_sizes[chrom]:
+            size = self.contig_sizes[chrom]
+            raise LrgenError(f"{self.path}: {chrom}:{start}-{end} is outside the contig ({size} bp)")
+        if self._chrom is not None:
+            if (self._rank[chrom], start) < (self._rank[self._chrom], self._end):
+                raise LrgenError(
+                    f"{self.path}: entries must arrive sorted by contig (header order) and position: "
+                    f"{chrom}:{start} comes after {self._chrom}:{self._end}"
+                )
+        if values.size == 0:
+            return
+        self._chrom, self._end = chrom, end
+        finite = ~np.isnan(values)
+        edges = np.flatnonzero(np.diff(np.concatenate([[False], finite, [False]]).astype(np.int8)))
+        for i0, i1 in zip(edges[::2], edges[1::2]):
+            run_start = start + int(i0) * span
+            if self.format == "bigwig":
+                run = np.ascontiguousarray(values[i0:i1])
+                self._bw.addEntries(chrom, run_start, values=run, span=span, step=span)
+            else:
+                self._write_bedgraph(chrom, run_start, values[i0:i1], span)
+
+    def _write_bedgraph(self, chrom: str, start: int, values: np.ndarray, span: int) -> None:
+        # one line per run of equal values
+        change = np.flatnonzero(np.diff(values)) + 1
+        firsts = np.concatenate([[0], change])
+        lasts = np.concatenate([change, [values.size]])
+        lines = [
+            f"{chrom}\t{start + a * span}\t{start + b * span}\t{values[a]:.6g}\n"
+            for a, b in zip(firsts.tolist(), lasts.tolist())
+        ]
+        self._text.write("".join(lines))
+
+    def _close_handle(self) -> None:
+        if self.format == "bigwig":
+            self._bw.close()
+        else:
+            self._text.close()
+
+    def close(self) -> None:
+        """Finish the file and move it to its final name."""
+        if not self._open:
+            return
+        self._open = False
+        try:
+            self._close_handle()
+            os.replace(self._tmp, self.path)
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        """Drop the partial file."""
+        if not self._open:
+            return
+        self._open = False
+        try:
+            self._close_handle()
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> TrackWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def read_bigwig_values(path: str | os.PathLike, chrom: str, start: int, end: int) -> np.ndarray:
+    """Per-base values of ``[start, end)`` from a bigWig (NaN where there is no entry)."""
+    bw = pyBigWig.open(str(path))
+    if bw is None:
+        raise LrgenError(f"{path}: cannot open as bigWig")
+    try:
+        return np.asarray(bw.values(chrom, start, end, numpy=True), dtype=np.float64)
+    finally:
+        bw.close()

@@ -1,0 +1,150 @@
+"""VCF/BCF reading through pysam: streamed, one :class:`Variant` per ALT allele, classified, REF-checkable.
+
+Positions are 1-based as in the VCF (``Variant.start`` gives the 0-based start used by the rest of lrgen).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pysam
+
+from lrgen.errors import LrgenError
+from lrgen.io.genome import Genome
+
+KINDS = ("snv", "mnp", "insertion", "deletion", "complex", "symbolic", "breakend", "star", "missing")
+SCORABLE_KINDS = frozenset({"snv", "mnp", "insertion", "deletion", "complex"})
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One ALT allele of a VCF record."""
+
+    chrom: str
+    pos: int  # 1-based, as in the VCF
+    id: str | None
+    ref: str
+    alt: str | None
+    alt_index: int  # 0-based among the record's ALTs
+    kind: str
+    record_number: int  # 1-based count of data records in the file
+
+    @property
+    def start(self) -> int:
+        """0-based start of REF."""
+        return self.pos - 1
+
+    @property
+    def end(self) -> int:
+        """0-based exclusive end of REF."""
+        return self.pos - 1 + len(self.ref)
+
+    def __str__(self) -> str:
+        return f"{self.chrom}:{self.pos} {self.ref}>{self.alt if self.alt is not None else '.'}"
+
+
+def is_scorable(kind: str) -> bool:
+    """Whether an allele of this kind is a concrete sequence change (SNV, MNP, indel, complex)."""
+    return kind in SCORABLE_KINDS
+
+
+def classify(ref: str, alt: str | None) -> str:
+    """Kind of the change REF -> ALT (one of :data:`KINDS`).
+
+    Equal lengths are ``snv`` (1 base) or ``mnp``; otherwise the shared suffix and prefix are trimmed (the
+    VCF's leading padding base) and what is left is an ``insertion``, a ``deletion`` or ``complex``.
+    """
+    if alt is None or alt == ".":
+        return "missing"
+    if alt == "*":
+        return "star"
+    if alt.startswith("<") and alt.endswith(">"):
+        return "symbolic"
+    if "[" in alt or "]" in alt or (len(alt) > 1 and (alt.startswith(".") or alt.endswith("."))):
+        return "breakend"
+    r, a = ref.upper(), alt.upper()
+    if len(r) == len(a):
+        return "snv" if len(r) == 1 else "mnp"
+    while r and a and r[-1] == a[-1]:
+        r, a = r[:-1], a[:-1]
+    while r and a and r[0] == a[0]:
+        r, a = r[1:], a[1:]
+    if not r:
+        return "insertion"
+    if not a:
+        return "deletion"
+    return "complex"
+
+
+class VcfReader:
+    """Streams ``(record, variants)`` pairs: the pysam record (to copy into a writer) and its per-ALT variants."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise LrgenError(f"VCF file {self.path} not found")
+        try:
+            self._file = pysam.VariantFile(str(self.path))
+        except (OSError, ValueError) as exc:
+            raise LrgenError(
+                f"{self.path}: not a readable VCF/BCF; it needs a header starting with '##fileformat=VCF' ({exc})"
+            ) from exc
+        self.records_read = 0
+
+    @property
+    def header(self) -> pysam.VariantHeader:
+        return self._file.header
+
+    def __iter__(self) -> Iterator[tuple[pysam.VariantRecord, list[Variant]]]:
+        records = iter(self._file)
+        last = None
+        while True:
+            try:
+                record = next(records)
+            except StopIteration:
+                return
+            except (OSError, ValueError) as exc:
+                after = f" (after {last.chrom}:{last.pos})" if last is not None else ""
+                raise LrgenError(
+                    f"{self.path}: data record {self.records_read + 1}{after} cannot be parsed ({exc}); "
+                    f"a record needs 8 tab-separated columns with an integer POS"
+                ) from exc
+            self.records_read += 1
+            last = record
+            yield record, self._split(record)
+
+    def _split(self, record: pysam.VariantRecord) -> list[Variant]:
+        variant_id = record.id if record.id not in (None, ".") else None
+        alts = record.alts or (None,)
+        return [
+            Variant(record.chrom, record.pos, variant_id, record.ref, alt, i, classify(record.ref, alt),
+                    self.records_read)
+            for i, alt in enumerate(alts)
+        ]
+
+    def variants(self) -> Iterator[Variant]:
+        """Only the per-ALT variants, in file order."""
+        for _, variants in self:
+            yield from variants
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> VcfReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_vcf(path: str | os.PathLike) -> VcfReader:
+    """Open a VCF/BCF (plain, bgzipped or BCF) for streaming."""
+    return VcfReader(path)
+
+
+def check_ref(variant: Variant, genome: Genome) -> bool:
+    """Whether REF equals the genome's bases at the variant (case-insensitive, contig names aliased)."""
+    return genome.fetch(variant.chrom, variant.start, variant.end) == variant.ref.upper()
