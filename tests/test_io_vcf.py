@@ -1,0 +1,146 @@
+"""VCF: allele classification, multi-allelic split, malformed input, REF check on the real chr20 sites."""
+
+from __future__ import annotations
+
+import gzip
+from collections import Counter
+
+import pysam
+import pytest
+
+from lrgen.errors import LrgenError
+from lrgen.io.genome import Genome
+from lrgen.io.vcf import KINDS, Variant, check_ref, classify, is_scorable, open_vcf
+
+HEADER = (
+    "##fileformat=VCFv4.2\n##contig=<ID=20,length=63025520>\n"
+    "##INFO=<ID=AF,Number=A,Type=Float,Description=\"Allele Frequency\">\n"
+    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+)
+
+
+@pytest.mark.parametrize(
+    "ref, alt, kind",
+    [
+        ("A", "G", "snv"),
+        ("a", "g", "snv"),
+        ("AT", "GC", "mnp"),
+        ("A", "AT", "insertion"),
+        ("AT", "ATT", "insertion"),
+        ("AT", "A", "deletion"),
+        ("ACGT", "AT", "deletion"),
+        ("AC", "T", "complex"),
+        ("ACG", "AT", "complex"),
+        ("A", "<DEL>", "symbolic"),
+        ("A", "<INS:ME:ALU>", "symbolic"),
+        ("A", "]20:500]A", "breakend"),
+        ("A", "A[20:500[", "breakend"),
+        ("A", ".A", "breakend"),
+        ("A", "A.", "breakend"),
+        ("A", "*", "star"),
+        ("A", ".", "missing"),
+        ("A", None, "missing"),
+    ],
+)
+def test_classify(ref, alt, kind):
+    assert classify(ref, alt) == kind
+    assert is_scorable(kind) == (kind in {"snv", "mnp", "insertion", "deletion", "complex"})
+
+
+def _write(tmp_path, name, body):
+    path = tmp_path / name
+    path.write_text(body)
+    return path
+
+
+def test_split_and_kinds_on_a_hand_made_vcf(tmp_path):
+    path = _write(
+        tmp_path, "mixed.vcf",
+        HEADER
+        + "20\t100\trs1\tA\t<DEL>,G,*,]20:500]A,.A\t.\t.\t.\n"
+        + "20\t101\t.\tA\t.\t.\t.\t.\n"
+        + "20\t102\t.\tAT\tA,ATT\t.\t.\tAF=0.1,0.2\n",
+    )
+    with open_vcf(path) as reader:
+        pairs = list(reader)
+    assert [len(v) for _, v in pairs] == [5, 1, 2]
+    first = pairs[0][1]
+    assert [v.kind for v in first] == ["symbolic", "snv", "star", "breakend", "breakend"]
+    assert [v.alt_index for v in first] == [0, 1, 2, 3, 4]
+    assert first[1] == Variant("20", 100, "rs1", "A", "G", 1, "snv", 1)
+    assert pairs[1][1][0].kind == "missing" and pairs[1][1][0].alt is None and pairs[1][1][0].id is None
+    third = pairs[2][1]
+    assert [v.kind for v in third] == ["deletion", "insertion"] and third[0].record_number == 3
+    assert (third[0].start, third[0].end) == (101, 103)
+    assert pairs[2][0].info["AF"] == pytest.approx((0.1, 0.2))  # the pysam record comes along
+
+
+def test_header_only_vcf_yields_nothing(tmp_path):
+    path = _write(tmp_path, "empty_body.vcf", HEADER)
+    with open_vcf(path) as reader:
+        assert list(reader) == []
+        assert reader.records_read == 0
+
+
+@pytest.mark.parametrize("body", ["", "hello world\n", ">chr1\nACGT\n"])
+def test_not_a_vcf(tmp_path, body):
+    path = _write(tmp_path, "bad.vcf", body)
+    with pytest.raises(LrgenError, match="bad.vcf: not a readable VCF"):
+        open_vcf(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(LrgenError, match="not found"):
+        open_vcf(tmp_path / "absent.vcf")
+
+
+@pytest.mark.parametrize("bad_line", ["20\tabc\t.\tA\tG\t.\t.\t.\n", "20\t200\t.\n"])
+def test_malformed_record_names_file_and_record(tmp_path, bad_line):
+    path = _write(tmp_path, "broken.vcf", HEADER + "20\t100\t.\tA\tG\t.\t.\t.\n" + bad_line)
+    reader = open_vcf(path)
+    with pytest.raises(LrgenError) as err:
+        list(reader)
+    message = str(err.value)
+    assert "broken.vcf" in message and "data record 2" in message and "20:100" in message
+
+
+def test_bgzipped_vcf_and_check_ref(tmp_path):
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(">chr20\nACGTACGTAC\n")
+    plain = _write(tmp_path, "v.vcf", HEADER + "20\t2\t.\tC\tT\t.\t.\t.\n20\t3\t.\tgt\tG\t.\t.\t.\n20\t9\t.\tAA\tA\t.\t.\t.\n")
+    gz = tmp_path / "v.vcf.gz"
+    pysam.tabix_compress(str(plain), str(gz))
+    genome = Genome(fasta)
+    with open_vcf(gz) as reader:
+        checks = [check_ref(v, genome) for v in reader.variants()]
+    assert checks == [True, True, False]  # "20" resolves to "chr20"; the last REF runs past the contig
+
+
+def test_real_vcf_every_ref_matches(shared_data):
+    genome = Genome(shared_data / "human" / "20.fa.gz")
+    kinds: Counter[str] = Counter()
+    n_records = n_alts = 0
+    with open_vcf(shared_data / "human" / "chr20_1-4Mb.sites.vcf.gz") as reader:
+        for record, variants in reader:
+            n_records += 1
+            n_alts += len(record.alts)
+            assert len(variants) == len(record.alts)
+            for variant in variants:
+                kinds[variant.kind] += 1
+                assert check_ref(variant, genome), f"REF mismatch at {variant} (record {variant.record_number})"
+    assert n_records == 24_978
+    assert sum(kinds.values()) == n_alts == 24_968 + 2 * 9 + 4
+    assert set(kinds) <= set(KINDS)
+    assert kinds["snv"] > 0.85 * n_alts
+    assert kinds["insertion"] > 100 and kinds["deletion"] > 100
+    assert kinds["symbolic"] == kinds["breakend"] == kinds["missing"] == 0
+
+
+def test_real_vcf_first_record(shared_data):
+    with gzip.open(shared_data / "human" / "chr20_1-4Mb.sites.vcf.gz", "rt") as fh:
+        first = next(line for line in fh if not line.startswith("#")).split("\t")
+    with open_vcf(shared_data / "human" / "chr20_1-4Mb.sites.vcf.gz") as reader:
+        variant = next(reader.variants())
+    assert (variant.chrom, variant.pos, variant.id, variant.ref, variant.alt) == (
+        first[0], int(first[1]), first[2], first[3], first[4])
+    assert variant == Variant("20", 1_000_226, "rs376678365", "A", "T", 0, "snv", 1)
