@@ -69,6 +69,18 @@ def test_rglru_scan_matches_naive_loop_from_zero_and_from_a_state():
     torch.testing.assert_close(h.double(), h_ref, atol=TOL, rtol=TOL)
 
 
+def test_state_stays_float32_in_bfloat16():
+    model = _tiny()
+    ids = torch.randint(0, 12, (2, 12))
+    with torch.no_grad():
+        ref = model(ids)
+        model.to(torch.bfloat16)
+        _, (_, h) = model.layers[0].mixer.fwd.scan(torch.randn(2, 5, 32, dtype=torch.bfloat16), None)
+        low = model(ids)
+    assert h.dtype == torch.float32 and low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float(), ref, atol=0.05, rtol=0.05)
+
+
 def test_recurrence_weights_start_in_griffin_ring():
     rglru = _tiny().layers[0].mixer.fwd
     a = torch.exp(-F.softplus(rglru.a_param))
@@ -155,5 +167,7 @@ def test_config_round_trip_and_errors():
     assert HawkConfig.from_dict(data) == config
     with pytest.raises(LrgenError, match="unknown keys"):
         HawkConfig.from_dict({**data, "d_state": 16})
+    with pytest.raises(LrgenError, match="model_type"):
+        HawkConfig.from_dict({**data, "model_type": "ntv2"})
     with pytest.raises(LrgenError, match="not divisible"):
         HawkConfig(d_model=30, n_heads=4)

@@ -31,8 +31,8 @@ Each direction is one scan (``runner(fn, v, reverse=..., key="layers.{i}.fwd"/".
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from lrgen.errors import LrgenError
 from lrgen.models.base import LanguageModel
+from lrgen.models.config import ModelConfig
 from lrgen.models.layers import RMSNorm
 from lrgen.models.scan import ScanRunner, run_whole
 from lrgen.ops import causal_conv1d, linear_scan
@@ -51,9 +52,10 @@ _C = 8.0  # the fixed exponent scale c of Griffin's a_t = a^(c r_t)
 
 
 @dataclass
-class HawkConfig:
+class HawkConfig(ModelConfig):
     """Architecture of a Hawk model; serialised as ``config.json``."""
 
+    model_type: ClassVar[str] = FAMILY
     d_model: int = 512
     n_layers: int = 16
     n_heads: int = 8  # blocks of the block-diagonal RG-LRU gate weights
@@ -61,21 +63,10 @@ class HawkConfig:
     conv_width: int = 4
     vocab_size: int = VOCAB_SIZE
     norm_eps: float = 1e-5
-    model_type: str = FAMILY
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
             raise LrgenError(f"hawk config: d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "HawkConfig":
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise LrgenError(f"hawk config: unknown keys {sorted(unknown)}; is this a {FAMILY} config.json?")
-        return cls(**data)
 
 
 class BlockDiagonalLinear(nn.Module):

@@ -12,8 +12,8 @@ collapses when asked for contexts longer than it was trained on.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -21,25 +21,26 @@ from torch import Tensor, nn
 
 from lrgen.errors import LrgenError
 from lrgen.models.base import LanguageModel
+from lrgen.models.config import ModelConfig
 from lrgen.models.scan import ScanRunner, run_whole
-from lrgen.tokenizer import KMER_PAD_ID, KMER_VOCAB_SIZE
+from lrgen.tokenizer import KmerTokenizer
 
 FAMILY = "ntv2"
 
 
 @dataclass
-class NTv2Config:
+class NTv2Config(ModelConfig):
     """Architecture of an NTv2 model; serialised as ``config.json``."""
 
+    model_type: ClassVar[str] = FAMILY
     d_model: int = 512
     n_layers: int = 12
     n_heads: int = 16
     mlp_hidden: int = 2048
-    vocab_size: int = KMER_VOCAB_SIZE
-    pad_token_id: int = KMER_PAD_ID
+    vocab_size: int = KmerTokenizer().vocab_size  # 4,107 (6-mers)
+    pad_token_id: int = KmerTokenizer.PAD_ID
     rope_base: float = 10000.0
     norm_eps: float = 1e-5
-    model_type: str = FAMILY
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
@@ -47,15 +48,6 @@ class NTv2Config:
                 f"ntv2 config: d_model {self.d_model} must split into n_heads {self.n_heads} heads of even width"
             )
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "NTv2Config":
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise LrgenError(f"ntv2 config: unknown keys {sorted(unknown)}; is this a {FAMILY} config.json?")
-        return cls(**data)
 
 
 def rotate(x: Tensor, positions: Tensor, base: float) -> Tensor:
