@@ -1,0 +1,88 @@
+"""Track output: bigWig round trip through pyBigWig, bedGraph text, ordering errors, no partial files."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pyBigWig
+import pytest
+
+from lrgen.errors import LrgenError
+from lrgen.io.bigwig import TrackWriter, read_bigwig_values
+
+SIZES = {"20": 1000, "chrM": 100}
+
+
+def test_bigwig_round_trip(tmp_path):
+    path = tmp_path / "track.bw"
+    values = np.linspace(0.0, 1.0, 200).astype(np.float32)
+    values[50:60] = np.nan
+    with TrackWriter(path, SIZES) as writer:
+        writer.add("20", 100, values)
+        writer.add("20", 400, np.array([2.0, 3.0]), span=10)
+        writer.add("chrM", 0, np.array([5.0]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["track.bw"]
+    bw = pyBigWig.open(str(path))
+    assert bw.chroms() == SIZES
+    bw.close()
+    got = read_bigwig_values(path, "20", 100, 300)
+    expected = values.astype(np.float64)
+    assert np.allclose(got[~np.isnan(expected)], expected[~np.isnan(expected)], atol=1e-6)
+    assert np.isnan(got[50:60]).all()
+    assert np.allclose(read_bigwig_values(path, "20", 400, 420), [2.0] * 10 + [3.0] * 10)
+    assert np.isnan(read_bigwig_values(path, "20", 0, 100)).all()
+    assert read_bigwig_values(path, "chrM", 0, 1).tolist() == [5.0]
+
+
+@pytest.mark.parametrize("name", ["track.bedGraph", "track.bedgraph.gz"])
+def test_bedgraph_output(tmp_path, name):
+    path = tmp_path / name
+    with TrackWriter(path, SIZES, format="bedgraph") as writer:
+        writer.add("20", 10, np.array([1.0, 1.0, np.nan, 2.5, 2.5, 0.125]))
+        writer.add("chrM", 0, np.array([7.0, 8.0]), span=5)
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(path, "rt") as fh:
+        lines = fh.read().splitlines()
+    assert lines == [
+        "20\t10\t12\t1",
+        "20\t13\t15\t2.5",
+        "20\t15\t16\t0.125",
+        "chrM\t0\t5\t7",
+        "chrM\t5\t10\t8",
+    ]
+
+
+def test_unsorted_entries_are_refused(tmp_path):
+    path = tmp_path / "t.bw"
+    with pytest.raises(LrgenError, match="sorted"):
+        with TrackWriter(path, SIZES) as writer:
+            writer.add("20", 100, np.ones(10))
+            writer.add("20", 105, np.ones(10))  # overlaps the previous entry
+    with pytest.raises(LrgenError, match="sorted"):
+        with TrackWriter(path, SIZES) as writer:
+            writer.add("chrM", 0, np.ones(10))
+            writer.add("20", 0, np.ones(10))  # contig before the previous one in header order
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_contig_and_range(tmp_path):
+    with pytest.raises(LrgenError, match="not in the track header"):
+        with TrackWriter(tmp_path / "t.bw", SIZES) as writer:
+            writer.add("chr7", 0, np.ones(3))
+    with pytest.raises(LrgenError, match="outside the contig"):
+        with TrackWriter(tmp_path / "t.bw", SIZES) as writer:
+            writer.add("chrM", 95, np.ones(10))
+    with pytest.raises(LrgenError, match="unknown track format"):
+        TrackWriter(tmp_path / "t.bw", SIZES, format="wig")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["bigwig", "bedgraph"])
+def test_no_partial_file_after_an_exception(tmp_path, fmt):
+    path = tmp_path / "t.out"
+    with pytest.raises(RuntimeError, match="model crashed"):
+        with TrackWriter(path, SIZES, format=fmt) as writer:
+            writer.add("20", 0, np.ones(100))
+            raise RuntimeError("model crashed")
+    assert list(tmp_path.iterdir()) == []
