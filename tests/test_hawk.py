@@ -109,15 +109,16 @@ def _chunked_runner(chunk: int, seen: list[str]):
     return runner
 
 
-def test_chunked_runner_gives_the_whole_sequence_logits():
+@pytest.mark.parametrize("chunk", [7, 2])  # 2 is shorter than the conv tail of 3
+def test_chunked_runner_gives_the_whole_sequence_logits(chunk: int):
     model = _tiny()
     _randomise_biases(model)
     ids = torch.randint(0, model.config.vocab_size, (2, 30))
     seen: list[str] = []
     with torch.no_grad():
         whole = model(ids)
-        chunked = model(ids, runner=_chunked_runner(7, seen))
-        emb = model.embed(ids, runner=_chunked_runner(7, []))
+        chunked = model(ids, runner=_chunked_runner(chunk, seen))
+        emb = model.embed(ids, runner=_chunked_runner(chunk, []))
     assert whole.shape == (2, 30, model.config.vocab_size)
     torch.testing.assert_close(chunked, whole, atol=TOL, rtol=TOL)
     torch.testing.assert_close(emb, model.embed(ids), atol=TOL, rtol=TOL)
