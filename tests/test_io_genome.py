@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import time
+from pathlib import Path
 
 import pysam
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from lrgen.errors import LrgenError
 from lrgen.io.genome import Genome, alias_candidates, iter_fasta_records
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
 CHR1 = "ACGTACGTACgtacgtNNAC"  # 20 bp, soft-masked part and Ns
 FASTA = f">chr1 first contig\n{CHR1[:8]}\n{CHR1[8:16]}\n{CHR1[16:]}\n>chrM\nGATTACA\n>2\nCCCC\n"
 
@@ -124,3 +126,11 @@ def test_real_chr20(shared_data):
         elapsed = time.perf_counter() - t0
         assert len(megabase) == 1_000_000
         assert elapsed < 1.0, f"1 Mbp fetch took {elapsed:.2f} s"
+
+
+def test_bundled_example_fasta_is_the_real_chr20_prefix(shared_data):
+    bundled = Genome(EXAMPLES / "chr20_1-1.2Mb.fa.gz")
+    real = Genome(shared_data / "human" / "20.fa.gz")
+    assert bundled.contig_sizes == {"20": 1_200_000}
+    for start in (0, 59_990, 600_000, 1_199_000):
+        assert bundled.fetch("20", start, start + 1000) == real.fetch("20", start, start + 1000)

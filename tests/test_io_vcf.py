@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 from collections import Counter
+from pathlib import Path
 
 import pysam
 import pytest
@@ -12,6 +13,7 @@ from lrgen.errors import LrgenError
 from lrgen.io.genome import Genome
 from lrgen.io.vcf import KINDS, Variant, check_ref, classify, is_scorable, open_vcf
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
 HEADER = (
     "##fileformat=VCFv4.2\n##contig=<ID=20,length=63025520>\n"
     "##INFO=<ID=AF,Number=A,Type=Float,Description=\"Allele Frequency\">\n"
@@ -144,3 +146,12 @@ def test_real_vcf_first_record(shared_data):
     assert (variant.chrom, variant.pos, variant.id, variant.ref, variant.alt) == (
         first[0], int(first[1]), first[2], first[3], first[4])
     assert variant == Variant("20", 1_000_226, "rs376678365", "A", "T", 0, "snv", 1)
+
+
+def test_bundled_example_vcf_matches_bundled_fasta():
+    genome = Genome(EXAMPLES / "chr20_1-1.2Mb.fa.gz")
+    with open_vcf(EXAMPLES / "example.vcf.gz") as reader:
+        variants = list(reader.variants())
+    assert reader.records_read == 478
+    assert all(1_000_000 <= v.pos <= 1_060_000 for v in variants)
+    assert all(check_ref(v, genome) for v in variants)
