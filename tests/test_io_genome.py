@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import pickle
 import time
 from pathlib import Path
 
@@ -134,3 +135,27 @@ def test_bundled_example_fasta_is_the_real_chr20_prefix(shared_data):
     assert bundled.contig_sizes == {"20": 1_200_000}
     for start in (0, 59_990, 600_000, 1_199_000):
         assert bundled.fetch("20", start, start + 1000) == real.fetch("20", start, start + 1000)
+
+
+def _fetch_in_child(genome: Genome, queue) -> None:
+    queue.put(genome.fetch("1", -1, 4))
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_genome_works_in_worker_processes(plain_fasta, method):
+    """fork inherits the object (handle reopened in the child); spawn pickles it (reopened from the path)."""
+    import multiprocessing
+
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {method} start method here")
+    genome = Genome(plain_fasta)
+    genome.fetch("chr1", 0, 4)  # the parent's handle is in use before the worker starts
+    ctx = multiprocessing.get_context(method)
+    queue = ctx.Queue()
+    worker = ctx.Process(target=_fetch_in_child, args=(genome, queue))
+    worker.start()
+    assert queue.get(timeout=60) == "NACGT"
+    worker.join(timeout=60)
+    assert worker.exitcode == 0
+    assert genome.fetch("chr1", 0, 4) == "ACGT"
+    assert pickle.loads(pickle.dumps(genome)).fetch("M", 0, 3) == "GAT"

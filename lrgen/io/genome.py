@@ -117,6 +117,13 @@ class Genome:
     def close(self) -> None:
         self._fasta.close()
 
+    def __getstate__(self) -> dict:
+        # pysam handles cannot be pickled: a copy (e.g. in a spawned DataLoader worker) reopens the file
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"])
+
     def __enter__(self) -> Genome:
         return self
 
