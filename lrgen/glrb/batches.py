@@ -1,0 +1,97 @@
+"""Token batches of GLRB windows: a torch ``Dataset`` over a :class:`~lrgen.glrb.data.WindowSet` and its collate.
+
+An example holds the window's token ids and ``positions`` (the window offset in bp at which each token starts),
+for variants also the ALT window's, the labels, and the eQTL tissue id. Character tokens are one per base; NTv2
+6-mer rows are padded to the longest row with the pad id and position ``-1``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from lrgen.glrb.data import WindowSet
+from lrgen.glrb.tasks import VARIANT
+
+
+class Tokens:
+    """Turns a window string into ``(ids, positions)`` for a model's tokenizer kind (``"char"`` or ``"kmer"``)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        if kind == "kmer":
+            from lrgen.tokenizer import KmerTokenizer
+
+            self._kmer = KmerTokenizer()
+            self.pad_id = KmerTokenizer.PAD_ID
+        elif kind == "char":
+            from lrgen.tokenizer import PAD_ID
+
+            self.pad_id = PAD_ID
+        else:
+            raise ValueError(f"unknown tokenizer kind {kind!r}")
+
+    def __call__(self, seq: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.kind == "char":
+            from lrgen.tokenizer import encode
+
+            return encode(seq), torch.arange(len(seq))
+        ids, starts, _ = self._kmer.tokenize(seq)
+        return torch.from_numpy(ids), torch.from_numpy(starts)
+
+
+class WindowDataset(Dataset):
+    """Tokenised windows of one split; item ``i`` is a dict (see the module docstring)."""
+
+    def __init__(self, windows: WindowSet, tokens: Tokens, tissues: list[str] | None = None) -> None:
+        self.windows = windows
+        self.tokens = tokens
+        self.tissue_ids = {t: i + 1 for i, t in enumerate(tissues or [])}  # 0: a tissue unseen in training
+
+    def __len__(self) -> int:
+        return len(self.windows.records)
+
+    def __getitem__(self, i: int) -> dict:
+        rec = self.windows.records[i]
+        seq = self.windows.sequence(rec)
+        ids, positions = self.tokens(seq)
+        item = {
+            "ids": ids,
+            "positions": positions,
+            "label": torch.from_numpy(np.asarray(self.windows.labels(rec), dtype=np.float32)),
+            "index": i,
+        }
+        if self.windows.task.kind == VARIANT:
+            item["alt_ids"], item["alt_positions"] = self.tokens(self.windows.alt_sequence(seq, rec))
+            item["tissue"] = self.tissue_ids.get(rec.tissue, 0)
+        return item
+
+
+def _pad(rows: list[torch.Tensor], value: int, width: int) -> torch.Tensor:
+    out = torch.full((len(rows), width), value, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
+def collate(items: list[dict], pad_id: int, context: int) -> dict:
+    """Stack examples into a batch dict; ``batch["context"]`` is the window length in bp."""
+    keys = ("ids", "alt_ids") if "alt_ids" in items[0] else ("ids",)
+    width = max(len(it[k]) for it in items for k in keys)  # ref and alt rows share one width
+    batch = {
+        "ids": _pad([it["ids"] for it in items], pad_id, width),
+        "positions": _pad([it["positions"] for it in items], -1, width),
+        "label": torch.stack([it["label"] for it in items]),
+        "index": torch.tensor([it["index"] for it in items]),
+        "context": context,
+    }
+    if "alt_ids" in items[0]:
+        batch["alt_ids"] = _pad([it["alt_ids"] for it in items], pad_id, width)
+        batch["alt_positions"] = _pad([it["alt_positions"] for it in items], -1, width)
+        batch["tissue"] = torch.tensor([it["tissue"] for it in items])
+    return batch
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
