@@ -104,6 +104,7 @@ def test_malformed_record_names_file_and_record(tmp_path, bad_line):
         list(reader)
     message = str(err.value)
     assert "broken.vcf" in message and "data record 2" in message and "20:100" in message
+    assert f"(line 6: {bad_line.rstrip()!r})" in message
 
 
 def test_bgzipped_vcf_and_check_ref(tmp_path):
@@ -155,3 +156,13 @@ def test_bundled_example_vcf_matches_bundled_fasta():
     assert reader.records_read == 478
     assert all(1_000_000 <= v.pos <= 1_060_000 for v in variants)
     assert all(check_ref(v, genome) for v in variants)
+
+
+def test_bcf_reads_like_vcf(tmp_path):
+    vcf = _write(tmp_path, "v.vcf", HEADER + "20\t5\trs9\tA\tC,AT\t.\t.\tAF=0.5,0.1\n")
+    bcf = tmp_path / "v.bcf"
+    with pysam.VariantFile(str(vcf)) as src, pysam.VariantFile(str(bcf), "wb", header=src.header) as dst:
+        for record in src:
+            dst.write(record)
+    with open_vcf(vcf) as a, open_vcf(bcf) as b:
+        assert list(a.variants()) == list(b.variants())

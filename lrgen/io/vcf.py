@@ -5,6 +5,7 @@ Positions are 1-based as in the VCF (``Variant.start`` gives the 0-based start u
 
 from __future__ import annotations
 
+import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,21 +101,40 @@ class VcfReader:
 
     def __iter__(self) -> Iterator[tuple[pysam.VariantRecord, list[Variant]]]:
         records = iter(self._file)
-        last = None
+        last: pysam.VariantRecord | None = None
         while True:
             try:
                 record = next(records)
             except StopIteration:
                 return
             except (OSError, ValueError) as exc:
-                after = f" (after {last.chrom}:{last.pos})" if last is not None else ""
+                after = f" after {last.chrom}:{last.pos}" if last is not None else ""
                 raise LrgenError(
-                    f"{self.path}: data record {self.records_read + 1}{after} cannot be parsed ({exc}); "
-                    f"a record needs 8 tab-separated columns with an integer POS"
+                    f"{self.path}: data record {self.records_read + 1}{after}{self._locate(self.records_read + 1)} "
+                    f"cannot be parsed; a record needs 8 tab-separated columns with an integer POS (htslib: {exc})"
                 ) from exc
             self.records_read += 1
             last = record
             yield record, self._split(record)
+
+    def _locate(self, record_number: int) -> str:
+        """`` (line L: '...')`` for the given data record of a text VCF, or ``""`` (BCF, unreadable)."""
+        with open(self.path, "rb") as fh:
+            opener = gzip.open if fh.read(2) == b"\x1f\x8b" else open
+        seen = 0
+        try:
+            with opener(self.path, "rt", errors="replace") as fh:
+                for line_no, line in enumerate(fh, start=1):
+                    if line_no == 1 and line.startswith("BCF"):
+                        return ""
+                    if not line.startswith("#"):
+                        seen += 1
+                        if seen == record_number:
+                            text = line.rstrip("\n")
+                            return f" (line {line_no}: {text[:60] + ('...' if len(text) > 60 else '')!r})"
+        except (OSError, EOFError):
+            pass
+        return ""
 
     def _split(self, record: pysam.VariantRecord) -> list[Variant]:
         variant_id = record.id if record.id not in (None, ".") else None
