@@ -1,0 +1,365 @@
+"""Caduceus: bidirectional Mamba (BiMamba) DNA language model, plain (Ph) or RC-equivariant (PS).
+
+Architecture and parameter names are those of kuleshov-group's ``CaduceusForMaskedLM`` so that official checkpoints
+load unchanged and lrgen's checkpoints are in the official layout (``docs/models.md`` lists what was checked):
+
+- Mamba-1 mixer: ``in_proj`` → depthwise causal ``conv1d`` + SiLU → ``x_proj`` (dt, B, C) → ``dt_proj`` →
+  selective scan with ``A = -exp(A_log)``, skip ``D``, gate ``silu(z)`` → ``out_proj``.
+- BiMamba: ``mamba_fwd`` on x plus ``mamba_rev`` on x reversed (flipped back), added (or multiplied); the two
+  directions share ``in_proj`` and ``out_proj`` when ``bidirectional_weight_tie``.
+- Blocks: residual add → RMSNorm → BiMamba; final add + norm; LM head tied to the embedding.
+- PS (``rcps``): hidden states have ``2·d_model`` channels, a forward half and a reverse-complement half in
+  forward length order with channels flipped. Embedding ``[E(x), flip_LC(E(rc(x)))]``; every norm and mixer runs
+  on the forward half and on the flip_LC of the RC half (same weights); LM head ``W·h_f + W[comp]·flip_C(h_rc)``.
+  With ``fused_add_norm`` (the released checkpoints) each RCPS block normalises the *second* half of the
+  residual sum as its forward half and the first half as its RC half, i.e. the halves swap at every block; this
+  is reproduced because the released weights were trained with it. The result is still exactly RC-equivariant.
+
+Every mixer direction goes through the scan runner (:mod:`lrgen.models.scan`); keys are
+``layers.{i}.mamba_fwd`` / ``layers.{i}.mamba_rev`` and, for the RC half of PS, ``layers.{i}.rc.mamba_fwd`` /
+``layers.{i}.rc.mamba_rev``. In the RC half, ``mamba_fwd`` walks the sequence right to left and ``mamba_rev``
+left to right (that is what running them on the reverse complement means in forward coordinates).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lrgen.errors import LrgenError
+from lrgen.models.base import LanguageModel
+from lrgen.models.config import ModelConfig
+from lrgen.models.layers import RMSNorm
+from lrgen.models.scan import ScanRunner, run_whole
+from lrgen.ops import causal_conv1d, selective_scan
+from lrgen.tokenizer import COMPLEMENT_IDS, VOCAB_SIZE
+
+FAMILY = "caduceus"
+
+SSM_DEFAULTS: dict[str, Any] = {
+    "d_state": 16,
+    "d_conv": 4,
+    "expand": 2,
+    "dt_rank": "auto",
+    "dt_min": 0.001,
+    "dt_max": 0.1,
+    "dt_init": "random",
+    "dt_scale": 1.0,
+    "dt_init_floor": 1e-4,
+    "conv_bias": True,
+    "bias": False,
+}
+
+
+@dataclass
+class CaduceusConfig(ModelConfig):
+    """The fields of the official ``CaduceusConfig``; HF bookkeeping keys of ``config.json`` are kept in ``extra``."""
+
+    model_type: ClassVar[str] = FAMILY
+    d_model: int = 256
+    n_layer: int = 16
+    vocab_size: int = VOCAB_SIZE
+    ssm_cfg: dict[str, Any] = field(default_factory=dict)
+    rms_norm: bool = True
+    residual_in_fp32: bool = False
+    fused_add_norm: bool = True
+    pad_vocab_size_multiple: int = 8
+    norm_epsilon: float = 1e-5
+    initializer_cfg: dict[str, Any] | None = None
+    bidirectional: bool = True
+    bidirectional_strategy: str | None = "add"
+    bidirectional_weight_tie: bool = True
+    rcps: bool = False
+    complement_map: dict[str, int] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.ssm_cfg) - set(SSM_DEFAULTS) - {"use_fast_path", "layer_idx"}
+        if unknown:
+            raise LrgenError(f"caduceus config: unknown ssm_cfg keys {sorted(unknown)}")
+        if self.bidirectional and (self.bidirectional_strategy or "add") not in ("add", "ew_multiply"):
+            raise LrgenError(f"caduceus config: bidirectional_strategy {self.bidirectional_strategy!r} is not supported")
+        if self.rcps and self.complement_map is None:
+            raise LrgenError("caduceus config: rcps=true needs a complement_map")
+        if self.padded_vocab_size < VOCAB_SIZE:
+            raise LrgenError(f"caduceus config: vocab_size {self.vocab_size} is smaller than the {VOCAB_SIZE} tokens")
+
+    @property
+    def ssm(self) -> dict[str, Any]:
+        """``ssm_cfg`` over the Mamba defaults, ``dt_rank`` resolved."""
+        cfg = {**SSM_DEFAULTS, **self.ssm_cfg}
+        if cfg["dt_rank"] == "auto":
+            cfg["dt_rank"] = math.ceil(self.d_model / 16)
+        return cfg
+
+    @property
+    def padded_vocab_size(self) -> int:
+        m = self.pad_vocab_size_multiple
+        return -(-self.vocab_size // m) * m
+
+    @property
+    def complement(self) -> list[int]:
+        """Complement id of every padded-vocabulary id (identity where the map is silent, as officially)."""
+        cmap = {int(k): int(v) for k, v in (self.complement_map or {}).items()}
+        return [cmap.get(i, i) for i in range(self.padded_vocab_size)]
+
+
+def default_complement_map() -> dict[str, int]:
+    """The tokenizer's complement map in the official ``config.json`` form."""
+    return {str(i): c for i, c in enumerate(COMPLEMENT_IDS)}
+
+
+def _flip_c(x: Tensor) -> Tensor:
+    return x.flip(-1)
+
+
+class Mamba(nn.Module):
+    """One Mamba-1 direction; :meth:`scan` processes a chunk ``(B, T, d_model)`` from a state."""
+
+    def __init__(self, d_model: int, ssm: dict[str, Any]) -> None:
+        super().__init__()
+        d_inner = ssm["expand"] * d_model
+        self.d_inner, self.d_state, self.dt_rank = d_inner, ssm["d_state"], ssm["dt_rank"]
+        self.in_proj = nn.Linear(d_model, 2 * d_inner, bias=ssm["bias"])
+        self.conv1d = nn.Conv1d(d_inner, d_inner, ssm["d_conv"], groups=d_inner, bias=ssm["conv_bias"])
+        self.x_proj = nn.Linear(d_inner, self.dt_rank + 2 * self.d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, d_inner, bias=True)
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, self.d_state + 1, dtype=torch.float32)).repeat(d_inner, 1))
+        self.D = nn.Parameter(torch.ones(d_inner))
+        self.out_proj = nn.Linear(d_inner, d_model, bias=ssm["bias"])
+        self._init_dt(ssm)
+
+    @torch.no_grad()
+    def _init_dt(self, ssm: dict[str, Any]) -> None:
+        std = self.dt_rank**-0.5 * ssm["dt_scale"]
+        if ssm["dt_init"] == "constant":
+            nn.init.constant_(self.dt_proj.weight, std)
+        else:
+            nn.init.uniform_(self.dt_proj.weight, -std, std)
+        lo, hi = math.log(ssm["dt_min"]), math.log(ssm["dt_max"])
+        dt = torch.exp(torch.rand(self.d_inner) * (hi - lo) + lo).clamp(min=ssm["dt_init_floor"])
+        self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+
+    def scan(self, x: Tensor, state: tuple[Tensor, Tensor] | None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        conv_state, ssm_state = (None, None) if state is None else state
+        xz = self.in_proj(x).transpose(1, 2)  # (B, 2·d_inner, T)
+        u, z = xz.chunk(2, dim=1)
+        u, conv_state = causal_conv1d(u, self.conv1d.weight[:, 0], self.conv1d.bias, conv_state, "silu")
+        dt, B, C = self.x_proj(u.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)
+        y, ssm_state = selective_scan(
+            u,
+            dt,
+            -torch.exp(self.A_log.float()),
+            B.transpose(1, 2),
+            C.transpose(1, 2),
+            self.D.float(),
+            z,
+            self.dt_proj.bias.float(),
+            True,
+            ssm_state,
+        )
+        return self.out_proj(y.transpose(1, 2)), (conv_state, ssm_state)
+
+
+class BiMamba(nn.Module):
+    """``mamba_fwd`` left to right plus ``mamba_rev`` right to left, combined by ``strategy``."""
+
+    def __init__(self, config: CaduceusConfig) -> None:
+        super().__init__()
+        ssm = config.ssm
+        self.strategy = config.bidirectional_strategy or "add"
+        self.mamba_fwd = Mamba(config.d_model, ssm)
+        self.mamba_rev = Mamba(config.d_model, ssm) if config.bidirectional else None
+        if self.mamba_rev is not None and config.bidirectional_weight_tie:
+            self.mamba_rev.in_proj.weight = self.mamba_fwd.in_proj.weight
+            self.mamba_rev.in_proj.bias = self.mamba_fwd.in_proj.bias
+            self.mamba_rev.out_proj.weight = self.mamba_fwd.out_proj.weight
+            self.mamba_rev.out_proj.bias = self.mamba_fwd.out_proj.bias
+
+    def forward(self, x: Tensor, runner: ScanRunner, key: str, rc: bool = False) -> Tensor:
+        """``rc=True`` computes ``flip_L(BiMamba(flip_L(x)))``: the directions swap their walking order."""
+        out = runner(self.mamba_fwd.scan, x, reverse=rc, key=f"{key}.mamba_fwd")
+        if self.mamba_rev is None:
+            return out
+        out_rev = runner(self.mamba_rev.scan, x, reverse=not rc, key=f"{key}.mamba_rev")
+        return out + out_rev if self.strategy == "add" else out * out_rev
+
+
+class Wrapper(nn.Module):
+    """A module under the name ``submodule`` (the official RCPS wrappers' parameter naming)."""
+
+    def __init__(self, submodule: nn.Module) -> None:
+        super().__init__()
+        self.submodule = submodule
+
+
+def _norm_layer(config: CaduceusConfig) -> nn.Module:
+    if config.rms_norm:
+        return RMSNorm(config.d_model, eps=config.norm_epsilon)
+    return nn.LayerNorm(config.d_model, eps=config.norm_epsilon)
+
+
+class CaduceusBlock(nn.Module):
+    """Residual add → norm → BiMamba; per half for PS (see the module docstring for the fused half swap)."""
+
+    def __init__(self, config: CaduceusConfig) -> None:
+        super().__init__()
+        self.rcps = config.rcps
+        self.swap_halves = config.rcps and config.fused_add_norm
+        self.residual_in_fp32 = config.residual_in_fp32
+        self.mixer: nn.Module = Wrapper(BiMamba(config)) if config.rcps else BiMamba(config)
+        norm = _norm_layer(config)
+        self.norm: nn.Module = Wrapper(norm) if config.rcps and not config.fused_add_norm else norm
+
+    def forward(
+        self, hidden: Tensor, residual: Tensor | None, runner: ScanRunner, key: str
+    ) -> tuple[Tensor, Tensor]:
+        s = hidden if residual is None else hidden + residual
+        if self.swap_halves:
+            fwd, rc = s.chunk(2, dim=-1)
+            s = torch.cat([rc, fwd], dim=-1)
+        residual = s.float() if self.residual_in_fp32 else s
+        x = _apply_norm(self.norm, s, self.rcps).to(hidden.dtype)
+        if not self.rcps:
+            return self.mixer(x, runner, key), residual
+        bimamba = self.mixer.submodule
+        fwd, rc = x.chunk(2, dim=-1)
+        out_rc = _flip_c(bimamba(_flip_c(rc), runner, f"{key}.rc", rc=True))
+        return torch.cat([bimamba(fwd, runner, key), out_rc], dim=-1), residual
+
+
+def _apply_norm(norm: nn.Module, x: Tensor, rcps: bool) -> Tensor:
+    """Position-wise norm; for PS the forward half directly and the RC half in its own channel order."""
+    norm = norm.submodule if isinstance(norm, Wrapper) else norm
+    if not rcps:
+        return norm(x)
+    fwd, rc = x.chunk(2, dim=-1)
+    return torch.cat([norm(fwd), _flip_c(norm(_flip_c(rc)))], dim=-1)
+
+
+class RCEmbedding(nn.Module):
+    """PS embedding ``[E(x), flip_LC(E(rc(x)))]``; ``complement_map`` is a (saved) buffer as officially."""
+
+    def __init__(self, vocab: int, d_model: int, complement: list[int]) -> None:
+        super().__init__()
+        self.register_buffer("complement_map", torch.tensor(complement, dtype=torch.long))
+        self.embedding = nn.Embedding(vocab, d_model)
+
+    def forward(self, input_ids: Tensor) -> Tensor:
+        rc_ids = self.complement_map[input_ids].flip(-1)
+        return torch.cat([self.embedding(input_ids), self.embedding(rc_ids).flip(-2, -1)], dim=-1)
+
+
+class RCLMHead(nn.Module):
+    """PS LM head ``W·h_f + W[comp]·flip_C(h_rc)``."""
+
+    def __init__(self, vocab: int, d_model: int, complement: list[int]) -> None:
+        super().__init__()
+        self.register_buffer("complement_map", torch.tensor(complement, dtype=torch.long))
+        self.lm_head = nn.Linear(d_model, vocab, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        fwd, rc = x.chunk(2, dim=-1)
+        weight = self.lm_head.weight
+        return F.linear(fwd, weight) + F.linear(_flip_c(rc), weight[self.complement_map])
+
+
+class Backbone(nn.Module):
+    def __init__(self, config: CaduceusConfig) -> None:
+        super().__init__()
+        vocab, comp = config.padded_vocab_size, config.complement
+        words = RCEmbedding(vocab, config.d_model, comp) if config.rcps else nn.Embedding(vocab, config.d_model)
+        self.embeddings = nn.ModuleDict({"word_embeddings": words})
+        self.layers = nn.ModuleList(CaduceusBlock(config) for _ in range(config.n_layer))
+        norm_f = _norm_layer(config)
+        self.norm_f = Wrapper(norm_f) if config.rcps and not config.fused_add_norm else norm_f
+
+
+class Caduceus(LanguageModel):
+    """Caduceus masked LM (Ph or PS); parameter names are the official ``CaduceusForMaskedLM``'s."""
+
+    family = FAMILY
+
+    def __init__(self, config: CaduceusConfig) -> None:
+        super().__init__(config)
+        self.rc_equivariant = config.rcps
+        backbone = Backbone(config)
+        self.caduceus = nn.ModuleDict({"backbone": backbone})
+        vocab, comp = config.padded_vocab_size, config.complement
+        if config.rcps:
+            self.lm_head: nn.Module = RCLMHead(vocab, config.d_model, comp)
+            self.lm_head.lm_head.weight = backbone.embeddings["word_embeddings"].embedding.weight
+        else:
+            self.lm_head = nn.Linear(config.d_model, vocab, bias=False)
+            self.lm_head.weight = backbone.embeddings["word_embeddings"].weight
+        self._init_weights()
+
+    @torch.no_grad()
+    def _init_weights(self) -> None:
+        """The official recipe: zero linear biases (not dt), N(0, 0.02) embedding, out_proj scaled by 1/√n_layer."""
+        cfg = self.config.initializer_cfg or {}
+        std = cfg.get("initializer_range", 0.02)
+        scale = math.sqrt(cfg.get("n_residuals_per_layer", 1) * self.config.n_layer)
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear) and module.bias is not None and not name.endswith("dt_proj"):
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=std)
+            if isinstance(module, Mamba) and cfg.get("rescale_prenorm_residual", True):
+                nn.init.kaiming_uniform_(module.out_proj.weight, a=math.sqrt(5))
+                module.out_proj.weight /= scale
+
+    @property
+    def backbone(self) -> Backbone:
+        return self.caduceus["backbone"]
+
+    @property
+    def hidden_size(self) -> int:
+        return 2 * self.config.d_model if self.config.rcps else self.config.d_model
+
+    def embed(self, input_ids: Tensor, runner: ScanRunner = run_whole) -> Tensor:
+        backbone = self.backbone
+        hidden, residual = backbone.embeddings["word_embeddings"](input_ids), None
+        for i, layer in enumerate(backbone.layers):
+            hidden, residual = layer(hidden, residual, runner, f"layers.{i}")
+        s = hidden if residual is None else hidden + residual
+        return _apply_norm(backbone.norm_f, s, self.config.rcps).to(hidden.dtype)
+
+    def forward(self, input_ids: Tensor, runner: ScanRunner = run_whole) -> Tensor:
+        return self.lm_head(self.embed(input_ids, runner)).float()[..., :VOCAB_SIZE]
+
+
+def _preset(d_model: int, n_layer: int, rcps: bool, **ssm: Any) -> CaduceusConfig:
+    return CaduceusConfig(
+        d_model=d_model,
+        n_layer=n_layer,
+        ssm_cfg={"d_state": 16, "d_conv": 4, "expand": 2, **ssm},
+        rcps=rcps,
+        complement_map=default_complement_map(),
+    )
+
+
+CONFIG_CLASS = CaduceusConfig
+MODEL_CLASS = Caduceus
+
+PRESETS: dict[str, CaduceusConfig] = {
+    "caduceus-ps-131k": _preset(256, 16, True),
+    "caduceus-ps-50m": _preset(512, 28, True),
+    "caduceus-ph-50m": _preset(512, 28, False),
+    "caduceus-ps-tiny": _preset(32, 2, True, d_state=8),
+    "caduceus-ph-tiny": _preset(32, 2, False, d_state=8),
+}
+
+PRESET_DESCRIPTIONS: dict[str, str] = {
+    "caduceus-ps-131k": "Caduceus-PS as released (d_model 256, 16 layers, d_state 16), RC-equivariant",
+    "caduceus-ps-50m": "Caduceus-PS in the paper's 50M size class (d_model 512, 28 layers), RC-equivariant",
+    "caduceus-ph-50m": "Caduceus-Ph in the paper's 50M size class (d_model 512, 28 layers); conjoin at inference",
+    "caduceus-ps-tiny": "Caduceus-PS, d_model 32, 2 layers: for tests and smoke runs",
+    "caduceus-ph-tiny": "Caduceus-Ph, d_model 32, 2 layers: for tests and smoke runs",
+}
