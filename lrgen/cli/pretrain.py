@@ -1,9 +1,61 @@
-"""`lrgen pretrain`."""
+"""`lrgen pretrain` (also under ``torchrun --nproc-per-node N -m lrgen pretrain ...``)."""
 
-from lrgen.cli.app import app, not_available
+from __future__ import annotations
+
+import os
+from typing import List, Optional
+
+import typer
+
+from lrgen.cli.app import app
 
 
-@app.command("pretrain", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def pretrain_command() -> None:
-    """Not available yet."""
-    not_available("pretrain", "issue #6")
+@app.command("pretrain")
+def pretrain_command(
+    model: Optional[str] = typer.Option(None, "--model", help="Preset name (e.g. caduceus-ps-tiny) or checkpoint folder."),
+    fasta: Optional[List[str]] = typer.Option(None, "--fasta", help="Training FASTA (plain/gzip/bgzip), one species; repeatable."),
+    fasta_list: Optional[str] = typer.Option(None, "--fasta-list", help="Text file listing FASTA paths, one per line."),
+    out: Optional[str] = typer.Option(None, "--out", help="Run directory: checkpoints, config, metrics.jsonl."),
+    context: Optional[str] = typer.Option(None, "--context", help="Window length in bases, e.g. 12kb [12kb]."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps to train for."),
+    tokens: Optional[str] = typer.Option(None, "--tokens", help="Budget in bases instead of --steps, e.g. 500M."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Windows per process per micro-batch [8]."),
+    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="Micro-batches per optimizer step [1]."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate [2e-3]."),
+    min_lr_ratio: Optional[float] = typer.Option(None, "--min-lr-ratio", help="Final LR as a fraction of the peak [0.1]."),
+    warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps", help="Linear warm-up steps [5% of the run]."),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="AdamW weight decay of matrices [0.1]."),
+    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="Gradient-norm clipping [1.0]."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Per-FASTA sampling weights, e.g. 1,1,2 [by length]."),
+    val_fasta: Optional[List[str]] = typer.Option(None, "--val-fasta", help="Held-out FASTA for validation; repeatable."),
+    val_region: Optional[List[str]] = typer.Option(None, "--val-region", help="Held-out region, e.g. 20:1000000-4000000 (1-based); repeatable."),
+    val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="Hold out this last fraction of every contig [0.02 without other validation data]."),
+    val_every: Optional[int] = typer.Option(None, "--val-every", help="Validate every N steps [500]."),
+    val_windows: Optional[int] = typer.Option(None, "--val-windows", help="Validation windows [32]."),
+    save_every: Optional[int] = typer.Option(None, "--save-every", help="Checkpoint every N steps [1000]."),
+    keep_checkpoints: Optional[int] = typer.Option(None, "--keep-checkpoints", help="Step checkpoints kept [3]."),
+    mask_prob: Optional[float] = typer.Option(None, "--mask-prob", help="Fraction of positions masked [0.15]."),
+    max_n_fraction: Optional[float] = typer.Option(None, "--max-n-fraction", help="Skip windows with more N than this [0.1]."),
+    rc_augment: Optional[bool] = typer.Option(None, "--rc-augment/--no-rc-augment", help="Reverse-complement half the windows [on unless the model is RC-equivariant]."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of windows, masking and initialisation [0]."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda [auto]."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 on GPU), bf16 or fp32."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint."),
+    config: Optional[str] = typer.Option(None, "--config", help="TOML/YAML/JSON file of these settings; flags win."),
+) -> None:
+    """Masked-LM pretraining on FASTA genomes; resumable; data-parallel under torchrun."""
+    from lrgen.pretrain.loop import run_pretrain
+
+    flags = dict(
+        model=model, fasta=fasta or None, fasta_list=fasta_list, out=out, context=context, steps=steps, tokens=tokens,
+        batch_size=batch_size, grad_accum=grad_accum, lr=lr, min_lr_ratio=min_lr_ratio, warmup_steps=warmup_steps,
+        weight_decay=weight_decay, grad_clip=grad_clip, weights=weights, val_fasta=val_fasta or None,
+        val_region=val_region or None, val_fraction=val_fraction, val_every=val_every, val_windows=val_windows,
+        save_every=save_every, keep_checkpoints=keep_checkpoints, mask_prob=mask_prob, max_n_fraction=max_n_fraction,
+        rc_augment=rc_augment, seed=seed, device=device, precision=precision, resume=resume or None,
+    )
+    summary = run_pretrain(flags, config)
+    if os.environ.get("RANK", "0") == "0":  # one line from the main process under torchrun
+        val = summary["val"].get("loss")
+        val_text = f", validation loss {val:.4f}" if val is not None else ""
+        typer.echo(f"trained {summary['steps']} steps ({summary['tokens']:,} bases){val_text}; run in {summary['run_dir']}")

@@ -1,0 +1,175 @@
+"""The pretraining configuration: one dataclass, filled from a TOML/YAML/JSON file and command-line flags (flags win)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from lrgen.errors import LrgenError
+from lrgen.sizes import parse_size
+
+CONFIG_NAME = "pretrain_config.json"
+
+
+@dataclass
+class PretrainConfig:
+    """Everything a pretraining run depends on; saved resolved as ``RUN_DIR/pretrain_config.json``.
+
+    ``batch_size`` is the number of windows per process per micro-batch; one optimizer step sees
+    ``batch_size * grad_accum * world_size`` windows of ``context`` bases. ``tokens`` counts bases (nucleotides), so a
+    k-mer model and a character model given the same budget see the same DNA.
+    """
+
+    model: str = ""
+    out: str = ""
+    fasta: list[str] = field(default_factory=list)
+    fasta_list: str | None = None
+    weights: list[float] | None = None
+    val_fasta: list[str] = field(default_factory=list)
+    val_region: list[str] = field(default_factory=list)
+    val_fraction: float | None = None
+    context: int = 12_000
+    steps: int | None = None
+    tokens: int | None = None
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int | None = None
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    mask_prob: float = 0.15
+    max_n_fraction: float = 0.1
+    rc_augment: bool | None = None
+    val_every: int = 500
+    val_windows: int = 32
+    save_every: int = 1000
+    keep_checkpoints: int = 3
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    resume: bool = False
+
+    def validate(self) -> None:
+        """Raise :class:`LrgenError` for a configuration that cannot run."""
+        if not self.model:
+            raise LrgenError("no model given: pass --model PRESET|DIR (e.g. caduceus-ps-tiny) or set `model` in --config")
+        if not self.out:
+            raise LrgenError("no run directory given: pass --out RUN_DIR")
+        if not self.fasta and not self.fasta_list:
+            raise LrgenError("no training data: pass --fasta FILE (repeatable) or --fasta-list FILE")
+        if self.steps is None and self.tokens is None:
+            raise LrgenError("no budget: pass --steps N or --tokens N (bases, e.g. 100M)")
+        for name in ("batch_size", "grad_accum", "val_every", "val_windows", "save_every", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise LrgenError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.steps is not None and self.steps < 1:
+            raise LrgenError(f"--steps must be at least 1, got {self.steps}")
+        if not 0.0 < self.mask_prob < 1.0:
+            raise LrgenError(f"--mask-prob must lie in (0, 1), got {self.mask_prob}")
+        if not 0.0 <= self.max_n_fraction <= 1.0:
+            raise LrgenError(f"--max-n-fraction must lie in [0, 1], got {self.max_n_fraction}")
+        if self.val_fraction is not None and not 0.0 <= self.val_fraction < 1.0:
+            raise LrgenError(f"--val-fraction must lie in [0, 1), got {self.val_fraction}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise LrgenError(f"--precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.lr <= 0:
+            raise LrgenError(f"--lr must be positive, got {self.lr}")
+
+
+_FIELDS = {f.name: f for f in fields(PretrainConfig)}
+_SIZE_KEYS = {"context", "tokens"}
+_LIST_KEYS = {"fasta", "val_fasta", "val_region"}
+
+
+def _normalise(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """Keys with dashes or underscores, sizes as text ('12kb'), lists from scalars; unknown keys are an error."""
+    out: dict[str, Any] = {}
+    for raw_key, value in values.items():
+        key = str(raw_key).replace("-", "_")
+        if key not in _FIELDS:
+            known = ", ".join(sorted(_FIELDS))
+            raise LrgenError(f"{source}: unknown setting {raw_key!r}; known settings: {known}")
+        if value is None:
+            continue
+        if key in _SIZE_KEYS:
+            value = parse_size(value)
+        elif key in _LIST_KEYS and isinstance(value, (str, os.PathLike)):
+            value = [str(value)]
+        elif key == "weights" and isinstance(value, str):
+            try:
+                value = [float(w) for w in value.split(",") if w.strip()]
+            except ValueError:
+                raise LrgenError(f"{source}: weights {value!r} must be comma-separated numbers, e.g. 1,1,2") from None
+        out[key] = value
+    return out
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Settings from a ``.toml``, ``.yaml``/``.yml`` or ``.json`` file (a flat table of flag names)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LrgenError(f"{path}: config file not found")
+    suffix = path.suffix.lower()
+    text = path.read_text()
+    try:
+        if suffix == ".toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                try:
+                    import tomli as tomllib
+                except ModuleNotFoundError:
+                    raise LrgenError(f"{path}: reading TOML on Python 3.10 needs `pip install tomli`") from None
+            data = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ModuleNotFoundError:
+                raise LrgenError(
+                    f"{path}: reading YAML needs PyYAML (`pip install pyyaml`); or write the config as TOML"
+                ) from None
+            data = yaml.safe_load(text) or {}
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise LrgenError(f"{path}: config files must end in .toml, .yaml, .yml or .json")
+    except LrgenError:
+        raise
+    except Exception as exc:  # parser errors of the three formats
+        raise LrgenError(f"{path}: cannot parse config: {exc}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise LrgenError(f"{path}: a config file must hold a table of settings, got {type(data).__name__}")
+    return _normalise(data, str(path))
+
+
+def resolve_config(flags: dict[str, Any], config_file: str | Path | None = None,
+                   base: dict[str, Any] | None = None) -> PretrainConfig:
+    """Merge ``base`` (e.g. a resumed run's saved config) < ``config_file`` < ``flags`` (``None`` flags are unset)."""
+    merged: dict[str, Any] = dict(_normalise(base, "saved config") if base else {})
+    if config_file is not None:
+        merged.update(read_config_file(config_file))
+    merged.update(_normalise({k: v for k, v in flags.items() if v is not None}, "flags"))
+    config = PretrainConfig(**merged)
+    config.validate()
+    return config
+
+
+def save_config(config: PretrainConfig, run_dir: str | Path) -> Path:
+    """Write the resolved config atomically as ``run_dir/pretrain_config.json``."""
+    path = Path(run_dir) / CONFIG_NAME
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(asdict(config), indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_saved_config(run_dir: str | Path) -> dict[str, Any] | None:
+    """The saved config of a run directory as a dict, or ``None`` when it has none."""
+    path = Path(run_dir) / CONFIG_NAME
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())

@@ -1,0 +1,238 @@
+"""Masked-LM perplexity and accuracy of a model at a list of context lengths (``lrgen evaluate --task mlm``).
+
+Windows are nested: ``windows`` centres are drawn once (seeded) where the largest feasible context fits with at
+most 10% N, and the window of every context is centred on the same points, so the curve compares context lengths
+on the same DNA rather than on different draws. Each window is masked as in training (15%, 80/10/10; the draw is
+seeded by ``(seed, context, window)``) and the loss is taken over all its masked positions. Streamable models
+(Caduceus, Hawk) run through the chunked engine (:func:`lrgen.engine.stream`); NTv2 runs its full forward and each
+row records whether the context exceeds the context it was pretrained at (known when the model is an lrgen run
+directory) — running out of GPU memory is recorded as that row's error, and longer contexts are then skipped.
+
+``perplexity`` is per token (per base for character models, per 6-mer for NTv2); ``perplexity_per_base`` is
+``exp(loss / bases per target)``, the number comparable across tokenizers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from lrgen.errors import LrgenError
+from lrgen.pretrain.config import CONFIG_NAME
+from lrgen.pretrain.data import WindowSampler, derive_seed, load_species, tokenize_windows, whole_segments
+from lrgen.pretrain.distributed import resolve_device
+from lrgen.pretrain.masking import MaskingScheme, mask_tokens, mlm_sums, summarize
+
+DEFAULT_CHUNK = 16_384
+_EVAL_STREAM = 0xE7A1
+MAX_N_FRACTION = 0.1
+
+
+def evaluate_mlm(
+    model: str,
+    fasta: list[str],
+    contexts: list[int],
+    windows: int = 8,
+    chunk_size: int | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    out_dir: str | None = None,
+) -> dict:
+    """Perplexity and masked accuracy of ``model`` (preset, checkpoint or run dir) on ``fasta`` at each context.
+
+    Returns ``{"model", "family", "parameters", "trained_context", "results": [row per context], ...}``; with
+    ``out_dir`` also writes ``mlm.json``, ``mlm.tsv`` and (when matplotlib is installed) ``mlm.png``.
+    """
+    from lrgen import load_model
+
+    if windows < 1:
+        raise LrgenError(f"windows must be at least 1, got {windows}")
+    if not contexts:
+        raise LrgenError("no context length given")
+    if not fasta:
+        raise LrgenError("no FASTA file given to evaluate on")
+    dev = resolve_device(device)
+    lm = load_model(model).to(dev).eval()
+    kind = lm.tokenizer_kind
+    scheme = MaskingScheme.for_kind(kind)
+    species = [load_species(str(p)) for p in fasta]
+    longest = max(c.seq.size for sp in species for c in sp.contigs)
+    ordered = sorted(set(int(c) for c in contexts))
+    feasible = [c for c in ordered if c <= longest]
+    centres: list[tuple[int, int, int]] = []
+    if feasible:
+        span = feasible[-1]
+        sampler = WindowSampler(species, whole_segments(species), span, max_n_fraction=MAX_N_FRACTION,
+                                seed=derive_seed(seed, _EVAL_STREAM))
+        centres = [(s, c, start + span // 2) for s, c, start, _ in sampler.draw_locations(0, windows)]
+    trained = trained_context(model)
+    dtype = torch.bfloat16 if dev.type == "cuda" else None
+    chunk = chunk_size or DEFAULT_CHUNK
+
+    rows: list[dict[str, Any]] = []
+    failed: str | None = None
+    progress = _progress()
+    with progress:
+        task = progress.add_task("mlm", total=len(feasible) * windows)
+        for context in ordered:
+            row: dict[str, Any] = {"context": context, "windows": windows,
+                                   "mode": "stream" if lm.streamable else "full"}
+            if trained is not None:
+                row["beyond_trained_context"] = context > trained
+            if context > longest:
+                rows.append({**row, "error": f"longest contig is {longest} bp"})
+                continue
+            if failed is not None:
+                rows.append({**row, "error": f"skipped after {failed}"})
+                progress.advance(task, windows)
+                continue
+            progress.update(task, description=f"mlm {context:,} bp")
+            loss_sum = count = correct = tokens = 0
+            started = time.perf_counter()
+            try:
+                for i, (s, c, centre) in enumerate(centres):
+                    bases = sampler.window(s, c, centre - context // 2, context)
+                    ids = tokenize_windows([bases], kind)
+                    gen = torch.Generator().manual_seed(derive_seed(seed, _EVAL_STREAM, context, i))
+                    inputs, labels = mask_tokens(ids, scheme, gen)
+                    logits = _logits(lm, inputs, chunk, dtype)
+                    ls, n, k = mlm_sums(logits, labels.to(logits.device))
+                    loss_sum, count, correct = loss_sum + float(ls), count + int(n), correct + int(k)
+                    tokens += ids.shape[1]
+                    del logits
+                    progress.advance(task)
+            except torch.cuda.OutOfMemoryError:
+                failed = f"out of GPU memory at {context:,} bp"
+                torch.cuda.empty_cache()
+                rows.append({**row, "error": "out of GPU memory"})
+                progress.advance(task, windows - i)
+                continue
+            seconds = time.perf_counter() - started
+            rows.append({**row, "tokens_per_window": tokens // windows, "targets": count,
+                         **summarize(loss_sum, count, correct, scheme.bases_per_target), "seconds": seconds})
+    result = {
+        "model": model,
+        "family": lm.family,
+        "tokenizer_kind": kind,
+        "parameters": lm.num_parameters(),
+        "trained_context": trained,
+        "fasta": [str(p) for p in fasta],
+        "windows": windows,
+        "chunk_size": chunk if lm.streamable else None,
+        "device": str(dev),
+        "seed": seed,
+        "results": rows,
+    }
+    if out_dir is not None:
+        write_outputs(result, out_dir)
+    return result
+
+
+def _logits(lm, inputs: torch.Tensor, chunk: int, dtype: torch.dtype | None) -> torch.Tensor:
+    if lm.streamable:
+        from lrgen.engine import stream
+
+        return stream(lm, inputs, chunk_size=chunk, output="logits", dtype=dtype)
+    autocast = torch.autocast(lm.device.type, dtype=dtype) if dtype is not None else torch.autocast("cpu", enabled=False)
+    with torch.no_grad(), autocast:
+        return lm(inputs.to(lm.device))
+
+
+def trained_context(model: str) -> int | None:
+    """The pretraining context of an lrgen run directory or of one of its checkpoints, else ``None``."""
+    path = Path(model)
+    for candidate in (path, path.parent.parent):
+        config = candidate / CONFIG_NAME
+        if config.is_file():
+            return int(json.loads(config.read_text())["context"])
+    return None
+
+
+COLUMNS = ("context", "tokens_per_window", "targets", "loss", "perplexity", "perplexity_per_base", "accuracy",
+           "seconds")
+
+
+def mlm_table(result: dict[str, Any]):
+    """A rich table of :func:`evaluate_mlm`'s rows."""
+    from rich.table import Table
+
+    table = Table(title=f"MLM on held-out sequence: {result['model']} ({result['family']})")
+    for col in (*COLUMNS, "note"):
+        table.add_column(col, justify="left" if col == "note" else "right")
+    for row in result["results"]:
+        cells = [_cell(row.get(col)) for col in COLUMNS]
+        note = row.get("error", "")
+        if row.get("beyond_trained_context") and not note:
+            note = f"beyond trained {result['trained_context']:,} bp"
+        table.add_row(*cells, note)
+    return table
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}" if math.isfinite(value) else "nan"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def write_outputs(result: dict[str, Any], out_dir: str | os.PathLike) -> None:
+    """``mlm.json``, ``mlm.tsv`` and (with matplotlib) ``mlm.png`` in ``out_dir``, each written to a temp name first."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_text(out / "mlm.json", json.dumps(result, indent=2) + "\n")
+    lines = ["\t".join((*COLUMNS, "error"))]
+    for row in result["results"]:
+        lines.append("\t".join(str(row.get(col, "")) for col in (*COLUMNS, "error")))
+    _atomic_text(out / "mlm.tsv", "\n".join(lines) + "\n")
+    plot_perplexity([result], out / "mlm.png")
+
+
+def plot_perplexity(results: Sequence[dict[str, Any]], path: str | os.PathLike) -> bool:
+    """Perplexity per base vs context (log x) of one or more :func:`evaluate_mlm` results; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for result in results:
+        rows = [r for r in result["results"] if "perplexity_per_base" in r]
+        label = f"{result['family']} ({Path(str(result['model'])).name})"
+        ax.plot([r["context"] for r in rows], [r["perplexity_per_base"] for r in rows], marker="o", label=label)
+        if result.get("trained_context"):
+            ax.axvline(result["trained_context"], color="grey", linestyle=":", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("context (bp)")
+    ax.set_ylabel("MLM perplexity per base")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return True
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _progress():
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True))

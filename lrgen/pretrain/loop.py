@@ -1,0 +1,311 @@
+"""The pretraining loop: AdamW, warm-up + cosine, clipping, accumulation, bf16 autocast, validation, checkpoints.
+
+Everything random in a step is a function of ``(seed, rank, batch index)`` (windows, reverse-complement
+augmentation, masking), and a checkpoint stores the model, optimizer, scheduler, torch RNG and the sampler counter,
+so a resumed run repeats the losses of an uninterrupted one. Under torchrun the model is wrapped in DDP, each rank
+draws its own windows, metrics are summed over ranks, and only rank 0 writes files or shows progress.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lrgen.errors import LrgenError
+from lrgen.pretrain import checkpoints as ckpt
+from lrgen.pretrain.config import PretrainConfig, load_saved_config, read_config_file, resolve_config, save_config
+from lrgen.pretrain.data import (
+    WindowSampler,
+    derive_seed,
+    load_species,
+    parse_region,
+    read_fasta_list,
+    split_segments,
+    tokenize_windows,
+    whole_segments,
+)
+from lrgen.pretrain.distributed import DistInfo, all_reduce_sum, cleanup, init_distributed, wrap_ddp
+from lrgen.pretrain.masking import MaskingScheme, mask_tokens, mlm_sums, summarize
+
+METRICS_NAME = "metrics.jsonl"
+SUMMARY_NAME = "summary.json"
+_VAL_STREAM = 0x7A1  # seed key of the validation windows, apart from every rank's training stream
+_MASK_STREAM = 0x3A5  # seed key of the masking draws
+
+
+def run_pretrain(flags: dict[str, Any], config_file: str | None = None) -> dict[str, Any]:
+    """Resolve the configuration (a resumed run's saved config < ``config_file`` < ``flags``) and train."""
+    given = {**(read_config_file(config_file) if config_file else {}), **{k: v for k, v in flags.items() if v is not None}}
+    saved = load_saved_config(given["out"]) if given.get("resume") and given.get("out") else None
+    return train(resolve_config(flags, config_file, base=saved))
+
+
+def train(config: PretrainConfig) -> dict[str, Any]:
+    """Run (or resume) the pretraining described by ``config``; returns the run summary (also ``summary.json``)."""
+    config.validate()
+    info = init_distributed(config.device)
+    try:
+        return _Trainer(config, info).run()
+    finally:
+        cleanup(info)
+
+
+def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
+    """Learning-rate multiplier after ``step`` optimizer steps: linear warm-up, then cosine down to ``min_ratio``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class _Trainer:
+    def __init__(self, config: PretrainConfig, info: DistInfo) -> None:
+        self.config = config
+        self.info = info
+        self.run_dir = Path(config.out)
+        self.resume_from = ckpt.latest_checkpoint(self.run_dir) if self.run_dir.is_dir() else None
+        if config.resume and self.resume_from is None:
+            raise LrgenError(f"{self.run_dir}: nothing to resume (no checkpoints/latest); drop --resume to start")
+        if not config.resume and self.resume_from is not None:
+            raise LrgenError(f"{self.run_dir} already holds a run: pass --resume to continue it or choose another --out")
+
+        from lrgen import load_model
+
+        self.model = load_model(str(self.run_dir) if config.resume else config.model).to(info.device)
+        self.kind = self.model.tokenizer_kind
+        self.scheme = MaskingScheme.for_kind(self.kind)
+        self.rc_augment = (not self.model.rc_equivariant) if config.rc_augment is None else config.rc_augment
+        self._build_data()
+
+        self.tokens_per_step = config.context * config.batch_size * config.grad_accum * info.world_size
+        self.total_steps = config.steps or math.ceil(config.tokens / self.tokens_per_step)
+        self.warmup = (config.warmup_steps if config.warmup_steps is not None
+                       else max(1, round(0.05 * self.total_steps)))
+        decay = [p for _, p in self.model.named_parameters() if p.ndim >= 2]
+        no_decay = [p for _, p in self.model.named_parameters() if p.ndim < 2]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=config.lr, betas=(0.9, 0.95),
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, self.total_steps, self.warmup, config.min_lr_ratio)
+        )
+        use_bf16 = config.precision == "bf16" or (config.precision == "auto" and info.device.type == "cuda")
+        self.autocast = (torch.autocast(info.device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext())
+        self.precision = "bf16" if use_bf16 else "fp32"
+        self.step = 0
+        self.tokens = 0
+        self.best_val = math.inf
+        if self.resume_from is not None:
+            self._load_state(ckpt.load_training_state(self.resume_from))
+        self.ddp = wrap_ddp(self.model, info)
+
+    # ---- data -------------------------------------------------------------------------------------------------
+    def _build_data(self) -> None:
+        c = self.config
+        files = list(c.fasta) + (read_fasta_list(c.fasta_list) if c.fasta_list else [])
+        species = [load_species(p) for p in files]
+        regions = [parse_region(r) for r in c.val_region]
+        val_fraction = c.val_fraction if c.val_fraction is not None else (0.0 if (c.val_fasta or regions) else 0.02)
+        train_segments, val_segments = split_segments(species, regions, val_fraction)
+        val_species = [load_species(p) for p in c.val_fasta]
+        val_segments += whole_segments(val_species, offset=len(species))
+        self.sampler = WindowSampler(
+            species, train_segments, c.context, weights=c.weights, max_n_fraction=c.max_n_fraction,
+            rc_augment=self.rc_augment, seed=c.seed, rank=self.info.rank,
+        )
+        self.val_batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+        if val_segments:
+            val_sampler = WindowSampler(species + val_species, val_segments, c.context,
+                                        max_n_fraction=c.max_n_fraction, seed=derive_seed(c.seed, _VAL_STREAM))
+            left, index = c.val_windows, 0
+            while left > 0:
+                size = min(left, c.batch_size)
+                ids = tokenize_windows(val_sampler.draw(index, size), self.kind)
+                gen = torch.Generator().manual_seed(derive_seed(c.seed, _VAL_STREAM, _MASK_STREAM, index))
+                self.val_batches.append(mask_tokens(ids, self.scheme, gen, c.mask_prob))
+                left, index = left - size, index + 1
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        index, windows = self.sampler.next_batch(self.config.batch_size)
+        ids = tokenize_windows(windows, self.kind)
+        gen = torch.Generator().manual_seed(derive_seed(self.config.seed, self.info.rank, _MASK_STREAM, index))
+        inputs, labels = mask_tokens(ids, self.scheme, gen, self.config.mask_prob)
+        dev = self.info.device
+        return inputs.to(dev, non_blocking=True), labels.to(dev, non_blocking=True)
+
+    # ---- state ------------------------------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        state = {
+            "step": self.step,
+            "tokens": self.tokens,
+            "best_val": self.best_val,
+            "world_size": self.info.world_size,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+        }
+        if self.info.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.info.device)
+        return state
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.step, self.tokens, self.best_val = int(state["step"]), int(state["tokens"]), float(state["best_val"])
+        torch.set_rng_state(state["rng_cpu"])
+        if "rng_cuda" in state and self.info.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"], self.info.device)
+
+    def _save(self, name: str, with_state: bool = True, update_latest: bool = True) -> None:
+        ckpt.save_checkpoint(self.run_dir, name, self.model, self._state() if with_state else None,
+                             update_latest=update_latest)
+
+    # ---- steps ------------------------------------------------------------------------------------------------
+    def _train_step(self) -> dict[str, float]:
+        c = self.config
+        self.optimizer.zero_grad(set_to_none=True)
+        sums = torch.zeros(3, dtype=torch.float64, device=self.info.device)
+        for micro in range(c.grad_accum):
+            inputs, labels = self._batch()
+            last = micro == c.grad_accum - 1
+            sync = nullcontext() if (last or not self.info.distributed) else self.ddp.no_sync()
+            with sync:
+                with self.autocast:
+                    logits = self.ddp(inputs)
+                loss_sum, count, correct = mlm_sums(logits, labels)
+                (loss_sum / count.clamp(min=1) / c.grad_accum).backward()
+            sums += torch.stack([loss_sum.detach().double(), count.double(), correct.double()])
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+        self.optimizer.step()
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        self.step += 1
+        self.tokens += self.tokens_per_step
+        loss_sum, count, correct = all_reduce_sum(sums, self.info).tolist()
+        metrics = summarize(loss_sum, int(count), int(correct), self.scheme.bases_per_target)
+        return {**metrics, "lr": lr, "grad_norm": float(grad_norm)}
+
+    @torch.no_grad()
+    def _validate(self) -> dict[str, float]:
+        self.model.eval()
+        loss_sum = count = correct = 0.0
+        for inputs, labels in self.val_batches:
+            with self.autocast:
+                logits = self.model(inputs.to(self.info.device))
+            ls, n, k = mlm_sums(logits, labels.to(self.info.device))
+            loss_sum, count, correct = loss_sum + float(ls), count + int(n), correct + int(k)
+        self.model.train()
+        return summarize(loss_sum, int(count), int(correct), self.scheme.bases_per_target)
+
+    # ---- run --------------------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        main = self.info.is_main
+        metrics_path = self.run_dir / METRICS_NAME
+        writer = None
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.run_dir)
+            _truncate_metrics(metrics_path, self.step)
+            writer = _tensorboard(self.run_dir, self.step)
+        c = self.config
+        last_train: dict[str, float] = {}
+        last_val: dict[str, float] = {}
+        started = time.perf_counter()
+        first_step = self.step
+        progress = _progress(main)
+        with progress, (metrics_path.open("a") if main else nullcontext()) as log:
+            task = progress.add_task("pretrain", total=self.total_steps, completed=self.step, loss="-", speed="-")
+            while self.step < self.total_steps:
+                t0 = time.perf_counter()
+                last_train = self._train_step()
+                dt = time.perf_counter() - t0
+                record = {"step": self.step, "split": "train", **last_train, "tokens": self.tokens,
+                          "tokens_per_s": self.tokens_per_step / dt, "elapsed_s": time.perf_counter() - started}
+                final = self.step == self.total_steps
+                if main:
+                    _write(log, writer, record)
+                    if self.val_batches and (self.step % c.val_every == 0 or final):
+                        last_val = self._validate()
+                        _write(log, writer, {"step": self.step, "split": "val", **last_val, "tokens": self.tokens})
+                        if last_val["loss"] < self.best_val:
+                            self.best_val = last_val["loss"]
+                            self._save(ckpt.BEST, with_state=False, update_latest=False)
+                    if self.step % c.save_every == 0 or final:
+                        self._save(ckpt.step_name(self.step))
+                        ckpt.prune_checkpoints(self.run_dir, c.keep_checkpoints)
+                    done = self.step - first_step
+                    speed = done * self.tokens_per_step / (time.perf_counter() - started)
+                    progress.update(task, completed=self.step, loss=f"{last_train['loss']:.4f}", speed=f"{speed:,.0f}")
+        seconds = time.perf_counter() - started
+        summary = {
+            "run_dir": str(self.run_dir),
+            "model": c.model,
+            "family": self.model.family,
+            "parameters": self.model.num_parameters(),
+            "world_size": self.info.world_size,
+            "precision": self.precision,
+            "rc_augment": self.rc_augment,
+            "steps": self.step,
+            "tokens": self.tokens,
+            "warmup_steps": self.warmup,
+            "seconds": seconds,
+            "tokens_per_s": (self.step - first_step) * self.tokens_per_step / seconds if seconds > 0 else math.nan,
+            "train": last_train,
+            "val": last_val,
+            "best_val_loss": self.best_val if math.isfinite(self.best_val) else None,
+        }
+        if main:
+            if writer is not None:
+                writer.close()
+            tmp = self.run_dir / f".{SUMMARY_NAME}.tmp"
+            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+            tmp.replace(self.run_dir / SUMMARY_NAME)
+        return summary
+
+
+def _write(log, writer, record: dict[str, Any]) -> None:
+    log.write(json.dumps(record) + "\n")
+    log.flush()
+    if writer is not None:
+        for key, value in record.items():
+            if key not in ("step", "split") and isinstance(value, (int, float)) and math.isfinite(value):
+                writer.add_scalar(f"{record['split']}/{key}", value, record["step"])
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop records after ``step`` (logged by an interrupted run after its last checkpoint)."""
+    if not path.is_file():
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    tmp.replace(path)
+
+
+def _tensorboard(run_dir: Path, step: int):
+    """A TensorBoard writer when tensorboard is installed, else ``None``."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=step or None)
+
+
+def _progress(enabled: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} tok/s"), TimeRemainingColumn(),
+        console=Console(stderr=True), disable=not enabled,
+    )
