@@ -86,3 +86,14 @@ def test_no_partial_file_after_an_exception(tmp_path, fmt):
             writer.add("20", 0, np.ones(100))
             raise RuntimeError("model crashed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_empty_track_and_unwritable_folder(tmp_path):
+    path = tmp_path / "empty.bw"
+    with TrackWriter(path, SIZES):
+        pass
+    assert np.isnan(read_bigwig_values(path, "20", 0, 5)).all()
+    with pytest.raises(LrgenError, match="does not exist or is not writable"):
+        TrackWriter(tmp_path / "absent" / "t.bw", SIZES)
+    with pytest.raises(LrgenError, match="not found"):
+        read_bigwig_values(tmp_path / "absent.bw", "20", 0, 5)

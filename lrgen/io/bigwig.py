@@ -28,6 +28,9 @@ class TrackWriter:
         if not contig_sizes:
             raise LrgenError(f"{path}: a track needs at least one contig in its header")
         self.path = Path(path)
+        folder = self.path.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise LrgenError(f"{self.path}: the folder {folder} does not exist or is not writable")
         self.format = format
         self.contig_sizes = dict(contig_sizes)
         self._rank = {c: i for i, c in enumerate(self.contig_sizes)}
@@ -37,7 +40,7 @@ class TrackWriter:
         if format == "bigwig":
             self._bw = pyBigWig.open(str(self._tmp), "w")
             if self._bw is None:
-                raise LrgenError(f"{self.path}: cannot create the bigWig (is the folder writable?)")
+                raise LrgenError(f"{self.path}: cannot create the bigWig")
             self._bw.addHeader([(c, int(s)) for c, s in self.contig_sizes.items()])
         else:
             opener = gzip.open if self.path.name.endswith(".gz") else open
@@ -127,10 +130,14 @@ class TrackWriter:
 
 def read_bigwig_values(path: str | os.PathLike, chrom: str, start: int, end: int) -> np.ndarray:
     """Per-base values of ``[start, end)`` from a bigWig (NaN where there is no entry)."""
+    if not Path(path).is_file():
+        raise LrgenError(f"bigWig file {path} not found")
     bw = pyBigWig.open(str(path))
     if bw is None:
         raise LrgenError(f"{path}: cannot open as bigWig")
     try:
-        return np.asarray(bw.values(chrom, start, end, numpy=True), dtype=np.float64)
+        values = np.asarray(bw.values(chrom, start, end, numpy=True), dtype=np.float64)
     finally:
         bw.close()
+    # pyBigWig returns nothing at all for a file without entries
+    return values if values.size == end - start else np.full(end - start, np.nan)
