@@ -8,6 +8,7 @@ import pickle
 import time
 from pathlib import Path
 
+import numpy as np
 import pysam
 import pytest
 
@@ -76,6 +77,7 @@ def test_fetch_pads_with_n_at_both_ends(plain_fasta):
     assert genome.fetch("chr1", 30, 33) == "NNN"
     assert genome.fetch("chr1", -9, -4) == "NNNNN"
     assert genome.fetch("chr1", 5, 5) == ""
+    assert genome.fetch("chr1", np.int64(-1), np.int64(2)) == "NAC"
     with pytest.raises(ValueError):
         genome.fetch("chr1", 5, 4)
 

@@ -104,6 +104,7 @@ class Genome:
 
     def fetch(self, chrom: str, start: int, end: int) -> str:
         """Uppercase bases of ``[start, end)`` (0-based), padded with N outside the contig."""
+        start, end = int(start), int(end)
         if end < start:
             raise ValueError(f"fetch({chrom!r}, {start}, {end}): end is before start")
         name = self.resolve(chrom)
