@@ -1,0 +1,150 @@
+"""Checkpoint directories: ``config.json`` + ``model.safetensors`` (+ optional ``training_state.pt``).
+
+The layout is Hugging Face's, so official Caduceus checkpoints load and lrgen's load elsewhere. Tensors shared by
+several parameter names (tied weights) are stored once, under the first name; on load every name of a tied group
+is filled from whichever one the file holds, so files that store a tied tensor under any of its names load.
+
+Run directories (written by ``lrgen pretrain`` / ``finetune``) hold ``checkpoints/<name>/`` checkpoint directories
+and a text file ``checkpoints/latest`` containing the name of the newest one; :func:`resolve_checkpoint` follows it,
+so a run directory, its ``checkpoints/`` folder or a checkpoint directory itself can be passed wherever a model is.
+Writes are atomic: into a temporary sibling, then renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lrgen.errors import LrgenError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+TRAINING_STATE_NAME = "training_state.pt"
+LATEST_NAME = "latest"
+CHECKPOINTS_DIR = "checkpoints"
+
+
+def tied_groups(model: nn.Module) -> list[list[str]]:
+    """State-dict names grouped by the tensor object they refer to, in state-dict order."""
+    groups: dict[int, list[str]] = {}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        groups.setdefault(id(tensor), []).append(name)
+    return list(groups.values())
+
+
+def save_model(model: nn.Module, directory: str | Path, training_state: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` (its ``config.to_dict()`` and weights) to ``directory``, replacing it atomically."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        state = model.state_dict()
+        tensors = {group[0]: state[group[0]].detach().cpu().contiguous() for group in tied_groups(model)}
+        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        (tmp / CONFIG_NAME).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+        if training_state is not None:
+            torch.save(training_state, tmp / TRAINING_STATE_NAME)
+        _replace_dir(tmp, directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return directory
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    if dst.exists():
+        old = dst.parent / f".{dst.name}.old-{os.getpid()}"
+        dst.rename(old)
+        src.rename(dst)
+        shutil.rmtree(old)
+    else:
+        src.rename(dst)
+
+
+def mark_latest(checkpoints_dir: str | Path, name: str) -> None:
+    """Point ``checkpoints_dir/latest`` at the checkpoint ``checkpoints_dir/<name>`` (atomically)."""
+    checkpoints_dir = Path(checkpoints_dir)
+    if not (checkpoints_dir / name / CONFIG_NAME).is_file():
+        raise LrgenError(f"{checkpoints_dir / name}: not a checkpoint directory (no {CONFIG_NAME})")
+    tmp = checkpoints_dir / f".{LATEST_NAME}.tmp-{os.getpid()}"
+    tmp.write_text(name + "\n")
+    os.replace(tmp, checkpoints_dir / LATEST_NAME)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """The checkpoint directory meant by ``path``: itself, or the one named by ``latest`` in it or its checkpoints/."""
+    path = Path(path)
+    if not path.is_dir():
+        raise LrgenError(f"{path}: not a directory")
+    if (path / CONFIG_NAME).is_file():
+        return path
+    for folder in (path, path / CHECKPOINTS_DIR):
+        latest = folder / LATEST_NAME
+        if latest.is_file():
+            name = latest.read_text().strip()
+            target = folder / name
+            if not name or not (target / CONFIG_NAME).is_file():
+                raise LrgenError(f"{latest}: names checkpoint {name!r}, but {target} has no {CONFIG_NAME}")
+            return target
+    raise LrgenError(f"{path}: no {CONFIG_NAME} and no {CHECKPOINTS_DIR}/{LATEST_NAME}; not a checkpoint or run directory")
+
+
+def read_config(directory: str | Path) -> dict[str, Any]:
+    """The parsed ``config.json`` of a checkpoint directory."""
+    path = Path(directory) / CONFIG_NAME
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LrgenError(f"{path}: missing") from None
+    except json.JSONDecodeError as err:
+        raise LrgenError(f"{path}: line {err.lineno}: invalid JSON ({err.msg})") from None
+    if not isinstance(data, dict) or "model_type" not in data:
+        raise LrgenError(f"{path}: no model_type; expected a model config.json")
+    return data
+
+
+def load_weights(model: nn.Module, directory: str | Path) -> None:
+    """Load ``model.safetensors`` into ``model`` (built from the same config), re-tying tied tensors."""
+    from safetensors.torch import load_file
+
+    path = Path(directory) / WEIGHTS_NAME
+    if not path.is_file():
+        raise LrgenError(f"{path}: missing (lrgen reads weights from safetensors files only)")
+    try:
+        tensors = load_file(str(path))
+    except Exception as err:  # safetensors raises its own error types for corrupt files
+        raise LrgenError(f"{path}: cannot read ({err})") from None
+    for group in tied_groups(model):
+        present = [name for name in group if name in tensors]
+        for name in group:
+            if present and name not in tensors:
+                tensors[name] = tensors[present[0]]
+    expected = set(model.state_dict())
+    unexpected = sorted(set(tensors) - expected)
+    # complement maps are rebuilt from config.json; anything else missing is an error
+    missing = sorted(k for k in expected - set(tensors) if not k.endswith("complement_map"))
+    if unexpected or missing:
+        raise LrgenError(
+            f"{path}: weights do not match {CONFIG_NAME}: missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+            f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}"
+        )
+    try:
+        model.load_state_dict(tensors, strict=False)
+    except RuntimeError as err:
+        first = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err))
+        raise LrgenError(f"{path}: weights do not match {CONFIG_NAME}: {first}") from None
+
+
+def load_training_state(directory: str | Path) -> dict[str, Any] | None:
+    """The ``training_state.pt`` saved with a checkpoint, or None."""
+    path = Path(directory) / TRAINING_STATE_NAME
+    return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None

@@ -1,0 +1,120 @@
+"""Model families and presets, and :func:`load_model` (preset name, local directory or hub repo id).
+
+Each family is a module ``lrgen.models.<family>`` defining ``FAMILY`` (its name, also the ``model_type`` of its
+``config.json``), ``CONFIG_CLASS``, ``MODEL_CLASS``, ``PRESETS`` (name → config; names start with the family name
+and a dash) and ``PRESET_DESCRIPTIONS`` (name → one line). Family modules are imported only when needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from lrgen.errors import LrgenError
+from lrgen.models.base import LanguageModel
+from lrgen.models.checkpoint import load_weights, read_config, resolve_checkpoint
+
+FAMILIES = ("caduceus", "hawk", "ntv2")
+PRESET_SEED = 0
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def family_module(family: str) -> ModuleType:
+    """The module of ``family``, imported on first use."""
+    if family not in FAMILIES:
+        raise LrgenError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
+    name = f"lrgen.models.{family}"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name == name:
+            raise LrgenError(f"model family {family!r} is not available: module {name} is missing") from None
+        raise LrgenError(f"model family {family!r} cannot be imported: {err}") from None
+
+
+def preset_config(name: str):
+    """The config of preset ``name``, or None when no family has it."""
+    family = name.split("-", 1)[0]
+    if family not in FAMILIES:
+        return None
+    return family_module(family).PRESETS.get(name)
+
+
+def preset_names() -> list[str]:
+    return [name for family in FAMILIES for name in family_module(family).PRESETS]
+
+
+def build_model(config: Any, seed: int = PRESET_SEED) -> LanguageModel:
+    """A freshly initialised model of ``config`` (its family from ``config.model_type``), seeded: deterministic."""
+    module = family_module(config.model_type)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return module.MODEL_CLASS(config)
+
+
+def load_checkpoint(directory: str | Path) -> LanguageModel:
+    """The model stored in a checkpoint or run directory (see :mod:`lrgen.models.checkpoint`)."""
+    directory = resolve_checkpoint(directory)
+    data = read_config(directory)
+    model_type = data["model_type"]
+    if model_type not in FAMILIES:
+        raise LrgenError(f"{directory}/config.json: model_type {model_type!r} is not one of {', '.join(FAMILIES)}")
+    module = family_module(model_type)
+    model = module.MODEL_CLASS(module.CONFIG_CLASS.from_dict(data))
+    load_weights(model, directory)
+    return model
+
+
+def _download(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=["config.json", "*.safetensors"]))
+    except RepositoryNotFoundError:
+        raise LrgenError(f"cannot download {repo_id}: no such repository on the Hugging Face hub") from None
+    except (LocalEntryNotFoundError, OSError):
+        raise LrgenError(f"cannot download {repo_id}: no network; pass a local directory") from None
+
+
+def load_model(
+    name_or_path: str | Path,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> LanguageModel:
+    """A model in eval mode from a preset name (freshly initialised, seeded), a local checkpoint or run directory,
+    or a Hugging Face hub repo id (e.g. ``kuleshov-group/caduceus-ps_seqlen-131k_d_model-256_n_layer-16``)."""
+    name = str(name_or_path)
+    path = Path(name).expanduser()
+    if path.exists():
+        model = load_checkpoint(path)
+    elif (config := preset_config(name)) is not None:
+        model = build_model(config)
+    elif _REPO_ID.match(name):
+        model = load_checkpoint(_download(name))
+    else:
+        raise LrgenError(
+            f"unknown model {name!r}: not a preset ({', '.join(preset_names())}), a local directory or a hub repo id"
+        )
+    if device is not None or dtype is not None:
+        model = model.to(device=device, dtype=dtype)
+    return model.eval()
+
+
+def list_presets() -> list[dict[str, Any]]:
+    """Every preset as ``{name, family, parameters, description}``; parameters counted on the meta device."""
+    out = []
+    for family in FAMILIES:
+        module = family_module(family)
+        for name, config in module.PRESETS.items():
+            with torch.device("meta"):
+                parameters = module.MODEL_CLASS(config).num_parameters()
+            out.append(
+                {"name": name, "family": family, "parameters": parameters, "description": module.PRESET_DESCRIPTIONS[name]}
+            )
+    return out
