@@ -1,0 +1,62 @@
+"""Presets, parameter counts, and how load_model resolves names."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import lrgen
+from lrgen.errors import LrgenError
+from lrgen.models import registry
+from lrgen.models.registry import family_module, list_presets
+
+
+def test_presets_listed_with_counts():
+    presets = {p["name"]: p for p in list_presets()}
+    for name in ("caduceus-ps-131k", "caduceus-ps-50m", "caduceus-ph-50m", "caduceus-ps-tiny", "caduceus-ph-tiny",
+                 "hawk-50m", "ntv2-50m"):
+        assert name in presets and presets[name]["description"]
+        assert presets[name]["family"] == name.split("-")[0]
+    for name, p in presets.items():
+        if name.endswith("-50m"):
+            assert 40e6 <= p["parameters"] <= 60e6, (name, p["parameters"])
+        if name.endswith("-tiny"):
+            assert p["parameters"] < 1e6
+    # caduceus-ps-131k: the released architecture (d_model 256, 16 layers, d_state 16, expand 2)
+    assert presets["caduceus-ps-131k"]["parameters"] == 7_725_312
+
+
+def test_preset_count_matches_a_real_instance():
+    model = lrgen.load_model("caduceus-ps-tiny")
+    count = next(p["parameters"] for p in list_presets() if p["name"] == "caduceus-ps-tiny")
+    assert model.num_parameters() == count
+    assert not model.training
+
+
+def test_device_and_dtype():
+    model = lrgen.load_model("caduceus-ph-tiny", device="cpu", dtype=torch.float64)
+    assert {p.dtype for p in model.parameters()} == {torch.float64}
+    assert model(torch.tensor([[7, 8, 9, 10]])).shape == (1, 4, 12)
+
+
+def test_unknown_names():
+    with pytest.raises(LrgenError, match="unknown model 'caduceus-xl'.*caduceus-ps-tiny"):
+        lrgen.load_model("caduceus-xl")
+    with pytest.raises(LrgenError, match="unknown model 'no such thing'"):
+        lrgen.load_model("no such thing")
+
+
+def test_hub_id_offline(monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(LrgenError, match="cannot download someone/some-model: no network; pass a local directory"):
+        lrgen.load_model("someone/some-model")
+
+
+def test_missing_family_module_is_reported(monkeypatch):
+    monkeypatch.setattr(registry, "FAMILIES", (*registry.FAMILIES, "nosuchfamily"))
+    with pytest.raises(LrgenError, match="'nosuchfamily' is not available: module lrgen.models.nosuchfamily is missing"):
+        family_module("nosuchfamily")
+    with pytest.raises(LrgenError, match="unknown model family 'gpt'"):
+        family_module("gpt")
