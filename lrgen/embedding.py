@@ -64,6 +64,22 @@ def region_keys(regions) -> list[str]:
     return keys
 
 
+def group_windows(windows: list[Window], batch_size: int) -> list[list[Window]]:
+    """Consecutive windows of equal length, at most ``batch_size`` to a group."""
+    groups: list[list[Window]] = []
+    for w in windows:
+        last = groups[-1] if groups else None
+        if last and len(last) < batch_size and _width(last[0]) == _width(w):
+            last.append(w)
+        else:
+            groups.append([w])
+    return groups
+
+
+def _width(w: Window) -> int:
+    return w.window_end - w.window_start
+
+
 def pick_device(device: str) -> torch.device:
     """``auto`` (CUDA when available), ``cpu`` or ``cuda[:i]``."""
     if device == "auto":
@@ -98,7 +114,7 @@ def _write(output: Path, tensors: dict[str, Tensor], metadata: dict) -> None:
 
 def embed_regions(
     bed: str | os.PathLike,
-    model: str,
+    model,
     genome: str | os.PathLike,
     output: str | os.PathLike,
     context: int | None = None,
@@ -109,7 +125,8 @@ def embed_regions(
     batch_size: int = 8,
     progress: bool = True,
 ) -> dict:
-    """Embed every region of ``bed`` with ``model`` and write them to ``output`` (.safetensors or .npz).
+    """Embed every region of ``bed`` with ``model`` (a preset, checkpoint or hub id, or a loaded model) and write the
+    embeddings to ``output`` (.safetensors or .npz).
 
     Keys are region names (:func:`region_keys`); float32 tensors ``(H,)`` for ``pool="mean"`` or ``(length, H)``
     for ``"none"``. The file carries a JSON metadata record (model, context, chunk_size, pool, conjoin, genome and
@@ -122,6 +139,7 @@ def embed_regions(
     from lrgen.io.bed import read_bed
     from lrgen.io.genome import Genome
     from lrgen.tokenizer import encode_batch
+    from rich.progress import Progress
 
     output = Path(output)
     if output.suffix not in FORMATS:
@@ -140,32 +158,19 @@ def embed_regions(
     regions = read_bed(bed, fasta)
     if not regions:
         raise LrgenError(f"{bed}: no regions to embed")
-    for r in regions:
-        if r.end <= r.start:
-            raise LrgenError(f"{bed}: line {r.line}: region {r.chrom}:{r.start}-{r.end} is empty; nothing to embed")
     windows = [
         Window(key, r.chrom, r.start, r.end, *region_window(r.start, r.end, context))
         for key, r in zip(region_keys(regions), regions)
     ]
-    net = load_model(model).to(torch_device).eval()
+    net = (load_model(model) if isinstance(model, (str, os.PathLike)) else model).to(torch_device).eval()
+    model_name = str(model) if isinstance(model, (str, os.PathLike)) else net.family
     if getattr(net, "tokenizer_kind", "char") != "char":
-        raise LrgenError(f"model {model}: embed needs a single-nucleotide model (caduceus or hawk)")
+        raise LrgenError(f"model {model_name}: embed needs a single-nucleotide model (caduceus or hawk)")
 
     tensors: dict[str, Tensor] = {}
-    batches: list[list[Window]] = []
-    for w in windows:
-        last = batches[-1] if batches else None
-        same = last and len(last) < batch_size and last[0].window_end - last[0].window_start == w.window_end - w.window_start
-        if same:
-            last.append(w)
-        else:
-            batches.append([w])
-
-    from rich.progress import Progress
-
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("embedding regions", total=len(windows))
-        for batch in batches:
+        for batch in group_windows(windows, batch_size):
             ids = encode_batch([fasta.fetch(w.chrom, w.window_start, w.window_end) for w in batch])
             hidden = stream(net, ids, chunk_size=chunk_size, output="hidden", conjoin=conjoin).float().cpu()
             for row, w in zip(hidden, batch):
@@ -174,7 +179,7 @@ def embed_regions(
             bar.advance(task, len(batch))
 
     metadata = {
-        "model": str(model),
+        "model": model_name,
         "family": net.family,
         "hidden_size": int(net.hidden_size),
         "genome": str(genome),

@@ -20,15 +20,16 @@ def check_positive(name: str, value: int) -> int:
     return value
 
 
-def chunk_bounds(length: int, chunk_size: int, every: int | None = None) -> list[int]:
-    """Sorted chunk boundaries ``[0, ..., length]``: multiples of ``chunk_size`` and, when given, of ``every``.
+def chunk_bounds(length: int, chunk_size: int, every: int | None = None, phase: int = 0) -> list[int]:
+    """Sorted chunk boundaries ``[0, ..., length]``: multiples of ``chunk_size`` and, when given, the positions
+    ``p`` with ``p % every == phase % every``.
 
     Boundaries sit at absolute positions, so both scan directions share them; the last (forward) or first
     (reverse) chunk is the short one when ``chunk_size`` does not divide ``length``.
     """
     cuts = set(range(0, length, chunk_size)) | {length}
     if every is not None:
-        cuts |= set(range(0, length, every))
+        cuts |= set(range(phase % every, length, every))
     return sorted(cuts)
 
 

@@ -14,13 +14,14 @@ from lrgen.models.scan import State
 
 @dataclass
 class StateRecord:
-    """States of every scan of one pass, at every position that is a multiple of ``every``.
+    """States of every scan of one pass, at every ``every``-th position.
 
-    ``states[key][p]`` is the state of scan ``key`` at boundary ``p`` (0 < p < L, p % every == 0): for a forward scan
-    the state after positions ``[0, p)``, for a reverse scan the state after positions ``[p, L)`` walked right to
-    left. The zero state at 0 (forward) and L (reverse) is implied. ``input_ids`` are the pass's tokens (on CPU),
+    ``states[key][p]`` is the state of scan ``key`` at boundary ``p`` (0 < p < L, p ≡ phase mod every): for a
+    forward scan the state after positions ``[0, p)``, for a reverse scan the state after positions ``[p, L)``
+    walked right to left. The zero state at 0 (forward) and L (reverse) is implied. ``input_ids`` are the pass's tokens (on CPU),
     used to fill the gap between a restarted span and its nearest boundaries. ``rc`` is the record of the
-    reverse-complement pass of a conjoined run.
+    reverse-complement pass of a conjoined run, whose ``phase`` is ``L % every`` so that its boundaries are the
+    mirror images of the forward strand's.
     """
 
     every: int
@@ -29,6 +30,7 @@ class StateRecord:
     states: dict[str, dict[int, State]] = field(default_factory=dict)
     reverse: dict[str, bool] = field(default_factory=dict)
     store_device: torch.device | None = None
+    phase: int = 0
     rc: StateRecord | None = None
 
     @property
@@ -45,21 +47,22 @@ class StateRecord:
             raise LrgenError(f"scan key {key!r} used twice in one pass: the model breaks the scan-runner contract")
         self.states[key] = {}
         self.reverse[key] = reverse
-        length, every, slot = self.length, self.every, self.states[key]
+        length, every, phase, slot = self.length, self.every, self.phase % self.every, self.states[key]
         device = self.store_device
 
         def store(position: int, state: State) -> None:
-            if 0 < position < length and position % every == 0:
+            if 0 < position < length and position % every == phase:
                 slot[position] = map_state(state, lambda t: t.detach().to(device or t.device, copy=True))
 
         return store
 
     def window(self, start: int, end: int) -> tuple[int, int]:
-        """The recorded boundaries around ``[start, end)``: the nearest ≤ start and the nearest ≥ end."""
+        """The recorded boundaries around ``[start, end)`` (or the ends): the nearest ≤ start and the nearest ≥ end."""
         if not 0 <= start <= end <= self.length:
             raise LrgenError(f"span [{start}, {end}) is not inside the recorded sequence [0, {self.length})")
-        first = start // self.every * self.every
-        last = min(self.length, -(-end // self.every) * self.every)
+        phase = self.phase % self.every
+        first = max(0, (start - phase) // self.every * self.every + phase)
+        last = min(self.length, -(-(end - phase) // self.every) * self.every + phase)
         return first, last
 
     def start_state(self, key: str, reverse: bool, position: int, batch: int, device: torch.device) -> State:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from contextlib import nullcontext
 from typing import Callable
 
@@ -9,11 +10,14 @@ import torch
 from torch import Tensor
 
 from lrgen.engine.chunks import check_positive, chunk_bounds, scan_chunks
+from lrgen.engine.offload import HostActivations
 from lrgen.engine.record import StateRecord
 from lrgen.errors import LrgenError
-from lrgen.models.scan import ScanFn, State
+from lrgen.models.conjoin import conjoin as conjoin_pass
+from lrgen.models.scan import ScanFn, ScanRunner, State
 
 OUTPUTS = ("logits", "hidden")
+_CPU = torch.device("cpu")
 InitialState = Callable[[str, bool, int, torch.device], State]
 
 
@@ -40,19 +44,33 @@ class ChunkRunner:
         self.out_device = out_device
 
     def __call__(self, fn: ScanFn, x: Tensor, *, reverse: bool, key: str) -> Tensor:
-        every = self.record.every if self.record is not None else None
+        record = self.record
+        bounds = chunk_bounds(x.shape[1], self.chunk_size, *((record.every, record.phase) if record else ()))
         device = self.compute_device or x.device
-        state = self.initial(key, reverse, x.shape[0], device) if self.initial is not None else None
         return scan_chunks(
             fn,
             x,
-            chunk_bounds(x.shape[1], self.chunk_size, every),
+            bounds,
             reverse=reverse,
-            state=state,
-            on_boundary=self.record.hook(key, reverse) if self.record is not None else None,
+            state=self.initial(key, reverse, x.shape[0], device) if self.initial is not None else None,
+            on_boundary=record.hook(key, reverse) if record is not None else None,
             compute_device=self.compute_device,
             out_device=self.out_device,
         )
+
+
+class PassRouter:
+    """Scan runner for several passes of one model call (a conjoined pass: the sequence, then its reverse
+    complement): the n-th use of a scan key goes to ``runners[n]``."""
+
+    def __init__(self, runners: list[ScanRunner]) -> None:
+        self.runners = runners
+        self.uses: Counter[str] = Counter()
+
+    def __call__(self, fn: ScanFn, x: Tensor, *, reverse: bool, key: str) -> Tensor:
+        n = self.uses[key]
+        self.uses[key] += 1
+        return self.runners[n](fn, x, reverse=reverse, key=key)
 
 
 def _check_model(model) -> None:
@@ -72,38 +90,20 @@ def _check_ids(input_ids: Tensor) -> Tensor:
     return input_ids.long()
 
 
-def _check_output(output: str) -> str:
+def _run(
+    model, input_ids: Tensor, runner: ScanRunner, output: str, conjoin: bool, dtype: torch.dtype | None, offload: bool
+) -> Tensor:
+    """One model call (two passes when conjoined) with ``runner``, under no_grad, autocast and offloading."""
     if output not in OUTPUTS:
         raise LrgenError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
-    return output
-
-
-def _run(model, input_ids: Tensor, runner: ChunkRunner, output: str, dtype: torch.dtype | None) -> Tensor:
     device = model.device
     autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
-    with torch.no_grad(), autocast:
-        ids = input_ids.to(device)
+    host = HostActivations() if offload and device.type != "cpu" else nullcontext()
+    with torch.no_grad(), autocast, host:
+        ids = input_ids.to(_CPU if offload else device)
+        if conjoin:
+            return conjoin_pass(model, ids, runner=runner, output=output)
         return model(ids, runner=runner) if output == "logits" else model.embed(ids, runner=runner)
-
-
-def conjoin_outputs(forward: Tensor, rc: Tensor, output: str) -> Tensor:
-    """Post-hoc conjoining: the mean of the outputs on a sequence and (flipped back) on its reverse complement.
-
-    For logits the reverse-complement pass's vocabulary columns are complemented, so column ``j`` at position ``p``
-    is averaged with column ``complement(j)`` at the mirrored position.
-    """
-    back = rc.flip(1)
-    if output == "logits":
-        from lrgen.tokenizer import COMPLEMENT_IDS
-
-        back = back.index_select(-1, torch.as_tensor(COMPLEMENT_IDS, device=back.device, dtype=torch.long))
-    return (forward + back) / 2
-
-
-def _rc_ids(input_ids: Tensor) -> Tensor:
-    from lrgen.tokenizer import reverse_complement_ids
-
-    return reverse_complement_ids(input_ids)
 
 
 def stream(
@@ -120,55 +120,39 @@ def stream(
 
     Each scan direction of each layer runs over chunks of ``chunk_size`` positions carrying its state, so peak
     memory is one layer's activations for the whole sequence plus one chunk's working set. ``output`` is
-    ``"logits"`` (B, L, V) or ``"hidden"`` (B, L, H). ``conjoin`` averages with the reverse-complement pass.
-    ``dtype`` (e.g. ``torch.bfloat16``) runs under autocast; kernels keep their states in float32. ``offload``
-    keeps scan outputs in CPU memory and moves one chunk at a time to the model's device. With ``record_every=K``
-    the states at every multiple of K are recorded and ``(output, record)`` is returned (see :func:`restream_span`).
+    ``"logits"`` (B, L, V) or ``"hidden"`` (B, L, H). ``conjoin`` averages with the reverse-complement pass
+    (:func:`lrgen.models.conjoin.conjoin`). ``dtype`` (e.g. ``torch.bfloat16``) runs under autocast; kernels keep
+    their states in float32. ``offload`` keeps every whole-sequence activation in CPU memory (position-wise layers
+    compute there) and moves one scan chunk at a time to the model's device; the result is then on the CPU. With
+    ``record_every=K`` the states at every K-th position are recorded and ``(output, record)`` is returned (see
+    :func:`restream_span`).
     """
     _check_model(model)
     input_ids = _check_ids(input_ids)
-    output = _check_output(output)
-    every = check_positive("record_every", record_every) if record_every is not None else None
     check_positive("chunk_size", chunk_size)
-
-    def one_pass(ids: Tensor) -> tuple[Tensor, StateRecord | None]:
-        record = None
-        if every is not None:
-            store = torch.device("cpu") if offload else None
-            record = StateRecord(every=every, input_ids=ids.cpu(), output=output, store_device=store)
-        runner = ChunkRunner(
+    records: list[StateRecord] = []
+    if record_every is not None:
+        every = check_positive("record_every", record_every)
+        ids_cpu, length = input_ids.cpu(), input_ids.shape[1]
+        store = _CPU if offload else None
+        records.append(StateRecord(every, ids_cpu, output, store_device=store))
+        if conjoin:
+            records.append(StateRecord(every, ids_cpu, output, store_device=store, phase=length % every))
+    runners = [
+        ChunkRunner(
             chunk_size,
             record=record,
             compute_device=model.device if offload else None,
-            out_device=torch.device("cpu") if offload else None,
+            out_device=_CPU if offload else None,
         )
-        return _run(model, ids, runner, output, dtype), record
-
-    result, record = one_pass(input_ids)
+        for record in (records or [None] * (1 + conjoin))
+    ]
+    result = _run(model, input_ids, PassRouter(runners), output, conjoin, dtype, offload)
+    if not records:
+        return result
     if conjoin:
-        rc_result, rc_record = one_pass(_rc_ids(input_ids))
-        result = conjoin_outputs(result, rc_result, output)
-        if record is not None:
-            record.rc = rc_record
-    return result if record is None else (result, record)
-
-
-def _restream_one(
-    model, record: StateRecord, input_ids: Tensor, start: int, end: int, chunk_size: int, dtype: torch.dtype | None
-) -> Tensor:
-    first, last = record.window(start, end)
-    n = input_ids.shape[0]
-    if record.batch not in (1, n):
-        raise LrgenError(f"restart batch {n} does not match the recorded batch {record.batch}: use 1 or {record.batch}")
-    ref = record.input_ids.expand(n, -1)
-    ids = torch.cat([ref[:, first:start], input_ids.cpu(), ref[:, end:last]], dim=1)
-
-    def initial(key: str, reverse: bool, batch: int, device: torch.device) -> State:
-        return record.start_state(key, reverse, last if reverse else first, batch, device)
-
-    out = _run(model, ids, ChunkRunner(chunk_size, initial=initial), record.output, dtype)
-    offset = start - first
-    return out[:, offset : offset + input_ids.shape[1]]
+        records[0].rc = records[1]
+    return result, records[0]
 
 
 def restream_span(
@@ -191,10 +175,24 @@ def restream_span(
     """
     _check_model(model)
     input_ids = _check_ids(input_ids)
+    check_positive("chunk_size", chunk_size)
     start, end = span
-    out = _restream_one(model, record, input_ids, start, end, chunk_size, dtype)
-    if record.rc is not None:
-        length = record.length
-        rc_out = _restream_one(model, record.rc, _rc_ids(input_ids), length - end, length - start, chunk_size, dtype)
-        out = conjoin_outputs(out, rc_out, record.output)
-    return out
+    first, last = record.window(start, end)
+    n, length = input_ids.shape[0], record.length
+    if record.batch not in (1, n):
+        raise LrgenError(f"restart batch {n} does not match the recorded batch {record.batch}: use 1 or {record.batch}")
+    ref = record.input_ids.expand(n, -1)
+    ids = torch.cat([ref[:, first:start], input_ids.cpu(), ref[:, end:last]], dim=1)
+
+    def restart(strand: StateRecord, left: int, right: int) -> ChunkRunner:
+        def initial(key: str, reverse: bool, batch: int, device: torch.device) -> State:
+            return strand.start_state(key, reverse, right if reverse else left, batch, device)
+
+        return ChunkRunner(chunk_size, initial=initial)
+
+    runners = [restart(record, first, last)]
+    if record.rc is not None:  # the reverse complement of the window spans [L - last, L - first) on that strand
+        runners.append(restart(record.rc, length - last, length - first))
+    out = _run(model, ids, PassRouter(runners), record.output, record.rc is not None, dtype, offload=False)
+    offset = start - first
+    return out[:, offset : offset + input_ids.shape[1]]

@@ -1,0 +1,111 @@
+"""`lrgen embed` and its library function on the real chromosome 20 FASTA."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from typer.testing import CliRunner
+
+from lrgen import load_model
+from lrgen.cli.app import app
+from lrgen.embedding import embed_regions, region_window
+from lrgen.errors import LrgenError
+from lrgen.io.genome import Genome
+from lrgen.tokenizer import encode
+
+PRESET = "hawk-tiny"
+
+
+@pytest.fixture(scope="module")
+def genome(shared_data):
+    return shared_data / "human" / "20.fa.gz"
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(3)
+    return load_model(PRESET).eval()
+
+
+def write_bed(path, lines):
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def test_region_window_centres_the_region():
+    assert region_window(100, 110, 30) == (90, 120)
+    assert region_window(100, 111, 30) == (91, 121)  # the odd extra base goes right
+    assert region_window(100, 109, 30) == (90, 120)
+    assert region_window(100, 200, 30) == (100, 200)
+    assert region_window(100, 200, None) == (100, 200)
+
+
+def test_mean_embeddings_equal_the_whole_window_forward(tmp_path, genome, model):
+    bed = write_bed(tmp_path / "r.bed", ["20\t60000\t60100\tfirst", "chr20\t0\t50\tstart", "20\t70000\t70400\tlong"])
+    out = tmp_path / "emb.safetensors"
+    meta = embed_regions(bed, model, genome, out, context=300, chunk_size=64, progress=False)
+    assert list(meta["regions"]) == ["first", "start", "long"]
+    assert meta["regions"]["start"]["window"] == [-125, 175]  # N-padded before the contig start
+    assert meta["regions"]["long"]["window"] == [70000, 70400]  # longer than the context: the region itself
+    fasta = Genome(genome)
+    with safe_open(str(out), "pt") as fh:
+        assert json.loads(fh.metadata()["lrgen"])["hidden_size"] == model.hidden_size
+        for key, info in meta["regions"].items():
+            ws, we = info["window"]
+            with torch.no_grad():
+                hidden = model.embed(encode(fasta.fetch(info["chrom"], ws, we))[None])[0]
+            expected = hidden[info["start"] - ws : info["end"] - ws].mean(0)
+            got = fh.get_tensor(key)
+            assert got.shape == (model.hidden_size,)
+            assert (got - expected).abs().max().item() <= 1e-4
+
+
+def test_per_position_npz_and_unnamed_regions(tmp_path, genome, model):
+    bed = write_bed(tmp_path / "r.bed", ["20\t61000\t61020", "20\t61020\t61050\tx"])
+    out = tmp_path / "emb.npz"
+    embed_regions(bed, model, genome, out, pool="none", batch_size=2, progress=False)
+    data = np.load(out)
+    meta = json.loads(str(data["__metadata__"]))
+    assert meta["pool"] == "none" and meta["context"] is None
+    assert data["20:61000-61020"].shape == (20, model.hidden_size)
+    assert data["20:61020-61050"].shape == (30, model.hidden_size)
+
+
+def test_conjoined_embeddings_are_strand_symmetric(tmp_path, genome, model):
+    fasta = Genome(genome)
+    bed = write_bed(tmp_path / "r.bed", ["20\t62000\t62040\tr"])
+    out = tmp_path / "emb.npz"
+    embed_regions(bed, model, genome, out, context=100, conjoin=True, progress=False)
+    ids = encode(fasta.fetch("20", 61970, 62070))[None]
+    with torch.no_grad():
+        from lrgen.tokenizer import reverse_complement_ids
+
+        hidden = (model.embed(ids) + model.embed(reverse_complement_ids(ids)).flip(1)) / 2
+    assert np.abs(np.load(out)["r"] - hidden[0, 30:70].mean(0).numpy()).max() <= 1e-4
+
+
+def test_errors_leave_no_output(tmp_path, genome, model):
+    out = tmp_path / "emb.safetensors"
+    with pytest.raises(LrgenError, match="line 2"):
+        embed_regions(write_bed(tmp_path / "a.bed", ["20\t1\t5", "nope\t1\t5"]), model, genome, out, progress=False)
+    with pytest.raises(LrgenError, match="repeats line 1"):
+        embed_regions(write_bed(tmp_path / "b.bed", ["20\t1\t5", "20\t1\t5"]), model, genome, out, progress=False)
+    with pytest.raises(LrgenError, match="safetensors"):
+        embed_regions(write_bed(tmp_path / "c.bed", ["20\t1\t5"]), model, genome, tmp_path / "e.pt", progress=False)
+    assert list(tmp_path.glob("emb*")) == [] and list(tmp_path.glob(".emb*")) == []
+
+
+def test_cli_end_to_end(tmp_path, genome):
+    bed = write_bed(tmp_path / "r.bed", ["20\t60000\t60100\ta", "20\t65000\t65100\tb"])
+    out = tmp_path / "emb.safetensors"
+    args = ["embed", str(bed), "--model", PRESET, "--genome", str(genome), "-o", str(out)]
+    result = CliRunner().invoke(app, args + ["--context", "0.5kb", "--chunk-size", "128", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "2 region embeddings" in result.output
+    with safe_open(str(out), "pt") as fh:
+        assert sorted(fh.keys()) == ["a", "b"]
+        assert json.loads(fh.metadata()["lrgen"])["context"] == 500

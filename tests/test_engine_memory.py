@@ -1,0 +1,58 @@
+"""Peak memory of a streamed pass against the whole-sequence forward at 100k+ tokens (CPU, separate processes).
+
+Each pass runs in a fresh Python process; the peak resident set size (``ru_maxrss``) after a short warm-up pass is
+the baseline, and the pass's cost is how far the peak rises above it. Separate processes keep one measurement's
+freed-but-retained memory out of the other's.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+LENGTH = 120_000
+CHUNK = 2048
+PRESET = "caduceus-ps-tiny"
+
+_SCRIPT = textwrap.dedent(
+    """
+    import resource, sys, torch
+    from lrgen import load_model
+    from lrgen.engine import stream
+    torch.manual_seed(0)
+    mode, preset, length, chunk = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    model = load_model(preset).eval()
+    ids = torch.randint(7, 11, (1, length))
+
+    def run(x):
+        with torch.no_grad():
+            return model(x) if mode == "full" else stream(model, x, chunk_size=chunk)
+
+    run(ids[:, :chunk])  # warm-up: thread pools, allocator caches
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = run(ids)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print((after - before) * 1024, out.numel() * out.element_size())
+    """
+)
+
+
+def peak_rise(mode: str) -> tuple[int, int]:
+    """Bytes by which the pass raised the peak RSS, and the bytes of its output."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, mode, PRESET, str(LENGTH), str(CHUNK)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rise, output = proc.stdout.split()
+    return int(rise), int(output)
+
+
+def test_streamed_peak_is_a_fraction_of_the_full_forward():
+    full, output = peak_rise("full")
+    streamed, _ = peak_rise("stream")
+    print(f"peak rise at {LENGTH} tokens: full {full / 2**20:.0f} MiB, streamed {streamed / 2**20:.0f} MiB")
+    assert full > 4 * output  # the full pass holds far more than its output
+    assert streamed < 0.5 * full
