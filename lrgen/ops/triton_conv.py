@@ -1,0 +1,122 @@
+"""Triton causal depthwise conv1d with its tail state in and out; see :func:`lrgen.ops.causal_conv1d`.
+
+Forward: one program per (batch, channel block, tile of positions), the ``w`` taps unrolled, positions before the
+chunk read from ``state``; bias and SiLU fused. Backward: the PyTorch reference recomputed under autograd (the conv
+is a small share of a block's time). ``reverse=True`` convolves right to left in place (as on the flipped sequence).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from lrgen.ops.reference import causal_conv1d_ref
+
+BD = 16  # channels per program
+T = 128  # positions per tile
+
+
+@triton.jit
+def _conv_kernel(
+    x_ptr, w_ptr, bias_ptr, state_ptr, y_ptr, L, D, s_xb, s_xd, s_xl, s_yb, s_yd, s_yl,
+    W: tl.constexpr, BD: tl.constexpr, T: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_STATE: tl.constexpr,
+    SILU: tl.constexpr, REVERSE: tl.constexpr,
+):
+    b = tl.program_id(0)
+    offs_d = tl.program_id(1) * BD + tl.arange(0, BD)
+    t = tl.program_id(2) * T + tl.arange(0, T)
+    md = offs_d < D
+    if HAS_BIAS:
+        acc = tl.load(bias_ptr + offs_d, mask=md, other=0.0).to(tl.float32)[:, None] + tl.zeros((BD, T), tl.float32)
+    else:
+        acc = tl.zeros((BD, T), dtype=tl.float32)
+    for k in tl.static_range(W):
+        src = t - (W - 1) + k
+        if REVERSE:
+            pos = L - 1 - src
+        else:
+            pos = src
+        inside = md[:, None] & (src[None, :] >= 0) & (src[None, :] < L)
+        xv = tl.load(x_ptr + b * s_xb + offs_d[:, None] * s_xd + pos[None, :] * s_xl, mask=inside, other=0.0)
+        xv = xv.to(tl.float32)
+        if HAS_STATE:
+            before = md[:, None] & (src[None, :] < 0)
+            sv = tl.load(state_ptr + (b * D + offs_d)[:, None] * (W - 1) + (W - 1 + src)[None, :], mask=before,
+                         other=0.0)
+            xv += sv
+        wk = tl.load(w_ptr + offs_d * W + k, mask=md, other=0.0).to(tl.float32)
+        acc += wk[:, None] * xv
+    if SILU:
+        acc = acc * tl.sigmoid(acc)
+    if REVERSE:
+        out = L - 1 - t
+    else:
+        out = t
+    tl.store(y_ptr + b * s_yb + offs_d[:, None] * s_yd + out[None, :] * s_yl, acc.to(y_ptr.dtype.element_ty),
+             mask=md[:, None] & (t[None, :] < L))
+
+
+def _forward(x: Tensor, weight: Tensor, bias: Tensor | None, state: Tensor | None, silu: bool, reverse: bool):
+    batch, d, length = x.shape
+    width = weight.shape[-1]
+    y = torch.empty_like(x)
+    if length:
+        grid = (batch, triton.cdiv(d, BD), triton.cdiv(length, T))
+        _conv_kernel[grid](
+            x, weight, bias, state, y, length, d, *x.stride(), *y.stride(), W=width, BD=BD, T=T,
+            HAS_BIAS=bias is not None, HAS_STATE=state is not None, SILU=silu, REVERSE=reverse,
+        )
+    keep = min(length, width - 1)
+    tail = x[..., :keep].flip(-1) if reverse else x[..., length - keep :]
+    before = state if state is not None else x.new_zeros(batch, d, width - 1, dtype=torch.float32)
+    seen = torch.cat([before, tail.float()], dim=-1)
+    return y, seen[..., seen.shape[-1] - (width - 1) :]
+
+
+class _CausalConv1d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, state, silu, reverse):
+        ctx.save_for_backward(x, weight, bias, state)
+        ctx.flags = (silu, reverse)
+        return _forward(x, weight, bias, state, silu, reverse)
+
+    @staticmethod
+    def backward(ctx, dy, dstate):
+        x, weight, bias, state = ctx.saved_tensors
+        silu, reverse = ctx.flags
+        inputs = [t.detach().requires_grad_(t.requires_grad) if t is not None else None for t in (x, weight, bias,
+                                                                                                  state)]
+        with torch.enable_grad():
+            xx = inputs[0].flip(-1) if reverse else inputs[0]
+            y, new_state = causal_conv1d_ref(xx, inputs[1], inputs[2], inputs[3], "silu" if silu else None)
+            if reverse:
+                y = y.flip(-1)
+            wanted = [t for t in inputs if t is not None and t.requires_grad]
+            outs = [(o, g) for o, g in ((y, dy), (new_state, dstate)) if o.requires_grad and g is not None]
+            grads = torch.autograd.grad([o for o, _ in outs], wanted, [g for _, g in outs], allow_unused=True)
+        found = iter(grads)
+        return (*[next(found) if t is not None and t.requires_grad else None for t in inputs], None, None)
+
+
+def causal_conv1d_triton(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    state: Tensor | None = None,
+    activation: str | None = "silu",
+    *,
+    reverse: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Causal depthwise conv1d on CUDA tensors; see :func:`lrgen.ops.causal_conv1d`. Differentiable.
+
+    ``reverse=True`` convolves from position ``l-1`` down to 0 (y in the original order); the state then holds the
+    inputs at positions ``w-2 … 0``, in scan order.
+    """
+    if activation not in (None, "silu", "swish"):
+        raise ValueError(f"causal_conv1d: activation must be None or 'silu', got {activation!r}")
+    weight = weight.reshape(weight.shape[0], -1).contiguous()
+    if state is not None:
+        state = state.float().contiguous()
+    return _CausalConv1d.apply(x, weight, bias, state, activation is not None, bool(reverse))
