@@ -1,9 +1,53 @@
-"""`lrgen finetune`."""
+"""`lrgen finetune` (also under ``torchrun --nproc-per-node N -m lrgen finetune ...``)."""
 
-from lrgen.cli.app import app, not_available
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import typer
+
+from lrgen.cli.app import app
 
 
-@app.command("finetune", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def finetune_command() -> None:
-    """Not available yet."""
-    not_available("finetune", "issue #7")
+@app.command("finetune")
+def finetune_command(
+    task: str = typer.Option(..., "--task", help="GLRB task or alias (see `lrgen glrb tasks`)."),
+    model: str = typer.Option(..., "--model", help="Backbone: preset name, checkpoint or run folder, or hub id."),
+    data_dir: str = typer.Option(..., "--data-dir", help="Benchmark folder in the published layout."),
+    genome: str = typer.Option(..., "--genome", help="Reference FASTA the task's coordinates refer to (hg38 or hg19)."),
+    context: str = typer.Option(..., "--context", help="Training window length, e.g. 12kb."),
+    out: str = typer.Option(..., "--out", help="Output folder: the best fine-tuned model and the resumable state."),
+    epochs: int = typer.Option(10, "--epochs", help="Passes over the training split."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Windows per step and process."),
+    lr: float = typer.Option(1e-4, "--lr", help="Backbone learning rate."),
+    head_lr: float = typer.Option(1e-3, "--head-lr", help="Head learning rate."),
+    weight_decay: float = typer.Option(0.01, "--weight-decay", help="AdamW weight decay."),
+    warmup_steps: int = typer.Option(100, "--warmup-steps", help="Linear warm-up steps."),
+    patience: int = typer.Option(3, "--patience", help="Validations without improvement before early stopping."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of train held out for validation (never test)."),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Validate every N steps [once per epoch]."),
+    freeze_backbone: bool = typer.Option(False, "--freeze-backbone/--unfreeze-backbone", help="Train only the head."),
+    conjoin: bool = typer.Option(False, "--conjoin", help="Post-hoc conjoining: average with the reverse-complement pass (Caduceus-Ph)."),
+    hidden: int = typer.Option(256, "--hidden", help="Width of the MLP heads."),
+    max_n_fraction: float = typer.Option(0.5, "--max-n-fraction", help="Skip windows with more N than this."),
+    num_workers: int = typer.Option(0, "--num-workers", help="DataLoader worker processes."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the validation carve, shuffling and head initialisation."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its saved state."),
+) -> None:
+    """Fine-tune a backbone with a GLRB task head; early stopping on validation; resumable; DDP under torchrun."""
+    from lrgen.finetune.train import FinetuneConfig, finetune
+    from lrgen.sizes import parse_size
+
+    summary = finetune(FinetuneConfig(
+        task=task, model=model, data_dir=data_dir, genome=genome, context=parse_size(context), out=out, epochs=epochs,
+        max_steps=max_steps, batch_size=batch_size, lr=lr, head_lr=head_lr, weight_decay=weight_decay,
+        warmup_steps=warmup_steps, patience=patience, val_fraction=val_fraction, eval_every=eval_every,
+        freeze_backbone=freeze_backbone, conjoin=conjoin, hidden=hidden, max_n_fraction=max_n_fraction,
+        num_workers=num_workers, device=device, seed=seed, resume=resume,
+    ))
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(f"fine-tuned {summary['task']} for {summary['steps']} steps; best validation {summary['metric']} "
+                   f"{summary['best_validation']:.4f}; model in {summary['out']}")

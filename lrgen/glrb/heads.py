@@ -110,12 +110,12 @@ class GlrbModel(nn.Module):
             from lrgen.engine import stream
 
             h = stream(self.backbone, ids, chunk_size=chunk_size, output="hidden", conjoin=self.spec.conjoin)
+        elif self.spec.conjoin:
+            from lrgen.models.conjoin import conjoin
+
+            h = conjoin(self.backbone, ids, output="hidden")
         else:
             h = self.backbone.embed(ids)
-            if self.spec.conjoin:
-                from lrgen.tokenizer import reverse_complement_ids
-
-                h = (h + self.backbone.embed(reverse_complement_ids(ids)).flip(1)) / 2
         return rc_invariant(h) if self.spec.rc_pool else h
 
     def pool(self, hidden: Tensor, positions: Tensor, context: int) -> Tensor:

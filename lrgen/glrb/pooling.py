@@ -13,9 +13,9 @@ from torch import Tensor
 def rc_invariant(hidden: Tensor) -> Tensor:
     """RC-invariant features ``(B, T, H/2)`` of a parameter-sharing (Caduceus-PS) model.
 
-    A PS model satisfies ``embed(rc(x)) = flip(embed(x))`` along length and channels, so averaging the forward
-    half with the flipped reverse half gives features that, for a reverse-complemented input, are the same
-    features mirrored along length; pooling over a centred region is then RC-invariant.
+    A PS model satisfies ``embed(rc(x)) = flip(embed(x))`` along length and channels; averaging the forward half
+    with the flipped reverse half, ``f[i, c] = (h[i, c] + h[T-1-i, H-1-c]) / 2``, gives ``f(rc(x)) = f(x)``.
+    Position ``i`` is mixed with its mirror ``T-1-i``, which suits pooling over a centred region.
     """
     half = hidden.shape[-1] // 2
     return (hidden[..., :half] + hidden[..., half:].flip(1, 2)) / 2

@@ -1,0 +1,295 @@
+"""Fine-tuning a backbone with a GLRB task head: AdamW, warm-up, early stopping on a validation split carved from
+train (never test), bf16 autocast on GPU, resumable state, progress bars, DDP under ``torchrun``.
+
+The output folder holds the best model so far (see :mod:`lrgen.finetune.checkpoint`) and ``train_state.pt``, the
+state to resume from (written atomically after every validation). With a frozen backbone the pooled features are
+computed once and only the head is trained.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lrgen.errors import LrgenError
+from lrgen.finetune.checkpoint import TASK_FILE, atomic_write_text, save_finetuned
+from lrgen.glrb.batches import to_device
+from lrgen.glrb.data import Record, TaskTable, make_windows, read_task
+from lrgen.glrb.heads import GlrbModel, make_spec
+from lrgen.glrb.inference import autocast, loader, new_progress, pooled_features, scores_from_features
+from lrgen.glrb.metrics import macro
+from lrgen.glrb.tasks import CAGE, VARIANT, get_task
+
+STATE_FILE = "train_state.pt"
+
+
+@dataclass
+class FinetuneConfig:
+    """Options of :func:`finetune` (the CLI flags carry the same names)."""
+
+    task: str
+    model: str
+    data_dir: str
+    genome: str
+    context: int
+    out: str
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 8
+    lr: float = 1e-4  # backbone learning rate
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    patience: int = 3  # validations without improvement before stopping
+    val_fraction: float = 0.1  # share of train carved out for validation when the task has no validation split
+    eval_every: int | None = None  # steps between validations (default: once per epoch)
+    freeze_backbone: bool = False
+    conjoin: bool = False
+    hidden: int = 256
+    max_n_fraction: float = 0.5
+    device: str = "auto"
+    seed: int = 0
+    num_workers: int = 0
+    resume: bool = False
+
+
+def carve_validation(table: TaskTable, fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
+    """Train and validation records: the published validation split if any, else a share of train.
+
+    The carve is by locus (chrom, centre), so rows of one variant in several tissues stay on one side.
+    """
+    train = table.split("train")
+    if not train:
+        raise LrgenError(f"{table.path}: no rows with split 'train'")
+    published = table.split("valid")
+    if published:
+        return train, published
+    if not 0 <= fraction < 1:
+        raise LrgenError(f"val_fraction must be in [0, 1), got {fraction}")
+    loci = sorted({(r.chrom, r.center) for r in train})
+    rng = np.random.default_rng(seed)
+    n_val = int(round(fraction * len(loci)))
+    held = {loci[i] for i in rng.permutation(len(loci))[:n_val]}
+    return [r for r in train if (r.chrom, r.center) not in held], [r for r in train if (r.chrom, r.center) in held]
+
+
+def _loss(task, out: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    out = out.float()
+    if task.binary:
+        return F.binary_cross_entropy_with_logits(out, label)
+    return F.mse_loss(out, label)
+
+
+def _lr_lambda(warmup: int, total: int):
+    """Linear warm-up, then cosine decay to 10% at ``total`` steps."""
+
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return f
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class _Batches:
+    """Deterministic shuffled index batches of one rank for epoch ``e``, starting after ``skip`` batches."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, epoch: int, rank: int, world: int, skip: int = 0):
+        order = np.random.default_rng(seed + epoch).permutation(n)
+        if world > 1:  # every rank gets the same number of batches
+            order = order[: max(world, n - n % world)][rank::world]
+        self.batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)][skip:]
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def _validate(model: GlrbModel, val, device, cached: bool, batch_size: int) -> dict:
+    """Validation loss and primary metric (the metric is NaN-safe: it falls back to -loss for ranking)."""
+    task = model.task
+    if cached:
+        feats = val
+    else:
+        with torch.no_grad():
+            feats = pooled_features(model, val, device)
+    scores = scores_from_features(model, feats, device, batch_size)
+    label = feats["label"].numpy()
+    with torch.no_grad():
+        batch = {k: v.to(device) for k, v in feats.items()}
+        loss = float(_loss(task, model.head_outputs(batch["features"], batch), batch["label"]))
+    metric = macro(task.metric, label, scores)
+    return {"loss": loss, task.metric: metric, "score": metric if not math.isnan(metric) else -loss}
+
+
+def finetune(config: FinetuneConfig) -> dict:
+    """Fine-tune ``config.model`` on ``config.task`` and save the best model in ``config.out``; returns a summary."""
+    import lrgen
+    from lrgen.io.genome import Genome
+    from lrgen.pretrain.distributed import barrier, broadcast_object, cleanup, init_distributed, wrap_ddp
+
+    cfg = config
+    task = get_task(cfg.task)
+    if task.test_only:
+        raise LrgenError(f"{task.name} has only a test split: evaluate it zero-shot with lrgen evaluate")
+    out = Path(cfg.out)
+    state_path = out / STATE_FILE
+    if not cfg.resume and (state_path.exists() or (out / TASK_FILE).exists()):
+        raise LrgenError(f"{out} already holds a fine-tuning run: pass --resume to continue it or choose another --out")
+    if cfg.resume and not state_path.exists():
+        raise LrgenError(f"--resume: {state_path} not found")
+
+    info = init_distributed(cfg.device)
+    device = info.device
+    progress = new_progress() if info.is_main else None
+    try:
+        torch.manual_seed(cfg.seed)
+        table = read_task(task, cfg.data_dir)
+        genome = Genome(cfg.genome)
+        train_recs, val_recs = carve_validation(table, cfg.val_fraction, cfg.seed)
+        train_w = make_windows(table, train_recs, genome, cfg.context, cfg.max_n_fraction)
+        val_w = make_windows(table, val_recs, genome, cfg.context, cfg.max_n_fraction) if val_recs else None
+        if not train_w.records:
+            raise LrgenError(f"{table.path}: no usable training windows ({train_w.counts})")
+
+        backbone = lrgen.load_model(cfg.model)
+        tissues = sorted({r.tissue for r in train_w.records}) if task.tissue else []
+        n_outputs = train_w.labels(train_w.records[0]).shape[-1]
+        spec = make_spec(backbone, task.name, cfg.context, n_outputs, hidden=cfg.hidden, tissues=tissues,
+                         conjoin=cfg.conjoin, label_names=table.label_names)
+        model = GlrbModel(backbone, spec).to(device)
+        kind = backbone.tokenizer_kind
+        if cfg.freeze_backbone:
+            backbone.requires_grad_(False)
+
+        if progress is not None:
+            progress.start()
+        cached = cfg.freeze_backbone
+        if cached:
+            train_data = pooled_features(model, loader(train_w, kind, cfg.batch_size, tissues), device, progress=progress)
+            val_data = (pooled_features(model, loader(val_w, kind, cfg.batch_size, tissues), device, progress=progress)
+                        if val_w and val_w.records else None)
+        else:
+            train_data = None
+            val_data = loader(val_w, kind, cfg.batch_size, tissues) if val_w and val_w.records else None
+
+        groups = [{"params": list(model.head.parameters()), "lr": cfg.head_lr}]
+        if not cfg.freeze_backbone:
+            groups.append({"params": [p for p in backbone.parameters() if p.requires_grad], "lr": cfg.lr})
+        optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+        per_epoch = len(_Batches(len(train_w.records), cfg.batch_size, cfg.seed, 0, info.rank, info.world_size))
+        total = cfg.max_steps or cfg.epochs * per_epoch
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg.warmup_steps, total))
+        trainable = model.head if cfg.freeze_backbone else model
+        ddp = wrap_ddp(trainable, info)
+
+        run = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": -math.inf, "bad": 0, "history": [], "done": False}
+        if cfg.resume:
+            saved = torch.load(state_path, map_location="cpu", weights_only=False)
+            if saved["config"]["task"] != cfg.task or saved["config"]["context"] != cfg.context:
+                raise LrgenError(f"{state_path}: saved run is {saved['config']['task']} at {saved['config']['context']} bp")
+            trainable.load_state_dict(saved["trainable"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            run = saved["run"]
+
+        counts = {"train": train_w.counts, "validation": val_w.counts if val_w else {"rows": 0, "kept": 0}}
+        extra = {"task": task.name, "metric": task.metric, "backbone": cfg.model, "counts": counts}
+
+        def save_state() -> None:
+            _atomic_torch_save({"config": asdict(cfg), "trainable": trainable.state_dict(),
+                                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                "run": run}, state_path)
+
+        def validate_and_save() -> None:
+            """Validate (rank 0), keep the best model, write the state; sets ``run["done"]`` on every rank."""
+            if info.is_main:
+                if val_data is None:
+                    result = {"score": float(run["step"])}  # no validation split: keep the latest model
+                else:
+                    result = _validate(model, val_data, device, cached, 256)
+                model.train(not cfg.freeze_backbone)
+                result["step"] = run["step"]
+                run["history"].append(result)
+                if result["score"] > run["best"]:
+                    run["best"], run["bad"] = result["score"], 0
+                    save_finetuned(model, out, {**extra, "training": {"step": run["step"], "validation": result}})
+                else:
+                    run["bad"] += 1
+                run["done"] = run["bad"] >= cfg.patience or run["step"] >= total
+                save_state()
+            run["done"] = broadcast_object(run["done"], info)
+
+        out.mkdir(parents=True, exist_ok=True)
+        start = time.time()
+        task_id = progress.add_task("finetune", total=total, completed=run["step"], info="") if progress else None
+        model.train(not cfg.freeze_backbone)
+        while not run["done"]:
+            batches = _Batches(len(train_w.records), cfg.batch_size, cfg.seed, run["epoch"], info.rank,
+                               info.world_size, run["batch_in_epoch"])
+            if cached:
+                source = ({k: v[idx] for k, v in train_data.items()} for idx in batches)
+            else:
+                source = loader(train_w, kind, cfg.batch_size, tissues, batch_sampler=batches,
+                                num_workers=cfg.num_workers)
+            for batch in source:
+                batch = to_device(batch, device)
+                with autocast(device):
+                    prediction = ddp(batch["features"], batch.get("tissue")) if cached else ddp(batch)
+                    loss = _loss(task, prediction, batch["label"])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(trainable.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                run["step"] += 1
+                run["batch_in_epoch"] += 1
+                if progress is not None:
+                    progress.update(task_id, advance=1, info=f"epoch {run['epoch'] + 1} loss {float(loss.detach()):.4f}")
+                if (cfg.eval_every and run["step"] % cfg.eval_every == 0) or run["step"] >= total:
+                    validate_and_save()
+                    if run["done"]:
+                        break
+            else:
+                run["epoch"] += 1
+                run["batch_in_epoch"] = 0
+                if not cfg.eval_every:
+                    validate_and_save()
+        barrier(info)
+        summary = {
+            "task": task.name,
+            "out": str(out),
+            "steps": run["step"],
+            "best_validation": run["best"],
+            "metric": task.metric,
+            "history": run["history"],
+            "counts": counts,
+            "seconds": round(time.time() - start, 1),
+            "world_size": info.world_size,
+        }
+        if info.is_main:
+            meta = json.loads((out / TASK_FILE).read_text())
+            meta["summary"] = {k: summary[k] for k in ("steps", "history", "seconds", "world_size")}
+            atomic_write_text(out / TASK_FILE, json.dumps(meta, indent=2) + "\n")
+        return summary
+    finally:
+        if progress is not None:
+            progress.stop()
+        cleanup(info)

@@ -1,0 +1,215 @@
+"""``lrgen evaluate`` for GLRB tasks: metrics of a fine-tuned model (or zero-shot variant scores of a backbone) on
+the test split at one or several contexts, with bootstrap intervals, JSON + markdown, and a metric-vs-context plot.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from lrgen.errors import LrgenError
+from lrgen.glrb.tasks import VARIANT, get_task
+from lrgen.sizes import format_size
+
+#: eQTL results are also given per bucket of |distance to the nearest TSS|
+TSS_BUCKETS = (("0-30k", 0, 30_000), ("30-100k", 30_000, 100_000), (">100k", 100_000, math.inf))
+PLOT_NAME = "metric_vs_context.png"
+
+
+def _load(task, model: str, device, contexts: list[int] | None, conjoin: bool | None):
+    """The GlrbModel to evaluate and its training context (None for a zero-shot backbone)."""
+    import lrgen
+    from lrgen.finetune.checkpoint import is_finetuned, load_finetuned
+    from lrgen.glrb.heads import GlrbModel, make_spec
+
+    if Path(model).is_dir() and is_finetuned(model):
+        glrb, meta = load_finetuned(model, device)
+        trained = get_task(glrb.spec.task)
+        same = trained.name == task.name
+        transferable = trained.kind == VARIANT and task.kind == VARIANT and not glrb.spec.tissues
+        if not (same or transferable):
+            raise LrgenError(f"{model} was fine-tuned on {trained.name}, not {task.name}")
+        if conjoin is not None and conjoin != glrb.spec.conjoin:
+            glrb.spec.conjoin = conjoin
+        if not same:  # a variant head used on another variant task (e.g. ClinVar's head on OMIM)
+            glrb.task = task
+        return glrb, glrb.spec.context
+    if task.kind != VARIANT:
+        raise LrgenError(f"{task.name} needs a fine-tuned model (lrgen finetune --task {task.aliases[0]} ...)")
+    if not contexts:
+        raise LrgenError("zero-shot evaluation of a backbone needs --context")
+    backbone = lrgen.load_model(model)
+    spec = make_spec(backbone, task.name, contexts[0], 1, conjoin=bool(conjoin))
+    return GlrbModel(backbone, spec, head=False).to(device), None
+
+
+def _metrics(task, labels: np.ndarray, scores: np.ndarray, bootstrap: int, seed: int) -> tuple[dict, dict]:
+    from lrgen.glrb.metrics import bootstrap_ci, macro
+
+    values = {m: macro(m, labels, scores) for m in task.metrics}
+    ci = {}
+    if bootstrap:
+        ci[task.metric] = bootstrap_ci(task.metric, labels, scores, bootstrap, seed)
+    return values, ci
+
+
+def _buckets(task, records, labels: np.ndarray, scores: np.ndarray) -> dict:
+    from lrgen.glrb.metrics import macro
+
+    distance = np.array([abs(r.distance) for r in records])
+    out = {}
+    for name, lo, hi in TSS_BUCKETS:
+        sel = (distance >= lo) & (distance < hi)
+        out[name] = {"n": int(sel.sum()), task.metric: macro(task.metric, labels[sel], scores[sel]) if sel.any() else None}
+    return out
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def markdown(result: dict) -> str:
+    """The results as a markdown table (plus the eQTL TSS-distance buckets)."""
+    task = get_task(result["task"])
+    head = ["context", "n", *task.metrics, f"{task.metric} 95% CI"]
+    lines = [f"### {task.name} ({result['split']}, {result['model']})", "", "| " + " | ".join(head) + " |",
+             "|" + "---|" * len(head)]
+    for r in result["contexts"]:
+        ci = r["ci"].get(task.metric)
+        cells = [format_size(r["context"]), str(r["n"]), *(_fmt(r["metrics"][m]) for m in task.metrics),
+                 f"{_fmt(ci[0])}–{_fmt(ci[1])}" if ci else "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+    if any("buckets" in r for r in result["contexts"]):
+        lines += ["", f"{task.metric} by distance to the nearest TSS:", "",
+                  "| context | " + " | ".join(b[0] for b in TSS_BUCKETS) + " |", "|---|" + "---|" * len(TSS_BUCKETS)]
+        for r in result["contexts"]:
+            cells = [f"{_fmt(r['buckets'][b][task.metric])} (n={r['buckets'][b]['n']})" for b, _, _ in TSS_BUCKETS]
+            lines.append(f"| {format_size(r['context'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, path: Path) -> str | None:
+    """PNG of the primary metric against context (log x); returns a note instead when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install lrgen[plot]): no plot written"
+    task = get_task(result["task"])
+    rows = result["contexts"]
+    x = [r["context"] for r in rows]
+    y = [r["metrics"][task.metric] for r in rows]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(x, y, marker="o")
+    cis = [r["ci"].get(task.metric) for r in rows]
+    if all(cis):
+        ax.fill_between(x, [c[0] for c in cis], [c[1] for c in cis], alpha=0.2)
+    if result.get("train_context"):
+        ax.axvline(result["train_context"], color="grey", linestyle="--", label="training context")
+        ax.legend()
+    ax.set_xscale("log")
+    ax.set_xlabel("context (bp)")
+    ax.set_ylabel(task.metric)
+    ax.set_title(task.name, fontsize=9)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return None
+
+
+def evaluate_task(
+    task: str,
+    model: str,
+    data_dir: str,
+    genome: str,
+    contexts: list[int] | None = None,
+    out_dir: str | None = None,
+    bootstrap: int = 0,
+    chunk_size: int | None = None,
+    device: str = "auto",
+    batch_size: int = 8,
+    split: str = "test",
+    max_n_fraction: float = 0.5,
+    conjoin: bool | None = None,
+    seed: int = 0,
+) -> dict:
+    """Evaluate ``model`` (a fine-tuned folder, or for variant tasks a backbone, zero-shot) on ``task``.
+
+    ``contexts`` defaults to the training context. Streamable models stream through the engine with
+    ``chunk_size`` (automatically above 131,072 bp). Writes ``results.json``, ``results.md`` and, for several
+    contexts, ``metric_vs_context.png`` into ``out_dir`` when given.
+    """
+    from lrgen.glrb.data import make_windows, read_task
+    from lrgen.glrb.inference import loader, new_progress, pooled_features, scores_from_features
+    from lrgen.io.genome import Genome
+    from lrgen.pretrain.distributed import resolve_device
+
+    t = get_task(task)
+    dev = resolve_device(device)
+    glrb, train_context = _load(t, model, dev, contexts, conjoin)
+    contexts = contexts or [train_context]
+    table = read_task(t, data_dir)
+    records = table.split(split)
+    if not records:
+        raise LrgenError(f"{table.path}: no rows with split {split!r} (splits present: {', '.join(table.splits)})")
+    ref = Genome(genome)
+    kind = glrb.backbone.tokenizer_kind
+    tissues = glrb.spec.tissues
+    rows = []
+    with new_progress() as progress:
+        for context in contexts:
+            windows = make_windows(table, records, ref, context, max_n_fraction)
+            if not windows.records:
+                raise LrgenError(f"{table.path}: no usable {split} windows at {context} bp ({windows.counts})")
+            data = loader(windows, kind, batch_size, tissues)
+            feats = pooled_features(glrb, data, dev, chunk_size, progress)
+            scores = scores_from_features(glrb, feats, dev)
+            labels = feats["label"].numpy()
+            metrics, ci = _metrics(t, labels, scores, bootstrap, seed)
+            row = {"context": context, "n": len(labels), "counts": windows.counts, "metrics": metrics, "ci": ci}
+            if t.tissue:
+                row["buckets"] = _buckets(t, windows.records, labels, scores)
+            rows.append(row)
+    result = {
+        "task": t.name,
+        "model": str(model),
+        "split": split,
+        "file": str(table.path),
+        "genome": str(genome),
+        "train_context": train_context,
+        "zero_shot": glrb.head is None,
+        "metric": t.metric,
+        "contexts": rows,
+    }
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        if len(rows) > 1:
+            result["plot_note"] = plot(result, out / PLOT_NAME)
+            result["plot"] = None if result["plot_note"] else str(out / PLOT_NAME)
+        from lrgen.finetune.checkpoint import atomic_write_text
+
+        atomic_write_text(out / "results.md", markdown(result))
+        atomic_write_text(out / "results.json", json.dumps(_clean(result), indent=2) + "\n")
+    return result
+
+
+
+def _clean(x):
+    """JSON-safe copy: NaN becomes null, numpy scalars become Python numbers, tuples become lists."""
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, (np.integer, np.floating)):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
