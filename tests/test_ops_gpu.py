@@ -1,0 +1,233 @@
+"""Fast kernels against the PyTorch reference: forward, gradients, initial state, odd lengths, chunked == whole, reverse.
+
+GPU tests run the compiled Triton kernels (relative error ≤ 1e-3 in float32, ≤ 1e-2 in bfloat16). When triton is
+importable but no GPU is present, the same kernels run under the Triton interpreter (``TRITON_INTERPRET=1``) on
+tiny inputs. The mamba-ssm initial-state correction is checked on CPU with the reference as the zero-state kernel.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+
+import pytest
+import torch
+
+from lrgen.ops.mamba_backend import selective_scan_with_state
+from lrgen.ops.reference import causal_conv1d_ref, linear_scan_ref, selective_scan_ref
+
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+KERNEL_MODULES = ("lrgen.ops.triton_scan", "lrgen.ops.triton_lru", "lrgen.ops.triton_conv")
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double(), b.double()
+    assert torch.isfinite(a).all()
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+def compare(fast, ref, inputs, tol):
+    """Outputs and gradients (random cotangents) of ``fast`` and ``ref`` on the same leaf inputs agree within tol."""
+    xs_f = [None if x is None else x.detach().clone().requires_grad_(x.is_floating_point()) for x in inputs]
+    xs_r = [None if x is None else x.detach().clone().requires_grad_(x.is_floating_point()) for x in inputs]
+    out_f, out_r = fast(*xs_f), ref(*xs_r)
+    for o_f, o_r in zip(out_f, out_r):
+        assert o_f.dtype == o_r.dtype and o_f.shape == o_r.shape
+        assert rel(o_f, o_r) <= tol, ("output", rel(o_f, o_r))
+    cots = [torch.randn_like(o.float()) for o in out_r]
+    leaves_f = [x for x in xs_f if x is not None and x.requires_grad]
+    leaves_r = [x for x in xs_r if x is not None and x.requires_grad]
+    loss_f = sum((o.float() * c).sum() for o, c in zip(out_f, cots))
+    loss_r = sum((o.float() * c).sum() for o, c in zip(out_r, cots))
+    for i, (g_f, g_r) in enumerate(zip(torch.autograd.grad(loss_f, leaves_f), torch.autograd.grad(loss_r, leaves_r))):
+        assert rel(g_f, g_r) <= tol, ("gradient of input", i, rel(g_f, g_r))
+
+
+def flipped(fn, time_args):
+    """The reference run on inputs flipped along length (positions ``time_args`` index into args), y flipped back."""
+
+    def run(*args):
+        args = [a.flip(-1) if i in time_args and a is not None else a for i, a in enumerate(args)]
+        y, state = fn(*args)
+        return y.flip(-1), state
+
+    return run
+
+
+def ssm_inputs(b, d, n, length, dtype, device, layout="channels_first"):
+    def seq(*shape):  # (b, c, l) with the requested memory layout
+        x = torch.randn(*shape, device=device)
+        return x if layout == "channels_first" else x.transpose(1, 2).contiguous().transpose(1, 2)
+
+    u, z = seq(b, d, length).to(dtype), seq(b, d, length).to(dtype)
+    delta = (0.5 * seq(b, d, length) - 1.0).to(dtype)
+    A = -torch.exp(torch.randn(d, n, device=device) * 0.5)
+    B, C = seq(b, n, length).to(dtype), seq(b, n, length).to(dtype)
+    D, bias = torch.randn(d, device=device), 0.5 * torch.randn(d, device=device)
+    state = torch.randn(b, d, n, device=device)
+    return [u, delta, A, B, C, D, z, bias, state]
+
+
+def ssm_call(impl, **kw):
+    return lambda u, delta, A, B, C, D, z, bias, state: impl(u, delta, A, B, C, D, z, bias, True, state, **kw)
+
+
+def check_selective_scan(impl, b, d, n, length, dtype, device, tol, layout="channels_first"):
+    inputs = ssm_inputs(b, d, n, length, dtype, device, layout)
+    compare(ssm_call(impl), ssm_call(selective_scan_ref), inputs, tol)
+    compare(ssm_call(impl, reverse=True), flipped(ssm_call(selective_scan_ref), {0, 1, 3, 4, 6}), inputs, tol)
+    # without z, D, bias, softplus and state (Δ made positive directly)
+    plain = [inputs[0], (0.3 * inputs[1].float().abs()).to(dtype), inputs[2], inputs[3], inputs[4]]
+    compare(lambda *a: impl(*a), lambda *a: selective_scan_ref(*a), plain, tol)
+
+
+def check_scan_chunked(impl, b, d, n, length, split, device):
+    u, delta, A, B, C, D, z, bias, state = ssm_inputs(b, d, n, length, torch.float32, device)
+    y, last = impl(u, delta, A, B, C, D, z, bias, True, state)
+    parts = (slice(0, split), slice(split, length))
+    y1, s1 = impl(*(t[..., parts[0]] for t in (u, delta)), A, B[..., parts[0]], C[..., parts[0]], D, z[..., parts[0]],
+                  bias, True, state)
+    y2, s2 = impl(*(t[..., parts[1]] for t in (u, delta)), A, B[..., parts[1]], C[..., parts[1]], D, z[..., parts[1]],
+                  bias, True, s1)
+    assert rel(torch.cat([y1, y2], -1), y) <= 1e-5 and rel(s2, last) <= 1e-5
+
+
+def check_linear_scan(impl, b, length, d, dtype, device, tol):
+    a = torch.rand(b, length, d, device=device).to(dtype)
+    x = torch.randn(b, length, d, device=device).to(dtype)
+    state = torch.randn(b, d, device=device)
+    compare(impl, linear_scan_ref, [a, x, state], tol)
+    compare(lambda a, x, s: impl(a, x, s, reverse=True),
+            lambda a, x, s: (lambda h, last: (h.flip(1), last))(*linear_scan_ref(a.flip(1), x.flip(1), s)),
+            [a, x, state], tol)
+    compare(lambda a, x: impl(a, x), lambda a, x: linear_scan_ref(a, x), [a, x], tol)
+    h, last = impl(a, x, state)
+    h1, s1 = impl(a[:, :5], x[:, :5], state)
+    h2, s2 = impl(a[:, 5:], x[:, 5:], s1)
+    assert rel(torch.cat([h1, h2], 1), h) <= tol and rel(s2, last) <= 1e-5
+
+
+def check_conv(impl, b, d, length, width, dtype, device, tol):
+    x = torch.randn(b, d, length, device=device).to(dtype)
+    w, bias = torch.randn(d, width, device=device), torch.randn(d, device=device)
+    state = torch.randn(b, d, width - 1, device=device)
+    compare(impl, causal_conv1d_ref, [x, w, bias, state], tol)
+    compare(lambda x, w, bias, s: impl(x, w, bias, s, reverse=True), flipped(causal_conv1d_ref, {0}),
+            [x, w, bias, state], tol)
+    compare(lambda x, w: impl(x, w, None, None, None), lambda x, w: causal_conv1d_ref(x, w, None, None, None),
+            [x, w], tol)
+    y, last = impl(x, w, bias, state)
+    y1, s1 = impl(x[..., :1], w, bias, state)  # shorter than the state
+    y2, s2 = impl(x[..., 1:], w, bias, s1)
+    assert rel(torch.cat([y1, y2], -1), y) <= tol and rel(s2, last) <= 1e-6
+
+
+# --- compiled kernels on a GPU ---------------------------------------------------------------------------------
+
+TOL = {torch.float32: 1e-3, torch.bfloat16: 1e-2}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(2, 24, 16, 1000), (1, 8, 4, 7), (1, 64, 16, 20001)])
+def test_selective_scan_gpu(dtype, shape):
+    from lrgen.ops.triton_scan import selective_scan_triton
+
+    check_selective_scan(selective_scan_triton, *shape, dtype, "cuda", TOL[dtype])
+
+
+@pytest.mark.gpu
+def test_selective_scan_gpu_length_major_and_chunked():
+    from lrgen.ops.triton_scan import selective_scan_triton
+
+    check_selective_scan(selective_scan_triton, 2, 48, 16, 3001, torch.bfloat16, "cuda", 1e-2, layout="length_major")
+    check_scan_chunked(selective_scan_triton, 2, 40, 16, 5001, 1777, "cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(2, 1001, 96), (1, 20003, 40)])
+def test_linear_scan_gpu(dtype, shape):
+    from lrgen.ops.triton_lru import linear_scan_triton
+
+    check_linear_scan(linear_scan_triton, *shape, dtype, "cuda", TOL[dtype])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_causal_conv1d_gpu(dtype):
+    from lrgen.ops.triton_conv import causal_conv1d_triton
+
+    check_conv(causal_conv1d_triton, 2, 72, 1001, 4, dtype, "cuda", TOL[dtype])
+
+
+@pytest.mark.gpu
+def test_dispatch_uses_triton_on_gpu(monkeypatch):
+    from lrgen.ops import selective_scan
+
+    monkeypatch.setenv("LRGEN_BACKEND", "triton")
+    u, delta, A, B, C, D, z, bias, state = ssm_inputs(1, 8, 4, 33, torch.float32, "cuda")
+    y, last = selective_scan(u, delta, A, B, C, D, z, bias, True, state)
+    y_ref, last_ref = selective_scan_ref(u, delta, A, B, C, D, z, bias, True, state)
+    assert rel(y, y_ref) <= 1e-3 and rel(last, last_ref) <= 1e-3
+
+
+# --- the same kernels under the Triton interpreter on CPU ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def interpreted():
+    """The three kernel modules re-imported with TRITON_INTERPRET=1, small tiles so tiny inputs span many tiles."""
+    if not HAS_TRITON:
+        pytest.skip("triton is not installed")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the compiled kernels are tested instead")
+    before = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1"  # read when kernels are defined and when triton loads lazily: keep it set
+    scan, lru, conv = [importlib.reload(importlib.import_module(name)) for name in KERNEL_MODULES]
+    scan.TILE_ELEMENTS, scan.MAX_BD = 256, 2
+    lru.BD, lru.T = 16, 8
+    conv.BD, conv.T = 8, 16
+    yield scan, lru, conv
+    if before is None:
+        os.environ.pop("TRITON_INTERPRET")
+    else:
+        os.environ["TRITON_INTERPRET"] = before
+
+
+def test_selective_scan_interpreted(interpreted):
+    scan = interpreted[0]
+    check_selective_scan(scan.selective_scan_triton, 2, 3, 5, 37, torch.float32, "cpu", 1e-4)
+    check_scan_chunked(scan.selective_scan_triton, 1, 3, 4, 29, 11, "cpu")
+
+
+def test_linear_scan_interpreted(interpreted):
+    check_linear_scan(interpreted[1].linear_scan_triton, 2, 27, 20, torch.float32, "cpu", 1e-5)
+
+
+def test_causal_conv1d_interpreted(interpreted):
+    check_conv(interpreted[2].causal_conv1d_triton, 2, 10, 23, 4, torch.float32, "cpu", 1e-5)
+
+
+# --- mamba-ssm's initial-state correction, with the reference as the zero-state kernel -------------------------
+
+
+def _zero_state_kernel(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
+    assert return_last_state
+    return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, None)
+
+
+@pytest.mark.parametrize("with_z", [True, False])
+def test_mamba_state_correction(with_z, monkeypatch):
+    import lrgen.ops.mamba_backend as mb
+
+    monkeypatch.setattr(mb, "CORRECTION_ELEMENTS", 64)  # several blocks along length
+    inputs = ssm_inputs(2, 6, 4, 19, torch.float32, "cpu")
+    if not with_z:
+        inputs[6] = None
+
+    def fast(u, delta, A, B, C, D, z, bias, state):
+        return selective_scan_with_state(_zero_state_kernel, u, delta, A, B, C, D, z, bias, True, state)
+
+    compare(fast, ssm_call(selective_scan_ref), inputs, 1e-5)
