@@ -108,8 +108,10 @@ def check_linear_scan(impl, b, length, d, dtype, device, tol):
     assert rel(torch.cat([h1, h2], 1), h) <= tol and rel(s2, last) <= 1e-5
 
 
-def check_conv(impl, b, d, length, width, dtype, device, tol):
+def check_conv(impl, b, d, length, width, dtype, device, tol, layout="channels_first"):
     x = torch.randn(b, d, length, device=device).to(dtype)
+    if layout == "length_major":
+        x = x.transpose(1, 2).contiguous().transpose(1, 2)
     w, bias = torch.randn(d, width, device=device), torch.randn(d, device=device)
     state = torch.randn(b, d, width - 1, device=device)
     compare(impl, causal_conv1d_ref, [x, w, bias, state], tol)
@@ -160,6 +162,7 @@ def test_causal_conv1d_gpu(dtype):
     from lrgen.ops.triton_conv import causal_conv1d_triton
 
     check_conv(causal_conv1d_triton, 2, 72, 1001, 4, dtype, "cuda", TOL[dtype])
+    check_conv(causal_conv1d_triton, 2, 72, 1001, 4, dtype, "cuda", TOL[dtype], "length_major")
 
 
 @pytest.mark.gpu
@@ -186,9 +189,9 @@ def interpreted():
     before = os.environ.get("TRITON_INTERPRET")
     os.environ["TRITON_INTERPRET"] = "1"  # read when kernels are defined and when triton loads lazily: keep it set
     scan, lru, conv = [importlib.reload(importlib.import_module(name)) for name in KERNEL_MODULES]
-    scan.TILE_ELEMENTS, scan.MAX_BD = 256, 2
+    scan.TILE_ELEMENTS = {"forward": 256, "backward": 128}
     lru.BD, lru.T = 16, 8
-    conv.BD, conv.T = 8, 16
+    conv.BLOCK = {"length_major": (8, 8), "channels_first": (4, 16)}
     yield scan, lru, conv
     if before is None:
         os.environ.pop("TRITON_INTERPRET")
@@ -200,6 +203,8 @@ def test_selective_scan_interpreted(interpreted):
     scan = interpreted[0]
     check_selective_scan(scan.selective_scan_triton, 2, 3, 5, 37, torch.float32, "cpu", 1e-4)
     check_scan_chunked(scan.selective_scan_triton, 1, 3, 4, 29, 11, "cpu")
+    inputs = ssm_inputs(1, 6, 4, 21, torch.float32, "cpu", layout="length_major")
+    compare(ssm_call(scan.selective_scan_triton), ssm_call(selective_scan_ref), inputs, 1e-4)
 
 
 def test_linear_scan_interpreted(interpreted):
@@ -208,6 +213,7 @@ def test_linear_scan_interpreted(interpreted):
 
 def test_causal_conv1d_interpreted(interpreted):
     check_conv(interpreted[2].causal_conv1d_triton, 2, 10, 23, 4, torch.float32, "cpu", 1e-5)
+    check_conv(interpreted[2].causal_conv1d_triton, 1, 10, 23, 4, torch.float32, "cpu", 1e-5, "length_major")
 
 
 # --- mamba-ssm's initial-state correction, with the reference as the zero-state kernel -------------------------

@@ -14,8 +14,8 @@ from torch import Tensor
 
 from lrgen.ops.reference import causal_conv1d_ref
 
-BD = 16  # channels per program
-T = 128  # positions per tile
+# (channels, positions) per program for each layout; length-major = channels contiguous in memory
+BLOCK = {"length_major": (64, 32), "channels_first": (16, 128)}
 
 
 @triton.jit
@@ -61,11 +61,16 @@ def _conv_kernel(
 def _forward(x: Tensor, weight: Tensor, bias: Tensor | None, state: Tensor | None, silu: bool, reverse: bool):
     batch, d, length = x.shape
     width = weight.shape[-1]
-    y = torch.empty_like(x)
+    length_major = x.stride(1) < x.stride(2)
+    bd, t = BLOCK["length_major" if length_major else "channels_first"]
+    if length_major:  # keep the layout, so the next linear layer reads y as is
+        y = torch.empty(batch, length, d, device=x.device, dtype=x.dtype).transpose(1, 2)
+    else:
+        y = torch.empty(batch, d, length, device=x.device, dtype=x.dtype)
     if length:
-        grid = (batch, triton.cdiv(d, BD), triton.cdiv(length, T))
+        grid = (batch, triton.cdiv(d, bd), triton.cdiv(length, t))
         _conv_kernel[grid](
-            x, weight, bias, state, y, length, d, *x.stride(), *y.stride(), W=width, BD=BD, T=T,
+            x, weight, bias, state, y, length, d, *x.stride(), *y.stride(), W=width, BD=bd, T=t,
             HAS_BIAS=bias is not None, HAS_STATE=state is not None, SILU=silu, REVERSE=reverse,
         )
     keep = min(length, width - 1)

@@ -19,8 +19,10 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-TILE_ELEMENTS = 2048  # channels × padded state × positions held per program
-MAX_BD = 4  # channels per program
+# Tile shape: channels per program for each layout (length-major = channels contiguous in memory), and the
+# channels × padded state × positions held per program in the forward and in the backward kernel.
+BLOCK_D = {"length_major": 32, "channels_first": 4}
+TILE_ELEMENTS = {"forward": 2048, "backward": 1024}
 
 
 @triton.jit
@@ -305,12 +307,24 @@ def _bwd_kernel(
         tl.atomic_add(dbias_ptr + offs_d, dbias_acc, mask=mask_d)
 
 
-def _config(d: int, n: int) -> tuple[int, int, int]:
-    """(BD, BN, T): channels per program, padded state size, tile length; BD × BN × T stays near 2,048."""
+def _layout(u: Tensor) -> str:
+    return "length_major" if u.stride(1) < u.stride(2) else "channels_first"
+
+
+def _config(u: Tensor, n: int, kind: str) -> tuple[int, int, int]:
+    """(BD, BN, T): channels per program, padded state size, tile length."""
     bn = triton.next_power_of_2(n)
-    bd = max(1, min(triton.next_power_of_2(d), MAX_BD, max(1, TILE_ELEMENTS // (16 * bn))))
-    t = max(16, TILE_ELEMENTS // (bd * bn))
+    bd = max(1, min(triton.next_power_of_2(u.shape[1]), BLOCK_D[_layout(u)], max(1, TILE_ELEMENTS[kind] // (2 * bn))))
+    t = max(2, TILE_ELEMENTS[kind] // (bd * bn))
     return bd, bn, t
+
+
+def _empty_like(u: Tensor, dtype: torch.dtype) -> Tensor:
+    """A (b, d, l) tensor in u's layout (length-major stays length-major, so the next linear layer reads it as is)."""
+    b, d, length = u.shape
+    if _layout(u) == "length_major":
+        return torch.empty(b, length, d, device=u.device, dtype=dtype).transpose(1, 2)
+    return torch.empty(b, d, length, device=u.device, dtype=dtype)
 
 
 def _strides(x: Tensor | None) -> tuple[int, int, int]:
@@ -355,11 +369,11 @@ def _launch_states(u, delta, delta_bias, A, B, C, z, dy, nc, tpc, cfg, softplus,
 def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse):
     batch, d, length = u.shape
     n = A.shape[1]
-    cfg = bd, bn, t = _config(d, n)
+    cfg = bd, bn, t = _config(u, n, "forward")
     ndb = triton.cdiv(d, bd)
     n_tiles = triton.cdiv(length, t)
     nc, tpc = _chunks(n_tiles, batch * ndb, u.device)
-    y = torch.empty_like(u)
+    y = _empty_like(u, u.dtype)
     hlast = torch.empty(batch, d, n, device=u.device, dtype=torch.float32)
     if nc > 1:
         hin = _launch_states(u, delta, delta_bias, A, B, C, None, None, nc, tpc, cfg, softplus, reverse, False,
@@ -379,7 +393,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse):
 def _backward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy, dlast):
     batch, d, length = u.shape
     n = A.shape[1]
-    cfg = bd, bn, t = _config(d, n)
+    cfg = bd, bn, t = _config(u, n, "backward")
     ndb = triton.cdiv(d, bd)
     n_tiles = triton.cdiv(length, t)
     scratch = torch.empty(batch, d, n, device=u.device, dtype=torch.float32)
@@ -387,9 +401,9 @@ def _backward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy,
                          state, scratch)
     gnext = _launch_states(u, delta, delta_bias, A, B, C, z, dy, n_tiles, 1, cfg, softplus, reverse, True,
                            dlast, scratch)
-    du = torch.empty_like(u)
-    ddelta = torch.empty_like(u, dtype=delta.dtype)
-    dz = None if z is None else torch.empty_like(u, dtype=z.dtype)
+    du = _empty_like(u, u.dtype)
+    ddelta = _empty_like(u, delta.dtype)
+    dz = None if z is None else _empty_like(u, z.dtype)
     f32 = dict(device=u.device, dtype=torch.float32)
     dB = torch.zeros(batch, n, length, **f32)
     dC = torch.zeros(batch, n, length, **f32)
@@ -452,5 +466,8 @@ def selective_scan_triton(
     A = A.contiguous()
     if state is not None:
         state = state.float().contiguous()
+    if u.shape[-1] == 0:
+        last = u.new_zeros(u.shape[0], u.shape[1], A.shape[1], dtype=torch.float32) if state is None else state
+        return torch.empty_like(u), last
     return _SelectiveScan.apply(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus), state, bool(reverse))
 
