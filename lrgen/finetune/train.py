@@ -158,7 +158,7 @@ def finetune(config: FinetuneConfig) -> dict:
 
     info = init_distributed(cfg.device)
     device = info.device
-    progress = new_progress() if info.is_main else None
+    progress = None
     try:
         torch.manual_seed(cfg.seed)
         table = read_task(task, cfg.data_dir)
@@ -179,7 +179,8 @@ def finetune(config: FinetuneConfig) -> dict:
         if cfg.freeze_backbone:
             backbone.requires_grad_(False)
 
-        if progress is not None:
+        if info.is_main:
+            progress = new_progress()
             progress.start()
         cached = cfg.freeze_backbone
         if cached:
@@ -209,6 +210,7 @@ def finetune(config: FinetuneConfig) -> dict:
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
             run = saved["run"]
+            run["done"] = run["bad"] >= cfg.patience or run["step"] >= total  # a longer budget continues the run
 
         counts = {"train": train_w.counts, "validation": val_w.counts if val_w else {"rows": 0, "kept": 0}}
         extra = {"task": task.name, "metric": task.metric, "backbone": cfg.model, "counts": counts}

@@ -12,7 +12,6 @@ import numpy as np
 
 from lrgen.errors import LrgenError
 from lrgen.glrb.tasks import VARIANT, get_task
-from lrgen.sizes import format_size
 
 #: eQTL results are also given per bucket of |distance to the nearest TSS|
 TSS_BUCKETS = (("0-30k", 0, 30_000), ("30-100k", 30_000, 100_000), (">100k", 100_000, math.inf))
@@ -74,20 +73,23 @@ def _fmt(x) -> str:
 def markdown(result: dict) -> str:
     """The results as a markdown table (plus the eQTL TSS-distance buckets)."""
     task = get_task(result["task"])
-    head = ["context", "n", *task.metrics, f"{task.metric} 95% CI"]
+    head = ["context (bp)", "n", *task.metrics, f"{task.metric} 95% CI"]
     lines = [f"### {task.name} ({result['split']}, {result['model']})", "", "| " + " | ".join(head) + " |",
              "|" + "---|" * len(head)]
     for r in result["contexts"]:
+        if "error" in r:
+            lines.append(f"| {r['context']:,} | 0 | " + " | ".join([r["error"]] * len(task.metrics)) + " | — |")
+            continue
         ci = r["ci"].get(task.metric)
-        cells = [format_size(r["context"]), str(r["n"]), *(_fmt(r["metrics"][m]) for m in task.metrics),
+        cells = [f"{r['context']:,}", str(r["n"]), *(_fmt(r["metrics"][m]) for m in task.metrics),
                  f"{_fmt(ci[0])}–{_fmt(ci[1])}" if ci else "—"]
         lines.append("| " + " | ".join(cells) + " |")
     if any("buckets" in r for r in result["contexts"]):
         lines += ["", f"{task.metric} by distance to the nearest TSS:", "",
                   "| context | " + " | ".join(b[0] for b in TSS_BUCKETS) + " |", "|---|" + "---|" * len(TSS_BUCKETS)]
-        for r in result["contexts"]:
+        for r in (r for r in result["contexts"] if "buckets" in r):
             cells = [f"{_fmt(r['buckets'][b][task.metric])} (n={r['buckets'][b]['n']})" for b, _, _ in TSS_BUCKETS]
-            lines.append(f"| {format_size(r['context'])} | " + " | ".join(cells) + " |")
+            lines.append(f"| {r['context']:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -101,7 +103,7 @@ def plot(result: dict, path: Path) -> str | None:
     except ImportError:
         return "matplotlib is not installed (pip install lrgen[plot]): no plot written"
     task = get_task(result["task"])
-    rows = result["contexts"]
+    rows = [r for r in result["contexts"] if "error" not in r]
     x = [r["context"] for r in rows]
     y = [r["metrics"][task.metric] for r in rows]
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -146,6 +148,8 @@ def evaluate_task(
     ``chunk_size`` (automatically above 131,072 bp). Writes ``results.json``, ``results.md`` and, for several
     contexts, ``metric_vs_context.png`` into ``out_dir`` when given.
     """
+    import torch
+
     from lrgen.glrb.data import make_windows, read_task
     from lrgen.glrb.inference import loader, new_progress, pooled_features, scores_from_features
     from lrgen.io.genome import Genome
@@ -169,7 +173,12 @@ def evaluate_task(
             if not windows.records:
                 raise LrgenError(f"{table.path}: no usable {split} windows at {context} bp ({windows.counts})")
             data = loader(windows, kind, batch_size, tissues)
-            feats = pooled_features(glrb, data, dev, chunk_size, progress)
+            try:
+                feats = pooled_features(glrb, data, dev, chunk_size, progress)
+            except torch.cuda.OutOfMemoryError:  # e.g. NTv2 at megabase context: report it, go on
+                torch.cuda.empty_cache()
+                rows.append({"context": context, "n": 0, "counts": windows.counts, "error": "out of GPU memory"})
+                continue
             scores = scores_from_features(glrb, feats, dev)
             labels = feats["label"].numpy()
             metrics, ci = _metrics(t, labels, scores, bootstrap, seed)

@@ -1,0 +1,111 @@
+"""Fine-tuning end to end on the fixture: learnable signal, save/load, resume, validation carve, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lrgen.errors import LrgenError
+from lrgen.finetune.checkpoint import load_finetuned
+from lrgen.finetune.train import STATE_FILE, FinetuneConfig, carve_validation, finetune
+from lrgen.glrb.data import make_windows, read_task
+from lrgen.glrb.evaluate import evaluate_task
+from lrgen.glrb.fixture import make_fixture
+from lrgen.glrb.inference import loader, pooled_features, scores_from_features
+from lrgen.glrb.tasks import get_task
+from lrgen.io.genome import Genome
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    info = make_fixture(tmp_path_factory.mktemp("glrb") / "data", n_train=48, n_test=24)
+    return info["data_dir"], info["genome"]
+
+
+def _config(bench, out, **kw) -> FinetuneConfig:
+    data, genome = bench
+    base = dict(task="promoter", model="hawk-tiny", data_dir=data, genome=genome, context=256, out=str(out),
+                device="cpu", batch_size=16, warmup_steps=5)
+    base.update(kw)
+    return FinetuneConfig(**base)
+
+
+def test_frozen_backbone_learns_the_fixture_signal(bench, tmp_path):
+    summary = finetune(_config(bench, tmp_path / "ft", freeze_backbone=True, epochs=40, patience=100))
+    assert summary["counts"]["train"]["n_heavy"] == 1
+    result = evaluate_task("promoter", str(tmp_path / "ft"), bench[0], bench[1], out_dir=str(tmp_path / "ev"),
+                           device="cpu", bootstrap=20)
+    row = result["contexts"][0]
+    assert row["context"] == 256 and row["n"] == 24
+    assert row["metrics"]["auroc"] >= 0.9
+    saved = json.loads((tmp_path / "ev/results.json").read_text())
+    assert saved["contexts"][0]["metrics"]["auroc"] == pytest.approx(row["metrics"]["auroc"])
+    assert "| 256 | 24 |" in (tmp_path / "ev/results.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def small_bench(tmp_path_factory):
+    info = make_fixture(tmp_path_factory.mktemp("glrb_small") / "data", n_train=8, n_test=6)
+    return info["data_dir"], info["genome"]
+
+
+def test_unfrozen_eqtl_saves_loads_and_resumes(small_bench, tmp_path):
+    bench = small_bench
+    out = tmp_path / "eqtl"
+    cfg = _config(bench, out, task="eqtl", context=1536, batch_size=4, max_steps=2, eval_every=1, hidden=16)
+    first = finetune(cfg)
+    assert first["steps"] == 2 and [h["step"] for h in first["history"]] == [1, 2]
+    state = torch.load(out / STATE_FILE, weights_only=False)
+    assert state["run"]["done"]
+
+    model, meta = load_finetuned(out)
+    assert meta["head"]["tissues"] == sorted({"Whole_Blood", "Liver", "Lung", "Thyroid"} & set(meta["head"]["tissues"]))
+    # the saved model reproduces the scores of a fresh load (backbone + head + task metadata round trip)
+    data, genome = bench
+    table = read_task(get_task("eqtl"), data)
+    w = make_windows(table, table.split("test")[:4], Genome(genome), 1536)
+    feats = pooled_features(model, loader(w, "char", 4, model.spec.tissues), torch.device("cpu"))
+    again, _ = load_finetuned(out)
+    a = scores_from_features(model, feats, torch.device("cpu"))
+    b = scores_from_features(again, feats, torch.device("cpu"))
+    np.testing.assert_allclose(a, b, rtol=0, atol=0)
+
+    with pytest.raises(LrgenError, match="pass --resume"):
+        finetune(cfg)
+    resumed = finetune(FinetuneConfig(**{**cfg.__dict__, "resume": True, "max_steps": 4}))
+    assert resumed["steps"] == 4 and [h["step"] for h in resumed["history"]] == [1, 2, 3, 4]
+
+    result = evaluate_task("eqtl", str(out), data, genome, contexts=[1536, 2048], device="cpu")
+    assert [r["context"] for r in result["contexts"]] == [1536, 2048]
+    buckets = result["contexts"][0]["buckets"]
+    assert set(buckets) == {"0-30k", "30-100k", ">100k"} and sum(b["n"] for b in buckets.values()) == 6
+
+
+def test_validation_is_carved_from_train_by_locus(bench):
+    table = read_task(get_task("eqtl"), bench[0])
+    train, val = carve_validation(table, 0.25, seed=0)
+    assert val and all(r.split == "train" for r in train + val)
+    assert not {(r.chrom, r.center) for r in train} & {(r.chrom, r.center) for r in val}
+    assert len(train) + len(val) == len(table.split("train"))
+    cage = read_task(get_task("cage"), bench[0])
+    assert all(r.split == "valid" for r in carve_validation(cage, 0.25, 0)[1])
+
+
+def test_refusals(bench, tmp_path):
+    with pytest.raises(LrgenError, match="only a test split"):
+        finetune(_config(bench, tmp_path / "a", task="omim"))
+    with pytest.raises(LrgenError, match="not found"):
+        finetune(_config(bench, tmp_path / "b", resume=True))
+    with pytest.raises(LrgenError, match="needs a fine-tuned model"):
+        evaluate_task("promoter", "hawk-tiny", bench[0], bench[1], contexts=[256], device="cpu")
