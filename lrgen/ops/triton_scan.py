@@ -23,6 +23,9 @@ from torch import Tensor
 # channels × padded state × positions held per program in the forward and in the backward kernel.
 BLOCK_D = {"length_major": 32, "channels_first": 4}
 TILE_ELEMENTS = {"forward": 2048, "backward": 1024}
+NUM_WARPS = {"forward": 4, "backward": 4}
+MIN_T = {"forward": 2, "backward": 16}  # the backward keeps one state per tile: long tiles keep that small
+PASS_CHUNKS, PASS_ELEMENTS = 32, 2048  # chunks combined at once by the state pass, and its block size
 
 
 @triton.jit
@@ -129,10 +132,11 @@ def _chunk_state_kernel(
 @triton.jit
 def _state_pass_kernel(
     hloc_ptr, sdt_ptr, A_ptr, h0_ptr, hlast_ptr, NC, D, N, NDB,
-    BD: tl.constexpr, BN: tl.constexpr, HAS_H0: tl.constexpr, BACKWARD: tl.constexpr,
+    BD: tl.constexpr, BN: tl.constexpr, CB: tl.constexpr, HAS_H0: tl.constexpr, BACKWARD: tl.constexpr,
 ):
-    """Sequential over chunks: overwrite each chunk's local state with the state entering it (from the left, or
-    from the right for the adjoint), starting from h0; write the state after the last chunk."""
+    """Overwrite each chunk's local state with the state entering it (from the left, or from the right for the
+    adjoint), starting from h0; write the state after the last chunk. Blocks of CB chunks are combined with one
+    associative scan, the blocks in sequence."""
     pid = tl.program_id(0)
     b = pid // NDB
     offs_d = (pid % NDB) * BD + tl.arange(0, BD)
@@ -145,17 +149,30 @@ def _state_pass_kernel(
         h = tl.load(h0_ptr + sidx, mask=mask, other=0.0)
     else:
         h = tl.zeros((BD, BN), dtype=tl.float32)
-    for i in range(NC):
+    k = tl.arange(0, CB)
+    for blk in range(tl.cdiv(NC, CB)):
+        p = blk * CB + k  # processing order
         if BACKWARD:
-            c = NC - 1 - i
+            c = NC - 1 - p
+            c_prev = c + 1
         else:
-            c = i
-        base = (b * NC + c) * D
-        ptrs = hloc_ptr + (base + offs_d)[:, None] * N + offs_n[None, :]
-        loc = tl.load(ptrs, mask=mask, other=0.0)
-        s = tl.load(sdt_ptr + base + offs_d, mask=offs_d < D, other=0.0)
-        tl.store(ptrs, h, mask=mask)
-        h = tl.exp2(A2 * s[:, None]) * h + loc
+            c = p
+            c_prev = c - 1
+        valid = p < NC
+        valid_prev = valid & (k > 0)
+        m3 = valid[:, None, None] & mask[None, :, :]
+        m3_prev = valid_prev[:, None, None] & mask[None, :, :]
+        base = ((b * NC + c) * D)[:, None] + offs_d[None, :]  # (CB, BD)
+        base_prev = ((b * NC + c_prev) * D)[:, None] + offs_d[None, :]
+        loc = tl.load(hloc_ptr + base[:, :, None] * N + offs_n[None, None, :], mask=m3, other=0.0)
+        loc_prev = tl.load(hloc_ptr + base_prev[:, :, None] * N + offs_n[None, None, :], mask=m3_prev, other=0.0)
+        dmask = valid[:, None] & (offs_d < D)[None, :]
+        s = tl.load(sdt_ptr + base, mask=dmask, other=0.0)
+        s_prev = tl.load(sdt_ptr + base_prev, mask=valid_prev[:, None] & (offs_d < D)[None, :], other=0.0)
+        ca, cb = tl.associative_scan((tl.exp2(A2[None, :, :] * s_prev[:, :, None]), loc_prev), 0, _combine)
+        tl.store(hloc_ptr + base[:, :, None] * N + offs_n[None, None, :], ca * h[None, :, :] + cb, mask=m3)
+        ta, tb = tl.reduce((tl.exp2(A2[None, :, :] * s[:, :, None]), loc), 0, _combine)
+        h = ta * h + tb
     tl.store(hlast_ptr + sidx, h, mask=mask)
 
 
@@ -314,8 +331,9 @@ def _layout(u: Tensor) -> str:
 def _config(u: Tensor, n: int, kind: str) -> tuple[int, int, int]:
     """(BD, BN, T): channels per program, padded state size, tile length."""
     bn = triton.next_power_of_2(n)
-    bd = max(1, min(triton.next_power_of_2(u.shape[1]), BLOCK_D[_layout(u)], max(1, TILE_ELEMENTS[kind] // (2 * bn))))
-    t = max(2, TILE_ELEMENTS[kind] // (bd * bn))
+    te, min_t = TILE_ELEMENTS[kind], MIN_T[kind]
+    bd = max(1, min(triton.next_power_of_2(u.shape[1]), BLOCK_D[_layout(u)], te // (min_t * bn)))
+    t = max(min_t, te // (bd * bn))
     return bd, bn, t
 
 
@@ -358,10 +376,12 @@ def _launch_states(u, delta, delta_bias, A, B, C, z, dy, nc, tpc, cfg, softplus,
         u, delta, delta_bias, A, B, C, z, dy, hloc, sdt, length, d, n, ndb,
         *_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(dy),
         BD=bd, BN=bn, T=t, TPC=tpc, ADJOINT=adjoint, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus,
-        HAS_Z=z is not None, REVERSE=reverse, num_warps=4,
+        HAS_Z=z is not None, REVERSE=reverse, num_warps=NUM_WARPS["forward"],
     )
-    _state_pass_kernel[(batch * ndb,)](
-        hloc, sdt, A, h0, hlast, nc, d, n, ndb, BD=bd, BN=bn, HAS_H0=h0 is not None, BACKWARD=adjoint, num_warps=4,
+    bd2 = max(1, min(triton.next_power_of_2(d), PASS_ELEMENTS // (PASS_CHUNKS * bn)))
+    _state_pass_kernel[(batch * triton.cdiv(d, bd2),)](
+        hloc, sdt, A, h0, hlast, nc, d, n, triton.cdiv(d, bd2), BD=bd2, BN=bn, CB=PASS_CHUNKS,
+        HAS_H0=h0 is not None, BACKWARD=adjoint, num_warps=4,
     )
     return hloc
 
@@ -385,7 +405,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse):
         u, delta, delta_bias, A, B, C, D, z, y, hin, hlast, length, d, n, ndb, s_hin_b, s_hin_c,
         *_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(y),
         BD=bd, BN=bn, T=t, TPC=tpc, HAS_HIN=hin is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus,
-        HAS_D=D is not None, HAS_Z=z is not None, REVERSE=reverse, num_warps=4,
+        HAS_D=D is not None, HAS_Z=z is not None, REVERSE=reverse, num_warps=NUM_WARPS["forward"],
     )
     return y, hlast
 
@@ -417,7 +437,7 @@ def _backward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy,
         length, d, n, ndb, n_tiles,
         *_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(dy), *_strides(du),
         BD=bd, BN=bn, T=t, TPC=tpc, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, HAS_D=D is not None,
-        HAS_Z=z is not None, REVERSE=reverse, num_warps=4,
+        HAS_Z=z is not None, REVERSE=reverse, num_warps=NUM_WARPS["backward"],
     )
     return du, ddelta, dA, dB, dC, dD, dz, dbias, dh0
 
