@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import lrgen
+from lrgen.errors import LrgenError
 from lrgen.glrb.batches import Tokens, WindowDataset, collate
 from lrgen.glrb.data import make_windows, read_task
 from lrgen.glrb.fixture import make_fixture
@@ -87,7 +88,7 @@ def test_streamed_features_equal_whole_pass(bench):
 
 def test_kmer_variant_batch_and_head_shapes(bench):
     backbone = lrgen.load_model("ntv2-tiny")
-    with pytest.raises(Exception, match="conjoin"):
+    with pytest.raises(LrgenError, match="conjoin"):
         make_spec(backbone, "eqtl", 1536, 1, conjoin=True)
     spec = make_spec(backbone, "eqtl", 1536, 1, tissues=["Liver", "Lung"])
     model = GlrbModel(backbone, spec).eval()

@@ -201,9 +201,6 @@ TASKS: dict[str, Task] = {
 
 _ALIASES = {alias: t.name for t in TASKS.values() for alias in (t.name, *t.aliases)}
 
-#: tasks evaluated by MLM perplexity rather than a GLRB head (``lrgen evaluate --task mlm``)
-MLM_TASK = "mlm"
-
 
 def get_task(name: str) -> Task:
     """The task called ``name`` (full name or alias, case-insensitive)."""

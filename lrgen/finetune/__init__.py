@@ -1,0 +1,1 @@
+"""Fine-tuning backbones with GLRB task heads, and fine-tuned models on disk."""
