@@ -278,7 +278,10 @@ def read_task(task: Task, data_dir: str | Path) -> TaskTable:
 
 
 def _attach_expression(table: TaskTable, path: Path) -> None:
-    """Labels of bulk RNA genes: row ``i`` of ``rna_expression_values.csv`` belongs to row ``i`` of the coordinates."""
+    """Labels of bulk RNA genes: row ``i`` of ``rna_expression_values.csv`` belongs to row ``i`` of the coordinates.
+
+    The labels are the numeric columns; an unnamed (index) column and text columns such as gene ids are not.
+    """
     header, rows = _read_csv(path, ())
     if len(rows) != len(table.records):
         raise LrgenError(
@@ -291,7 +294,7 @@ def _attach_expression(table: TaskTable, path: Path) -> None:
         except ValueError:
             return False
 
-    columns = [c for c in header if numeric(rows[0][1][c])]
+    columns = [c for c in header if c.strip() and not c.startswith("Unnamed") and numeric(rows[0][1][c])]
     if not columns:
         raise LrgenError(f"{path}: line 2: no numeric expression column")
     for rec, (line, row) in zip(table.records, rows):
