@@ -92,43 +92,56 @@ def scan_table(args, bw):
 
 
 def sweep(args):
+    """Try forward and backward launch shapes of the selective scan; keep the fastest in the module settings."""
     b, d, n, L = args.batch, args.channels, args.state, args.tokens // args.batch
     dtype = getattr(torch, args.dtype)
-    best = {}
-    rows = []
-    for layout, bds in (("length_major", (8, 16, 32, 64)), ("channels_first", (1, 4))):
+    ts = triton_scan
+
+    def fwd_ms(x):
+        try:
+            return bench(lambda: selective_scan_triton(*x[:8], True, x[8]), rep_ms=50)
+        except Exception as err:  # e.g. out of registers/shared memory for a shape
+            return type(err).__name__
+
+    rows, best = [], {}
+    for layout, bds, warps in (("length_major", (16, 32, 64), (1, 2, 4)), ("channels_first", (16, 32, 64), (2,))):
         x = ssm_inputs(b, d, n, L, dtype, layout)
-        for bd, te, warps in itertools.product(bds, (1024, 2048, 4096), (4,)):
-            triton_scan.BLOCK_D[layout], triton_scan.TILE_ELEMENTS["forward"] = bd, te
-            triton_scan.NUM_WARPS["forward"] = warps
-            try:
-                ms = bench(lambda: selective_scan_triton(*x[:8], True, x[8]), rep_ms=50)
-            except Exception as err:  # e.g. out of registers/shared memory for a tile shape
-                rows.append([layout, bd, te, warps, type(err).__name__])
-                continue
-            rows.append([layout, bd, te, warps, f"{ms:.2f}"])
-            if ms < best.get(layout, (1e9,))[0]:
-                best[layout] = (ms, bd, te, warps)
-    table("Selective-scan forward tile sweep (ms)", ["layout", "BLOCK_D", "TILE_ELEMENTS", "num_warps", "ms"], rows)
-    print("best:", best)
-    for layout, (_, bd, te, warps) in best.items():
-        triton_scan.BLOCK_D[layout] = bd
-    layout = min(best, key=lambda k: best[k][0])
-    triton_scan.TILE_ELEMENTS["forward"], triton_scan.NUM_WARPS["forward"] = best[layout][2], best[layout][3]
+        for bd, nw in itertools.product(bds, warps):
+            ts.BLOCK_D[layout], ts.NUM_WARPS["forward"] = bd, nw
+            ms = fwd_ms(x)
+            rows.append([layout, bd, nw, ts.UNROLL, ts.PROGRAMS_PER_SM, ms if isinstance(ms, str) else f"{ms:.2f}"])
+            if not isinstance(ms, str) and ms < best.get(layout, (1e9,))[0]:
+                best[layout] = (ms, bd, nw)
+        ts.BLOCK_D[layout] = best[layout][1]
+    ts.NUM_WARPS["forward"] = best["length_major"][2]
     x = ssm_inputs(b, d, n, L, dtype, "length_major")
+    top = (best["length_major"][0], ts.UNROLL, ts.PROGRAMS_PER_SM)
+    for unroll, pps in ((4, 8), (16, 8), (8, 4), (8, 16), (8, 32)):
+        ts.UNROLL, ts.PROGRAMS_PER_SM = unroll, pps
+        ms = fwd_ms(x)
+        rows.append(["length_major", ts.BLOCK_D["length_major"], ts.NUM_WARPS["forward"], unroll, pps,
+                     ms if isinstance(ms, str) else f"{ms:.2f}"])
+        if not isinstance(ms, str) and ms < top[0]:
+            top = (ms, unroll, pps)
+    ts.UNROLL, ts.PROGRAMS_PER_SM = top[1], top[2]
+    table("Selective-scan forward launch sweep (ms)",
+          ["layout", "BLOCK_D", "num_warps", "UNROLL", "PROGRAMS_PER_SM", "ms"], rows)
     leaves = [t.detach().requires_grad_() for t in x]
     y, _ = selective_scan_triton(*leaves[:8], True, leaves[8])
     dy = torch.randn_like(y)
-    rows = []
-    for te, warps in itertools.product((512, 1024, 2048), (4, 8)):
-        triton_scan.TILE_ELEMENTS["backward"], triton_scan.NUM_WARPS["backward"] = te, warps
+    rows, top = [], (1e9, None)
+    for te, nw in itertools.product((1024, 2048), (4, 8)):
+        ts.TILE_ELEMENTS["backward"], ts.NUM_WARPS["backward"] = te, nw
         try:
             ms = bench(lambda: torch.autograd.grad(y, leaves, dy, retain_graph=True), rep_ms=50)
         except Exception as err:
-            rows.append([te, warps, type(err).__name__])
+            rows.append([te, nw, type(err).__name__])
             continue
-        rows.append([te, warps, f"{ms:.2f}"])
-    table("Selective-scan backward tile sweep, length_major (ms)", ["TILE_ELEMENTS", "num_warps", "ms"], rows)
+        rows.append([te, nw, f"{ms:.2f}"])
+        if ms < top[0]:
+            top = (ms, (te, nw))
+    ts.TILE_ELEMENTS["backward"], ts.NUM_WARPS["backward"] = top[1]
+    table("Selective-scan backward launch sweep, length_major (ms)", ["TILE_ELEMENTS", "num_warps", "ms"], rows)
 
 
 def lru_conv_table(args, bw):
@@ -181,7 +194,9 @@ def main() -> None:
           f"triton {triton.__version__}; measured copy bandwidth {bw / 1e9:,.0f} GB/s (read + write)")
     if args.sweep:
         sweep(args)
-        print("tiles used below:", triton_scan.BLOCK_D, triton_scan.TILE_ELEMENTS, triton_scan.NUM_WARPS)
+        ts = triton_scan
+        print(f"settings used below: BLOCK_D={ts.BLOCK_D} NUM_WARPS={ts.NUM_WARPS} UNROLL={ts.UNROLL} "
+              f"PROGRAMS_PER_SM={ts.PROGRAMS_PER_SM} TILE_ELEMENTS={ts.TILE_ELEMENTS}")
     scan_table(args, bw)
     lru_conv_table(args, bw)
 

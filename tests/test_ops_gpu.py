@@ -189,7 +189,7 @@ def interpreted():
     before = os.environ.get("TRITON_INTERPRET")
     os.environ["TRITON_INTERPRET"] = "1"  # read when kernels are defined and when triton loads lazily: keep it set
     scan, lru, conv = [importlib.reload(importlib.import_module(name)) for name in KERNEL_MODULES]
-    scan.TILE_ELEMENTS = {"forward": 256, "backward": 128}
+    scan.TILE_ELEMENTS = {"backward": 128}
     scan.PASS_CHUNKS, scan.PASS_ELEMENTS = 4, 64
     lru.BD, lru.T = 16, 8
     conv.BLOCK = {"length_major": (8, 8), "channels_first": (4, 16)}

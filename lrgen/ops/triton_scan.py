@@ -21,10 +21,12 @@ from torch import Tensor
 
 # Tile shape: channels per program for each layout (length-major = channels contiguous in memory), and the
 # channels × padded state × positions held per program in the forward and in the backward kernel.
-BLOCK_D = {"length_major": 32, "channels_first": 4}
-TILE_ELEMENTS = {"forward": 2048, "backward": 1024}
-NUM_WARPS = {"forward": 4, "backward": 4}
-MIN_T = {"forward": 2, "backward": 16}  # the backward keeps one state per tile: long tiles keep that small
+BLOCK_D = {"length_major": 32, "channels_first": 32}
+TILE_ELEMENTS = {"backward": 1024}
+NUM_WARPS = {"forward": 2, "backward": 4}
+MIN_T = {"backward": 16}  # the backward keeps one state per tile: long tiles keep that small
+PROGRAMS_PER_SM = 8  # the forward splits the sequence into chunks until it has this many programs per SM
+UNROLL = 8  # positions of the forward kernel whose loads are issued together
 PASS_CHUNKS, PASS_ELEMENTS = 32, 2048  # chunks combined at once by the state pass, and its block size
 
 
@@ -178,20 +180,23 @@ def _state_pass_kernel(
 
 @triton.jit
 def _fwd_kernel(
-    u_ptr, delta_ptr, bias_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, y_ptr, hin_ptr, hlast_ptr,
-    L, D, N, NDB, s_hin_b, s_hin_c,
+    u_ptr, delta_ptr, bias_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, y_ptr, hin_ptr, hout_ptr, sdt_ptr,
+    L, D, N, NDB, CL, s_hin_b, s_hin_c,
     s_ub, s_ud, s_ul, s_db, s_dd, s_dl, s_Bb, s_Bn, s_Bl, s_Cb, s_Cn, s_Cl, s_zb, s_zd, s_zl, s_yb, s_yd, s_yl,
-    BD: tl.constexpr, BN: tl.constexpr, T: tl.constexpr, TPC: tl.constexpr, HAS_HIN: tl.constexpr,
+    BD: tl.constexpr, BN: tl.constexpr, U: tl.constexpr, HAS_HIN: tl.constexpr, STATE_ONLY: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, REVERSE: tl.constexpr,
 ):
+    """One chunk of CL positions (a multiple of U) for BD channels, position by position with the (BD, BN) state
+    in registers, U positions unrolled so their loads are in flight together. STATE_ONLY: write the chunk's end
+    state from h_in (zero) and its Δ sum to hout/sdt (b, nc, d, ·) instead of y; else write y, and the final
+    state to hout (b, d, n) from the last chunk."""
     c = tl.program_id(0)
     pid = tl.program_id(1)
     b = pid // NDB
     offs_d = (pid % NDB) * BD + tl.arange(0, BD)
     offs_n = tl.arange(0, BN)
     mask_d = offs_d < D
-    mask_n = offs_n < N
-    mask_dn = mask_d[:, None] & mask_n[None, :]
+    mask_dn = mask_d[:, None] & (offs_n < N)[None, :]
     A2 = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32)
     A2 = A2 * 1.4426950408889634
     if HAS_HIN:
@@ -199,129 +204,146 @@ def _fwd_kernel(
                     other=0.0)
     else:
         h = tl.zeros((BD, BN), dtype=tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
     if HAS_D:
         Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    last = (tl.arange(0, T) == T - 1)[None, None, :]
-    for i in range(TPC):
-        t = (c * TPC + i) * T + tl.arange(0, T)
-        dt, _ = _load_dt(delta_ptr + b * s_db, bias_ptr, offs_d, mask_d, t, L, s_dd, s_dl, HAS_BIAS, SOFTPLUS,
-                         REVERSE)
-        uu = _load_dl(u_ptr + b * s_ub, offs_d, mask_d, t, L, s_ud, s_ul, REVERSE)
-        Bt = _load_nl(B_ptr + b * s_Bb, offs_n, mask_n, t, L, s_Bn, s_Bl, REVERSE)
-        Ct = _load_nl(C_ptr + b * s_Cb, offs_n, mask_n, t, L, s_Cn, s_Cl, REVERSE)
-        dA = tl.exp2(A2[:, :, None] * dt[:, None, :])
-        dBu = (dt * uu)[:, None, :] * Bt[None, :, :]
-        cA, cB = tl.associative_scan((dA, dBu), 2, _combine)
-        hs = cA * h[:, :, None] + cB
-        y = tl.sum(hs * Ct[None, :, :], axis=1)
-        h = tl.sum(tl.where(last, hs, 0.0), axis=2)
-        if HAS_D:
-            y += Dv[:, None] * uu
-        if HAS_Z:
-            zz = _load_dl(z_ptr + b * s_zb, offs_d, mask_d, t, L, s_zd, s_zl, REVERSE)
-            y = y * zz * tl.sigmoid(zz)
-        ymask = mask_d[:, None] & (t[None, :] < L)
-        tl.store(y_ptr + b * s_yb + offs_d[:, None] * s_yd + _pos(t, L, REVERSE)[None, :] * s_yl,
-                 y.to(y_ptr.dtype.element_ty), mask=ymask)
-    if c == tl.num_programs(0) - 1:
-        tl.store(hlast_ptr + (b * D + offs_d)[:, None] * N + offs_n[None, :], h, mask=mask_dn)
+    sdt = tl.zeros((BD,), dtype=tl.float32)
+    u_b, d_b, B_b, C_b = u_ptr + b * s_ub, delta_ptr + b * s_db, B_ptr + b * s_Bb, C_ptr + b * s_Cb
+    for i in range(0, CL, U):
+        for j in tl.static_range(U):
+            t = c * CL + i + j
+            p = _pos(t, L, REVERSE)
+            md = offs_d < tl.where(t < L, D, 0)
+            mn = offs_n < tl.where(t < L, N, 0)
+            dt = tl.load(d_b + offs_d * s_dd + p * s_dl, mask=md, other=0.0).to(tl.float32)
+            if HAS_BIAS:
+                dt += bias
+            if SOFTPLUS:
+                dt = tl.where(dt <= 20.0, tl.log(1.0 + tl.exp(dt)), dt)
+            dt = tl.where(md, dt, 0.0)
+            uu = tl.load(u_b + offs_d * s_ud + p * s_ul, mask=md, other=0.0).to(tl.float32)
+            Bt = tl.load(B_b + offs_n * s_Bn + p * s_Bl, mask=mn, other=0.0).to(tl.float32)
+            h = tl.exp2(A2 * dt[:, None]) * h + (dt * uu)[:, None] * Bt[None, :]
+            if STATE_ONLY:
+                sdt += dt
+            else:
+                Ct = tl.load(C_b + offs_n * s_Cn + p * s_Cl, mask=mn, other=0.0).to(tl.float32)
+                y = tl.sum(h * Ct[None, :], axis=1)
+                if HAS_D:
+                    y += Dv * uu
+                if HAS_Z:
+                    zz = tl.load(z_ptr + b * s_zb + offs_d * s_zd + p * s_zl, mask=md, other=0.0).to(tl.float32)
+                    y = y * zz * tl.sigmoid(zz)
+                tl.store(y_ptr + b * s_yb + offs_d * s_yd + p * s_yl, y.to(y_ptr.dtype.element_ty), mask=md)
+    if STATE_ONLY:
+        base = (b * tl.num_programs(0) + c) * D
+        tl.store(hout_ptr + (base + offs_d)[:, None] * N + offs_n[None, :], h, mask=mask_dn)
+        tl.store(sdt_ptr + base + offs_d, sdt, mask=mask_d)
+    elif c == tl.num_programs(0) - 1:
+        tl.store(hout_ptr + (b * D + offs_d)[:, None] * N + offs_n[None, :], h, mask=mask_dn)
 
 
 @triton.jit
 def _bwd_kernel(
     u_ptr, delta_ptr, bias_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, dy_ptr, hin_ptr, gnext_ptr,
-    du_ptr, ddelta_ptr, dz_ptr, dB_ptr, dC_ptr, dA_ptr, dD_ptr, dbias_ptr, dh0_ptr,
-    L, D, N, NDB, NT,
+    du_ptr, ddelta_ptr, dz_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr, dh0_ptr,
+    L, D, N, NDB,
     s_ub, s_ud, s_ul, s_db, s_dd, s_dl, s_Bb, s_Bn, s_Bl, s_Cb, s_Cn, s_Cl, s_zb, s_zd, s_zl, s_yb, s_yd, s_yl,
     s_gb, s_gd, s_gl,
-    BD: tl.constexpr, BN: tl.constexpr, T: tl.constexpr, TPC: tl.constexpr,
+    BD: tl.constexpr, BN: tl.constexpr, T: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, REVERSE: tl.constexpr,
 ):
-    """Gradients of TPC tiles; du, ddelta, dz share the strides s_g*; dB, dC are float32 (b, n, l) contiguous and
-    accumulated with atomics over channel blocks, dA, dD, dbias with atomics over tiles."""
-    c = tl.program_id(0)
-    pid = tl.program_id(1)
-    b = pid // NDB
-    offs_d = (pid % NDB) * BD + tl.arange(0, BD)
+    """Gradients of one tile of T positions, all channels (a loop over blocks of BD), so dB and dC are summed
+    over channels here. The adjoint scan runs on inputs loaded back to front (``_r``: index r is position
+    T-1-r of the tile), so every term with g is formed in that order; the forward state is flipped into it.
+    du, ddelta, dz share the strides s_g*; dB, dC are float32 (b, n, l); per-tile partial sums: dA over the
+    tile's entries of hin (b, tiles, d, n), dD and dbias (b, tiles, d)."""
+    tile = tl.program_id(0)
+    b = tl.program_id(1)
+    nt = tl.num_programs(0)
     offs_n = tl.arange(0, BN)
-    mask_d = offs_d < D
     mask_n = offs_n < N
-    mask_dn = mask_d[:, None] & mask_n[None, :]
-    A = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32)
-    A2 = A * 1.4426950408889634
-    if HAS_D:
-        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    dA_acc = tl.zeros((BD, BN), dtype=tl.float32)
-    dD_acc = tl.zeros((BD,), dtype=tl.float32)
-    dbias_acc = tl.zeros((BD,), dtype=tl.float32)
-    last = (tl.arange(0, T) == T - 1)[None, None, :]
-    first = (tl.arange(0, T) == 0)[None, None, :]
-    for i in range(TPC):
-        tile = c * TPC + i
-        if tile < NT:
-            t = tile * T + tl.arange(0, T)
-            tmask = t < L
-            m2 = mask_d[:, None] & tmask[None, :]
-            sidx = ((b * NT + tile) * D + offs_d)[:, None] * N + offs_n[None, :]
-            h0 = tl.load(hin_ptr + sidx, mask=mask_dn, other=0.0)
-            gn = tl.load(gnext_ptr + sidx, mask=mask_dn, other=0.0)
-            dt, raw = _load_dt(delta_ptr + b * s_db, bias_ptr, offs_d, mask_d, t, L, s_dd, s_dl, HAS_BIAS, SOFTPLUS,
-                               REVERSE)
-            dt_next, _ = _load_dt(delta_ptr + b * s_db, bias_ptr, offs_d, mask_d, t + 1, L, s_dd, s_dl, HAS_BIAS,
-                                  SOFTPLUS, REVERSE)
-            uu = _load_dl(u_ptr + b * s_ub, offs_d, mask_d, t, L, s_ud, s_ul, REVERSE)
-            dy = _load_dl(dy_ptr + b * s_yb, offs_d, mask_d, t, L, s_yd, s_yl, REVERSE)
-            Bt = _load_nl(B_ptr + b * s_Bb, offs_n, mask_n, t, L, s_Bn, s_Bl, REVERSE)
-            Ct = _load_nl(C_ptr + b * s_Cb, offs_n, mask_n, t, L, s_Cn, s_Cl, REVERSE)
-            dA = tl.exp2(A2[:, :, None] * dt[:, None, :])
-            dBu = (dt * uu)[:, None, :] * Bt[None, :, :]
-            cA, cB = tl.associative_scan((dA, dBu), 2, _combine)
-            hs = cA * h0[:, :, None] + cB
-            if HAS_Z:
-                zz = _load_dl(z_ptr + b * s_zb, offs_d, mask_d, t, L, s_zd, s_zl, REVERSE)
-                sig = tl.sigmoid(zz)
-                dyp = dy * zz * sig
-                ypre = tl.sum(hs * Ct[None, :, :], axis=1)
-                if HAS_D:
-                    ypre += Dv[:, None] * uu
-                dz = dy * ypre * sig * (1.0 + zz * (1.0 - sig))
-                tl.store(dz_ptr + b * s_gb + offs_d[:, None] * s_gd + _pos(t, L, REVERSE)[None, :] * s_gl,
-                         dz.to(dz_ptr.dtype.element_ty), mask=m2)
-            else:
-                dyp = dy
-            ga, gb = tl.associative_scan(
-                (tl.exp2(A2[:, :, None] * dt_next[:, None, :]), dyp[:, None, :] * Ct[None, :, :]), 2, _combine,
-                reverse=True)
-            g = ga * gn[:, :, None] + gb
-            dh = hs - dBu  # exp(Δ A) h_{t-1}
-            gB = tl.sum(g * Bt[None, :, :], axis=1)
-            du = gB * dt
+    t = tile * T + tl.arange(0, T)
+    t_r = tile * T + (T - 1 - tl.arange(0, T))
+    B_b, C_b = B_ptr + b * s_Bb, C_ptr + b * s_Cb
+    Bt = _load_nl(B_b, offs_n, mask_n, t, L, s_Bn, s_Bl, REVERSE)
+    Ct = _load_nl(C_b, offs_n, mask_n, t, L, s_Cn, s_Cl, REVERSE)
+    Bt_r = _load_nl(B_b, offs_n, mask_n, t_r, L, s_Bn, s_Bl, REVERSE)
+    Ct_r = _load_nl(C_b, offs_n, mask_n, t_r, L, s_Cn, s_Cl, REVERSE)
+    dB_acc = tl.zeros((BN, T), dtype=tl.float32)
+    dC_acc = tl.zeros((BN, T), dtype=tl.float32)
+    is_last_r = (tl.arange(0, T) == T - 1)[None, None, :]
+    for db in range(NDB):
+        offs_d = db * BD + tl.arange(0, BD)
+        mask_d = offs_d < D
+        mask_dn = mask_d[:, None] & mask_n[None, :]
+        A = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32)
+        A2 = A * 1.4426950408889634
+        sidx = ((b * nt + tile) * D + offs_d)[:, None] * N + offs_n[None, :]
+        h0 = tl.load(hin_ptr + sidx, mask=mask_dn, other=0.0)
+        gn = tl.load(gnext_ptr + sidx, mask=mask_dn, other=0.0)
+        d_b = delta_ptr + b * s_db
+        dt, _ = _load_dt(d_b, bias_ptr, offs_d, mask_d, t, L, s_dd, s_dl, HAS_BIAS, SOFTPLUS, REVERSE)
+        dt_r, raw_r = _load_dt(d_b, bias_ptr, offs_d, mask_d, t_r, L, s_dd, s_dl, HAS_BIAS, SOFTPLUS, REVERSE)
+        dtn_r, _ = _load_dt(d_b, bias_ptr, offs_d, mask_d, t_r + 1, L, s_dd, s_dl, HAS_BIAS, SOFTPLUS, REVERSE)
+        u_b, y_b = u_ptr + b * s_ub, dy_ptr + b * s_yb
+        uu = _load_dl(u_b, offs_d, mask_d, t, L, s_ud, s_ul, REVERSE)
+        uu_r = _load_dl(u_b, offs_d, mask_d, t_r, L, s_ud, s_ul, REVERSE)
+        dy = _load_dl(y_b, offs_d, mask_d, t, L, s_yd, s_yl, REVERSE)
+        dy_r = _load_dl(y_b, offs_d, mask_d, t_r, L, s_yd, s_yl, REVERSE)
+        # forward state over the tile, in position order
+        dBu = (dt * uu)[:, None, :] * Bt[None, :, :]
+        ca, cb = tl.associative_scan((tl.exp2(A2[:, :, None] * dt[:, None, :]), dBu), 2, _combine)
+        hs = ca * h0[:, :, None] + cb
+        dh_r = tl.flip(hs - dBu, 2)  # exp(Δ_t A) h_{t-1}, back to front
+        m2 = mask_d[:, None] & (t < L)[None, :]
+        m2_r = mask_d[:, None] & (t_r < L)[None, :]
+        gptr = b * s_gb + offs_d[:, None] * s_gd + _pos(t, L, REVERSE)[None, :] * s_gl
+        gptr_r = b * s_gb + offs_d[:, None] * s_gd + _pos(t_r, L, REVERSE)[None, :] * s_gl
+        if HAS_Z:
+            zz = _load_dl(z_ptr + b * s_zb, offs_d, mask_d, t, L, s_zd, s_zl, REVERSE)
+            zz_r = _load_dl(z_ptr + b * s_zb, offs_d, mask_d, t_r, L, s_zd, s_zl, REVERSE)
+            sig = tl.sigmoid(zz)
+            ypre = tl.sum(hs * Ct[None, :, :], axis=1)
             if HAS_D:
-                du += Dv[:, None] * dyp
-                dD_acc += tl.sum(tl.where(m2, dyp * uu, 0.0), axis=1)
-            ddt = gB * uu + tl.sum(g * dh * A[:, :, None], axis=1)
-            if SOFTPLUS:
-                ddt = ddt * tl.sigmoid(raw)
-            ddt = tl.where(m2, ddt, 0.0)
-            dbias_acc += tl.sum(ddt, axis=1)
-            dA_acc += tl.sum(g * dh * dt[:, None, :], axis=2)
-            gptr = offs_d[:, None] * s_gd + _pos(t, L, REVERSE)[None, :] * s_gl + b * s_gb
-            tl.store(du_ptr + gptr, du.to(du_ptr.dtype.element_ty), mask=m2)
-            tl.store(ddelta_ptr + gptr, ddt.to(ddelta_ptr.dtype.element_ty), mask=m2)
-            dBt = tl.sum(g * (dt * uu)[:, None, :], axis=0)
-            dCt = tl.sum(hs * dyp[:, None, :], axis=0)
-            nl = (b * N + offs_n)[:, None] * L + _pos(t, L, REVERSE)[None, :]
-            m_nl = mask_n[:, None] & tmask[None, :]
-            tl.atomic_add(dB_ptr + nl, dBt, mask=m_nl)
-            tl.atomic_add(dC_ptr + nl, dCt, mask=m_nl)
-            if tile == 0:
-                dh0 = tl.sum(tl.where(first, dA * g, 0.0), axis=2)
-                tl.store(dh0_ptr + (b * D + offs_d)[:, None] * N + offs_n[None, :], dh0, mask=mask_dn)
-    tl.atomic_add(dA_ptr + offs_d[:, None] * N + offs_n[None, :], dA_acc, mask=mask_dn)
-    if HAS_D:
-        tl.atomic_add(dD_ptr + offs_d, dD_acc, mask=mask_d)
-    if HAS_BIAS:
-        tl.atomic_add(dbias_ptr + offs_d, dbias_acc, mask=mask_d)
+                Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+                ypre += Dv[:, None] * uu
+            tl.store(dz_ptr + gptr, (dy * ypre * sig * (1.0 + zz * (1.0 - sig))).to(dz_ptr.dtype.element_ty), mask=m2)
+            dyp = dy * zz * sig
+            dyp_r = dy_r * zz_r * tl.sigmoid(zz_r)
+        else:
+            dyp = dy
+            dyp_r = dy_r
+        dC_acc += tl.sum(hs * dyp[:, None, :], axis=0)
+        # adjoint g_t = C_t dy'_t + exp(Δ_{t+1} A) g_{t+1}, back to front
+        ga, gb = tl.associative_scan(
+            (tl.exp2(A2[:, :, None] * dtn_r[:, None, :]), dyp_r[:, None, :] * Ct_r[None, :, :]), 2, _combine)
+        g = ga * gn[:, :, None] + gb
+        gB = tl.sum(g * Bt_r[None, :, :], axis=1)
+        du = gB * dt_r
+        if HAS_D:
+            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+            du += Dv[:, None] * dyp_r
+            tl.store(dD_ptr + (b * nt + tile) * D + offs_d, tl.sum(tl.where(m2_r, dyp_r * uu_r, 0.0), axis=1),
+                     mask=mask_d)
+        g_dh = g * dh_r
+        ddt = gB * uu_r + tl.sum(g_dh * A[:, :, None], axis=1)
+        if SOFTPLUS:
+            ddt = ddt * tl.sigmoid(raw_r)
+        ddt = tl.where(m2_r, ddt, 0.0)
+        if HAS_BIAS:
+            tl.store(dbias_ptr + (b * nt + tile) * D + offs_d, tl.sum(ddt, axis=1), mask=mask_d)
+        tl.store(hin_ptr + sidx, tl.sum(g_dh * dt_r[:, None, :], axis=2), mask=mask_dn)  # dA partial
+        tl.store(du_ptr + gptr_r, du.to(du_ptr.dtype.element_ty), mask=m2_r)
+        tl.store(ddelta_ptr + gptr_r, ddt.to(ddelta_ptr.dtype.element_ty), mask=m2_r)
+        dB_acc += tl.sum(g * (dt_r * uu_r)[:, None, :], axis=0)
+        if tile == 0:
+            dh0 = tl.sum(tl.where(is_last_r, tl.exp2(A2[:, :, None] * dt_r[:, None, :]) * g, 0.0), axis=2)
+            tl.store(dh0_ptr + (b * D + offs_d)[:, None] * N + offs_n[None, :], dh0, mask=mask_dn)
+    nl = (b * N + offs_n)[:, None] * L
+    tl.store(dB_ptr + nl + _pos(t_r, L, REVERSE)[None, :], dB_acc, mask=mask_n[:, None] & (t_r < L)[None, :])
+    tl.store(dC_ptr + nl + _pos(t, L, REVERSE)[None, :], dC_acc, mask=mask_n[:, None] & (t < L)[None, :])
 
 
 def _layout(u: Tensor) -> str:
@@ -354,14 +376,14 @@ def _multiprocessors(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
 
 
-def _chunks(n_tiles: int, programs: int, device: torch.device) -> tuple[int, int]:
-    """(chunks, tiles per chunk): one chunk when the (batch × channel-block) programs already fill the GPU."""
-    target = 4 * _multiprocessors(device)
-    if programs >= target or n_tiles == 1:
-        return 1, n_tiles
-    nc = min(n_tiles, -(-target // programs))
-    tpc = -(-n_tiles // nc)
-    return -(-n_tiles // tpc), tpc
+def _chunks(units: int, programs: int, device: torch.device) -> tuple[int, int]:
+    """(chunks, units per chunk): one chunk when the (batch × channel-block) programs already fill the GPU."""
+    target = PROGRAMS_PER_SM * _multiprocessors(device)
+    if programs >= target or units <= 1:
+        return 1, max(units, 1)
+    nc = min(units, -(-target // programs))
+    per = -(-units // nc)
+    return -(-units // per), per
 
 
 def _launch_states(u, delta, delta_bias, A, B, C, z, dy, nc, tpc, cfg, softplus, reverse, adjoint, h0, hlast):
@@ -376,36 +398,53 @@ def _launch_states(u, delta, delta_bias, A, B, C, z, dy, nc, tpc, cfg, softplus,
         u, delta, delta_bias, A, B, C, z, dy, hloc, sdt, length, d, n, ndb,
         *_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(dy),
         BD=bd, BN=bn, T=t, TPC=tpc, ADJOINT=adjoint, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus,
-        HAS_Z=z is not None, REVERSE=reverse, num_warps=NUM_WARPS["forward"],
+        HAS_Z=z is not None, REVERSE=reverse, num_warps=NUM_WARPS["backward"],
     )
-    bd2 = max(1, min(triton.next_power_of_2(d), PASS_ELEMENTS // (PASS_CHUNKS * bn)))
-    _state_pass_kernel[(batch * triton.cdiv(d, bd2),)](
-        hloc, sdt, A, h0, hlast, nc, d, n, triton.cdiv(d, bd2), BD=bd2, BN=bn, CB=PASS_CHUNKS,
-        HAS_H0=h0 is not None, BACKWARD=adjoint, num_warps=4,
-    )
+    _state_pass(hloc, sdt, A, h0, hlast, adjoint)
     return hloc
+
+
+def _state_pass(hloc: Tensor, sdt: Tensor, A: Tensor, h0: Tensor | None, hlast: Tensor, backward: bool) -> None:
+    """Turn chunk-local states (b, nc, d, n) in place into the states entering each chunk."""
+    batch, nc, d, n = hloc.shape
+    bn = triton.next_power_of_2(n)
+    bd = max(1, min(triton.next_power_of_2(d), PASS_ELEMENTS // (PASS_CHUNKS * bn)))
+    ndb = triton.cdiv(d, bd)
+    _state_pass_kernel[(batch * ndb,)](
+        hloc, sdt, A, h0, hlast, nc, d, n, ndb, BD=bd, BN=bn, CB=PASS_CHUNKS, HAS_H0=h0 is not None,
+        BACKWARD=backward, num_warps=4,
+    )
 
 
 def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse):
     batch, d, length = u.shape
     n = A.shape[1]
-    cfg = bd, bn, t = _config(u, n, "forward")
+    bn = triton.next_power_of_2(n)
+    bd = max(1, min(triton.next_power_of_2(d), BLOCK_D[_layout(u)]))
     ndb = triton.cdiv(d, bd)
-    n_tiles = triton.cdiv(length, t)
-    nc, tpc = _chunks(n_tiles, batch * ndb, u.device)
+    steps = triton.cdiv(length, UNROLL)
+    nc, per_chunk = _chunks(steps, batch * ndb, u.device)
+    chunk_len = per_chunk * UNROLL
     y = _empty_like(u, u.dtype)
     hlast = torch.empty(batch, d, n, device=u.device, dtype=torch.float32)
+    args = (length, d, n, ndb, chunk_len)
+    strides = (*_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(y))
+    flags = dict(BD=bd, BN=bn, U=UNROLL, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, HAS_D=D is not None,
+                 HAS_Z=z is not None, REVERSE=reverse, num_warps=NUM_WARPS["forward"])
     if nc > 1:
-        hin = _launch_states(u, delta, delta_bias, A, B, C, None, None, nc, tpc, cfg, softplus, reverse, False,
-                             state, hlast)
-        s_hin_b, s_hin_c = nc * d * n, d * n
+        hin = torch.empty(batch, nc, d, n, device=u.device, dtype=torch.float32)
+        sdt = torch.empty(batch, nc, d, device=u.device, dtype=torch.float32)
+        _fwd_kernel[(nc, batch * ndb)](
+            u, delta, delta_bias, A, B, C, D, z, y, None, hin, sdt, *args, 0, 0, *strides, HAS_HIN=False,
+            STATE_ONLY=True, **flags,
+        )
+        _state_pass(hin, sdt, A, state, hlast, False)
+        s_hin = (nc * d * n, d * n)
     else:
-        hin, s_hin_b, s_hin_c = state, d * n, 0
+        hin, s_hin = state, (d * n, 0)
     _fwd_kernel[(nc, batch * ndb)](
-        u, delta, delta_bias, A, B, C, D, z, y, hin, hlast, length, d, n, ndb, s_hin_b, s_hin_c,
-        *_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(y),
-        BD=bd, BN=bn, T=t, TPC=tpc, HAS_HIN=hin is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus,
-        HAS_D=D is not None, HAS_Z=z is not None, REVERSE=reverse, num_warps=NUM_WARPS["forward"],
+        u, delta, delta_bias, A, B, C, D, z, y, hin, hlast, None, *args, *s_hin, *strides, HAS_HIN=hin is not None,
+        STATE_ONLY=False, **flags,
     )
     return y, hlast
 
@@ -414,7 +453,6 @@ def _backward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy,
     batch, d, length = u.shape
     n = A.shape[1]
     cfg = bd, bn, t = _config(u, n, "backward")
-    ndb = triton.cdiv(d, bd)
     n_tiles = triton.cdiv(length, t)
     scratch = torch.empty(batch, d, n, device=u.device, dtype=torch.float32)
     hin = _launch_states(u, delta, delta_bias, A, B, C, None, None, n_tiles, 1, cfg, softplus, reverse, False,
@@ -425,21 +463,20 @@ def _backward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy,
     ddelta = _empty_like(u, delta.dtype)
     dz = None if z is None else _empty_like(u, z.dtype)
     f32 = dict(device=u.device, dtype=torch.float32)
-    dB = torch.zeros(batch, n, length, **f32)
-    dC = torch.zeros(batch, n, length, **f32)
-    dA = torch.zeros(d, n, **f32)
-    dD = torch.zeros(d, **f32)
-    dbias = torch.zeros(d, **f32)
+    dB = torch.empty(batch, n, length, **f32)
+    dC = torch.empty(batch, n, length, **f32)
+    dD = torch.empty(batch, n_tiles, d, **f32)
+    dbias = torch.empty(batch, n_tiles, d, **f32)
     dh0 = torch.empty(batch, d, n, **f32)
-    tpc = 1 if batch * ndb * n_tiles <= 4096 else 4
-    _bwd_kernel[(triton.cdiv(n_tiles, tpc), batch * ndb)](
-        u, delta, delta_bias, A, B, C, D, z, dy, hin, gnext, du, ddelta, dz, dB, dC, dA, dD, dbias, dh0,
-        length, d, n, ndb, n_tiles,
+    _bwd_kernel[(n_tiles, batch)](
+        u, delta, delta_bias, A, B, C, D, z, dy, hin, gnext, du, ddelta, dz, dB, dC, dD, dbias, dh0,
+        length, d, n, triton.cdiv(d, bd),
         *_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(dy), *_strides(du),
-        BD=bd, BN=bn, T=t, TPC=tpc, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, HAS_D=D is not None,
+        BD=bd, BN=bn, T=t, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, HAS_D=D is not None,
         HAS_Z=z is not None, REVERSE=reverse, num_warps=NUM_WARPS["backward"],
     )
-    return du, ddelta, dA, dB, dC, dD, dz, dbias, dh0
+    dA = hin.sum(dim=(0, 1))
+    return du, ddelta, dA, dB, dC, dD.sum(dim=(0, 1)), dz, dbias.sum(dim=(0, 1)), dh0
 
 
 class _SelectiveScan(torch.autograd.Function):
