@@ -24,7 +24,7 @@ from lrgen.finetune.checkpoint import TASK_FILE, atomic_write_text, save_finetun
 from lrgen.glrb.batches import to_device
 from lrgen.glrb.data import Record, TaskTable, make_windows, read_task
 from lrgen.glrb.heads import GlrbModel, make_spec
-from lrgen.glrb.inference import autocast, loader, new_progress, pooled_features, scores_from_features
+from lrgen.glrb.inference import autocast, loader, new_progress, pooled_features
 from lrgen.glrb.metrics import macro
 from lrgen.glrb.tasks import CAGE, VARIANT, get_task
 
@@ -123,19 +123,18 @@ class _Batches:
 
 
 def _validate(model: GlrbModel, val, device, cached: bool, batch_size: int) -> dict:
-    """Validation loss and primary metric (the metric is NaN-safe: it falls back to -loss for ranking)."""
+    """Validation loss and primary metric; ``score`` ranks validations (the metric, or -loss where it is NaN)."""
     task = model.task
-    if cached:
-        feats = val
-    else:
-        with torch.no_grad():
-            feats = pooled_features(model, val, device)
-    scores = scores_from_features(model, feats, device, batch_size)
-    label = feats["label"].numpy()
+    feats = val if cached else pooled_features(model, val, device)
+    outs = []
     with torch.no_grad():
-        batch = {k: v.to(device) for k, v in feats.items()}
-        loss = float(_loss(task, model.head_outputs(batch["features"], batch), batch["label"]))
-    metric = macro(task.metric, label, scores)
+        for i in range(0, len(feats["label"]), batch_size):
+            batch = {k: v[i : i + batch_size].to(device) for k, v in feats.items()}
+            outs.append(model.head_outputs(batch["features"], batch).float().cpu())
+    out = torch.cat(outs)
+    loss = float(_loss(task, out, feats["label"]))
+    scores = torch.sigmoid(out) if task.binary else out
+    metric = macro(task.metric, feats["label"].numpy(), scores.numpy())
     return {"loss": loss, task.metric: metric, "score": metric if not math.isnan(metric) else -loss}
 
 
@@ -166,8 +165,9 @@ def finetune(config: FinetuneConfig) -> dict:
         train_recs, val_recs = carve_validation(table, cfg.val_fraction, cfg.seed)
         train_w = make_windows(table, train_recs, genome, cfg.context, cfg.max_n_fraction)
         val_w = make_windows(table, val_recs, genome, cfg.context, cfg.max_n_fraction) if val_recs else None
-        if not train_w.records:
-            raise LrgenError(f"{table.path}: no usable training windows ({train_w.counts})")
+        if len(train_w.records) < info.world_size:
+            raise LrgenError(f"{table.path}: {len(train_w.records)} usable training windows for {info.world_size} "
+                             f"processes ({train_w.counts})")
 
         backbone = lrgen.load_model(cfg.model)
         tissues = sorted({r.tissue for r in train_w.records}) if task.tissue else []
