@@ -1,0 +1,105 @@
+"""Whole forward over 1,048,576 tokens of Caduceus models on one GPU: time and peak memory, streamed through the
+engine (``lrgen.engine.stream``, bf16 activations, float32 scan states) and, as the baseline measured in the same
+run, the plain full-sequence ``model.embed`` under the same autocast. Prints a Markdown table.
+
+    python benchmarks/bench_forward.py
+    python benchmarks/bench_forward.py --models caduceus-ps-131k --chunk-sizes 65536,262144 --tokens 1M
+
+Models: ``caduceus-ps-131k`` (PS, d_model 256 × 16 layers), ``caduceus-ph-131k`` (the same size without RC
+parameter sharing, i.e. Ph's backbone, built from the PS-131k config with ``rcps=False``), ``caduceus-ps-50m``.
+Peak memory is ``torch.cuda.max_memory_allocated`` over the pass, model weights included. Times are medians.
+Targets (docs/benchmarks.md): PS-131k ≤ 0.5 s and ≤ 4 GB; Ph ≤ 0.25 s; PS-50m ≤ 2 s. Peer (official Caduceus on
+mamba-ssm, H100, bf16): PS 1.62 s / 18.3 GB, Ph 0.75 s / 10.3 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import time
+
+import torch
+
+from lrgen.engine import stream
+from lrgen.models.registry import build_model, preset_config
+from lrgen.ops.backend import select_backend
+from lrgen.sizes import parse_size
+
+PEER = {"caduceus-ps-131k": "1.62 s / 18.3 GB", "caduceus-ph-131k": "0.75 s / 10.3 GB"}
+
+
+def make_model(name: str):
+    if name == "caduceus-ph-131k":
+        config = dataclasses.replace(preset_config("caduceus-ps-131k"), rcps=False)
+    else:
+        config = preset_config(name)
+    return build_model(config).cuda().eval()
+
+
+def measure(fn, repeats: int) -> tuple[float, float]:
+    """(median seconds, peak GB) of fn() after one warm-up call."""
+    fn()
+    torch.cuda.synchronize()
+    times = []
+    torch.cuda.reset_peak_memory_stats()
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+        del out
+    return statistics.median(times), torch.cuda.max_memory_allocated() / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="caduceus-ps-131k,caduceus-ph-131k,caduceus-ps-50m")
+    parser.add_argument("--tokens", default="1M")
+    parser.add_argument("--chunk-sizes", default="131072,1048576")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-full", action="store_true", help="skip the full-sequence baseline")
+    args = parser.parse_args()
+    length = parse_size(args.tokens)
+    torch.manual_seed(0)
+    ids = torch.randint(7, 11, (1, length), device="cuda")
+    props = torch.cuda.get_device_properties(0)
+    print(f"device: {props.name}; torch {torch.__version__}; kernels: {select_backend(ids.device)}")
+    rows = []
+    for name in args.models.split(","):
+        model = make_model(name)
+        params = model.num_parameters() / 1e6
+        results = {}
+        for cs in (int(c) for c in args.chunk_sizes.split(",")):
+            def run(cs=cs):
+                return stream(model, ids, chunk_size=cs, output="hidden", dtype=torch.bfloat16)
+
+            results[f"stream chunk_size {cs:,}"] = measure(run, args.repeats)
+            torch.cuda.empty_cache()
+        if not args.no_full:
+            def full():
+                with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+                    return model.embed(ids)
+
+            try:
+                results["full sequence (baseline)"] = measure(full, args.repeats)
+            except torch.cuda.OutOfMemoryError:
+                results["full sequence (baseline)"] = (float("nan"), float("nan"))
+            torch.cuda.empty_cache()
+        base = results.get("full sequence (baseline)", (float("nan"),))[0]
+        for mode, (sec, gb) in results.items():
+            rows.append([name, f"{params:.1f}M", mode, f"{sec:.3f}", f"{gb:.2f}", f"{base / sec:.2f}×",
+                         PEER.get(name, "")])
+            print("measured", rows[-1], flush=True)
+        del model
+        torch.cuda.empty_cache()
+    print(f"\nForward over {length:,} tokens, batch 1, bf16 autocast, fp32 scan states, output='hidden'\n")
+    header = ["model", "params", "mode", "seconds", "peak GB", "speed-up vs full", "peer (official, H100)"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
