@@ -88,6 +88,8 @@ def test_unfrozen_eqtl_saves_loads_and_resumes(small_bench, tmp_path):
 
     result = evaluate_task("eqtl", str(out), data, genome, contexts=[1536, 2048], device="cpu")
     assert [r["context"] for r in result["contexts"]] == [1536, 2048]
+    with pytest.raises(LrgenError, match="fine-tuned on variant_effect_causal_eqtl, not variant_effect_pathogenic_omim"):
+        evaluate_task("omim", str(out), data, genome, device="cpu")  # a tissue head does not transfer
     buckets = result["contexts"][0]["buckets"]
     assert set(buckets) == {"0-30k", "30-100k", ">100k"} and sum(b["n"] for b in buckets.values()) == 6
 

@@ -108,3 +108,14 @@ def test_head_output_shapes(bench, task, context, shape):
     with torch.no_grad():
         out = model(batch)
     assert out.shape == (2, *shape) == batch["label"].shape
+
+
+def test_long_contexts_stream_automatically_for_ssms_only():
+    from lrgen.glrb.inference import AUTO_STREAM_BP, stream_chunk
+
+    for name, streams in (("hawk-tiny", True), ("ntv2-tiny", False)):
+        backbone = lrgen.load_model(name)
+        model = GlrbModel(backbone, make_spec(backbone, "promoter", 256, 1))
+        assert stream_chunk(model, 12_000, None) is None
+        assert stream_chunk(model, 1_000_000, None) == (AUTO_STREAM_BP if streams else None)
+        assert stream_chunk(model, 12_000, 4096) == 4096
