@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from lrgen.cli.app import app
-from lrgen.cli import info, pretrain, finetune, evaluate, score_vcf, predict, embed  # noqa: F401  (registers)
+from lrgen.cli import info, pretrain, finetune, evaluate, score_vcf, predict, embed, glrb  # noqa: F401  (registers)
 from lrgen.errors import LrgenError
 
 
