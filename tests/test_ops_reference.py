@@ -144,7 +144,10 @@ def test_dtypes_and_gradients():
     x = {k: v.requires_grad_() for k, v in x.items()}
     y, h = selective_scan_ref(**{**x, "u": x["u"].to(torch.bfloat16)}, delta_softplus=True)
     assert y.dtype == torch.bfloat16 and h.dtype == torch.float32
-    y, _ = selective_scan_ref(**x, delta_softplus=True)
+    y, h = selective_scan_ref(**x, delta_softplus=True)  # the differentiable path
+    y0, h0 = naive_selective_scan(**{k: v.detach() for k, v in x.items()}, delta_softplus=True, state=None)
+    torch.testing.assert_close(y.detach(), y0, **TOL)
+    torch.testing.assert_close(h.detach(), h0, **TOL)
     y.sum().backward()
     assert all(v.grad is not None and torch.isfinite(v.grad).all() for v in x.values())
 

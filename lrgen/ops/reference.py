@@ -40,6 +40,8 @@ def selective_scan_ref(
     if delta_softplus:
         dt = F.softplus(dt)
     h = u.new_zeros(batch, dim, A.shape[1], dtype=torch.float32) if state is None else state.float()
+    tensors = (u, delta, A, B, C, D, z, delta_bias, state)
+    differentiable = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
     ys = []
     for start in range(0, length, BLOCK):
         sl = slice(start, min(start + BLOCK, length))
@@ -47,12 +49,18 @@ def selective_scan_ref(
         u_blk = u[:, :, sl].float().permute(2, 0, 1)
         decay = (dt_blk[..., None] * A).exp_()  # (T, b, d, n)
         inp = (dt_blk * u_blk)[..., None] * B[:, :, sl].float().permute(2, 0, 1)[:, :, None, :]
-        hs = []
-        for t in range(decay.shape[0]):
-            h = torch.addcmul(inp[t], decay[t], h)
-            hs.append(h)
+        if differentiable:
+            hs = []
+            for t in range(decay.shape[0]):
+                h = torch.addcmul(inp[t], decay[t], h)
+                hs.append(h)
+            states = torch.stack(hs)
+        else:  # accumulate in place: inp[t] becomes h_t
+            for t in range(decay.shape[0]):
+                h = inp[t].addcmul_(decay[t], h)
+            states, h = inp, h.clone()
         c_blk = C[:, :, sl].float().permute(2, 0, 1)[..., None]  # (T, b, n, 1)
-        ys.append(torch.matmul(torch.stack(hs), c_blk)[..., 0].permute(1, 2, 0))
+        ys.append(torch.matmul(states, c_blk)[..., 0].permute(1, 2, 0))
     y = torch.cat(ys, dim=-1) if ys else u.new_zeros(batch, dim, 0, dtype=torch.float32)
     if D is not None:
         y = y + D.float()[:, None] * u.float()
