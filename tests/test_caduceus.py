@@ -278,3 +278,12 @@ def test_lrgen_checkpoint_is_in_official_layout(tmp_path):
     config = json.loads((tmp_path / "ck" / "config.json").read_text())
     assert config["model_type"] == "caduceus" and config["rcps"] is True
     assert config["complement_map"] == default_complement_map()
+
+
+def test_conjoin_rejects_kmer_models_and_bad_output():
+    from lrgen.errors import LrgenError
+
+    with pytest.raises(LrgenError, match="conjoin needs per-nucleotide tokens"):
+        conjoin(lrgen.load_model("ntv2-tiny"), ids())
+    with pytest.raises(LrgenError, match="conjoin output must be 'logits' or 'hidden'"):
+        conjoin(tiny(False), ids(), output="probs")
