@@ -128,7 +128,7 @@ D_MODEL, N_LAYER, D_STATE, D_CONV, EXPAND, VOCAB = 8, 2, 4, 4, 2, 16
 D_INNER, DT_RANK = EXPAND * D_MODEL, 1  # dt_rank "auto" = ceil(8 / 16)
 
 
-def official_tensors(rcps: bool, seed: int) -> dict[str, torch.Tensor]:
+def official_tensors(rcps: bool, seed: int, fused: bool = True) -> dict[str, torch.Tensor]:
     """Random weights under the official key names, tied copies omitted as Hugging Face saves them."""
     g = torch.Generator().manual_seed(seed)
     r = lambda *s, scale=0.3: scale * torch.randn(*s, generator=g)  # noqa: E731
@@ -138,6 +138,7 @@ def official_tensors(rcps: bool, seed: int) -> dict[str, torch.Tensor]:
         t["caduceus.backbone.embeddings.word_embeddings.complement_map"] = torch.tensor(COMP + [12, 13, 14, 15])
         t["lm_head.complement_map"] = torch.tensor(COMP + [12, 13, 14, 15])
     mixer = "mixer.submodule." if rcps else "mixer."
+    wrapped = ".submodule" if rcps and not fused else ""  # RCPSAddNormWrapper
     for i in range(N_LAYER):
         for direction in ("mamba_fwd", "mamba_rev"):
             p = f"caduceus.backbone.layers.{i}.{mixer}{direction}."
@@ -151,12 +152,12 @@ def official_tensors(rcps: bool, seed: int) -> dict[str, torch.Tensor]:
             t[p + "dt_proj.bias"] = r(D_INNER) - 3.0
             t[p + "A_log"] = torch.log(torch.rand(D_INNER, D_STATE, generator=g) * 4 + 0.5)
             t[p + "D"] = r(D_INNER, scale=1.0)
-        t[f"caduceus.backbone.layers.{i}.norm.weight"] = 1 + r(D_MODEL)
-    t["caduceus.backbone.norm_f.weight"] = 1 + r(D_MODEL)
+        t[f"caduceus.backbone.layers.{i}.norm{wrapped}.weight"] = 1 + r(D_MODEL)
+    t[f"caduceus.backbone.norm_f{wrapped}.weight"] = 1 + r(D_MODEL)
     return t
 
 
-def official_config(rcps: bool) -> dict:
+def official_config(rcps: bool, fused: bool = True) -> dict:
     return {
         "_name_or_path": "kuleshov-group/caduceus-tiny-test",
         "architectures": ["CaduceusForMaskedLM"],
@@ -166,7 +167,7 @@ def official_config(rcps: bool) -> dict:
         "bidirectional_weight_tie": True,
         "complement_map": {str(i): c for i, c in enumerate(COMP + [12, 13, 14, 15])},
         "d_model": D_MODEL,
-        "fused_add_norm": True,
+        "fused_add_norm": fused,
         "initializer_cfg": {"initializer_range": 0.02, "n_residuals_per_layer": 1, "rescale_prenorm_residual": True},
         "model_type": "caduceus",
         "n_layer": N_LAYER,
@@ -184,7 +185,7 @@ def official_config(rcps: bool) -> dict:
     }
 
 
-def reference_logits(t: dict[str, torch.Tensor], rcps: bool, input_ids: torch.Tensor) -> torch.Tensor:
+def reference_logits(t: dict[str, torch.Tensor], rcps: bool, input_ids: torch.Tensor, fused: bool = True):
     def get(key):  # tied names fall back to the stored one
         key = key.replace("mamba_rev.in_proj", "mamba_fwd.in_proj").replace("mamba_rev.out_proj", "mamba_fwd.out_proj")
         return t[key]
@@ -231,6 +232,15 @@ def reference_logits(t: dict[str, torch.Tensor], rcps: bool, input_ids: torch.Te
     residual = None
     for i in range(N_LAYER):
         p = f"caduceus.backbone.layers.{i}."
+        if rcps and not fused:  # RCPSMambaBlock without fused add-norm: RCPSAddNormWrapper, halves in order
+            w = t[p + "norm.submodule.weight"]
+            res_fwd = hidden[..., :D] + (0 if residual is None else residual[..., :D])
+            res_rc = rc(hidden[..., D:]) + (0 if residual is None else rc(residual[..., D:]))
+            hidden = torch.cat([rms(res_fwd, w), rc(rms(res_rc, w))], -1)
+            residual = torch.cat([res_fwd, rc(res_rc)], -1)
+            hidden = torch.cat([bimamba(p + "mixer.submodule.", hidden[..., :D]),
+                                rc(bimamba(p + "mixer.submodule.", rc(hidden[..., D:])))], -1)
+            continue
         w = t[p + "norm.weight"]
         if rcps:  # RCPSMambaBlock, fused branch: the forward norm reads the second half, the RC norm the first
             h_fwd, r_fwd = fused_add_norm(hidden[..., D:], w, None if residual is None else residual[..., D:])
@@ -241,8 +251,8 @@ def reference_logits(t: dict[str, torch.Tensor], rcps: bool, input_ids: torch.Te
         else:
             hidden, residual = fused_add_norm(hidden, w, residual)
             hidden = bimamba(p + "mixer.", hidden)
-    w = t["caduceus.backbone.norm_f.weight"]
-    if rcps:  # final fused norm: halves in order
+    w = t["caduceus.backbone.norm_f.weight" if fused else "caduceus.backbone.norm_f.submodule.weight"]
+    if rcps:  # final norm (fused, or RCPSAddNormWrapper): halves in order
         s = hidden + residual
         hidden = torch.cat([rms(s[..., :D], w), rc(rms(rc(s[..., D:]), w))], -1)
         W = t["caduceus.backbone.embeddings.word_embeddings.embedding.weight"]
@@ -252,15 +262,15 @@ def reference_logits(t: dict[str, torch.Tensor], rcps: bool, input_ids: torch.Te
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("rcps", [True, False])
-def test_official_checkpoint_loads_and_reproduces_logits(tmp_path, rcps):
-    tensors = official_tensors(rcps, seed=3)
+@pytest.mark.parametrize("rcps,fused", [(True, True), (False, True), (True, False)])
+def test_official_checkpoint_loads_and_reproduces_logits(tmp_path, rcps, fused):
+    tensors = official_tensors(rcps, seed=3, fused=fused)
     save_file(tensors, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
-    (tmp_path / "config.json").write_text(json.dumps(official_config(rcps), indent=2))
+    (tmp_path / "config.json").write_text(json.dumps(official_config(rcps, fused), indent=2))
     model = lrgen.load_model(tmp_path)
     assert isinstance(model, Caduceus) and model.config.rcps is rcps
     x = ids(length=19, seed=5)
-    expected = reference_logits(tensors, rcps, x)[..., :VOCAB_SIZE]
+    expected = reference_logits(tensors, rcps, x, fused)[..., :VOCAB_SIZE]
     torch.testing.assert_close(model(x), expected, **TOL)
     keys: list[str] = []
     torch.testing.assert_close(model(x, runner=chunked_runner(4, keys)), expected, **TOL)
