@@ -1,0 +1,137 @@
+"""The variant scores and their exact definitions (docs/score-vcf.md has the full text and sign conventions).
+
+Every score compares the ALT allele with the REF allele in the same genomic context (the window):
+
+- ``llr``: masked marginal. The REF bases are replaced by [MASK]; ``sum_i log p(alt_i) - log p(ref_i)`` over the
+  masked positions where the alleles differ. SNVs and MNPs only (an indel has no base-to-base pairing).
+- ``wt-marginal``: the same sum read from the unmasked reference pass (Meier et al. 2021), so one pass per window
+  scores every SNV/MNP in it.
+- ``embedding``: ``emb_cos = 1 - cos(e_ref, e_alt)`` and ``emb_l2 = |e_ref - e_alt|``, where ``e`` is the mean
+  last hidden state over the allele and ``embedding_span // 2`` bp on each side of it, in that allele's own
+  sequence (flanks aligned, so indels are defined too).
+- ``head``: a fine-tuned variant-effect model's probability that the variant is pathogenic / causal.
+
+Negative ``llr``/``wt-marginal`` means the model finds ALT less likely than REF; larger embedding distances mean
+a larger change. Strands: non-RC-equivariant models are conjoined with their reverse complement (outputs
+averaged); an RC-equivariant (PS) model gives the same log-ratios on both strands, so one pass serves.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from lrgen.tokenizer import MASK_ID, encode
+from lrgen.variants.passes import Region, Replacement, WindowPasses
+from lrgen.variants.triage import Allele, substitution_applies
+from lrgen.variants.windows import Window
+
+SCORES = ("llr", "wt-marginal", "embedding", "head")
+# score -> the values it writes (TSV column names), and value -> (INFO key, description)
+VALUES = {"llr": ("llr",), "wt-marginal": ("wt_marginal",), "embedding": ("emb_cos", "emb_l2"), "head": ("head",)}
+INFO = {
+    "llr": ("LRGEN_LLR", "Masked-marginal log-likelihood ratio log p(ALT) - log p(REF) at the masked REF bases "
+            "(SNV/MNP), strands averaged"),
+    "wt_marginal": ("LRGEN_WTM", "Wild-type marginal log p(ALT) - log p(REF) from the unmasked reference pass "
+                    "(SNV/MNP), strands averaged"),
+    "emb_cos": ("LRGEN_EMB_COS", "Cosine distance 1 - cos between mean REF and ALT embeddings around the allele"),
+    "emb_l2": ("LRGEN_EMB_L2", "L2 distance between mean REF and ALT embeddings around the allele"),
+    "head": ("LRGEN_HEAD", "Fine-tuned variant-effect head's probability"),
+}
+NOT_APPLICABLE = {
+    "indel": "defined for SNVs and MNPs only",
+    "non_acgt": "REF or ALT has a base other than A/C/G/T",
+}
+
+Tick = Callable[[int], None]
+
+
+def substitution_logratio(logits: Tensor, ref: str, alt: str) -> float:
+    """``sum_i log p(alt_i) - log p(ref_i)`` over positions where ``ref`` and ``alt`` (equal length) differ."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    rows = [i for i, (r, a) in enumerate(zip(ref, alt)) if r != a]
+    index = torch.tensor(rows, dtype=torch.long, device=logp.device)
+    alt_ids = encode("".join(alt[i] for i in rows)).to(logp.device)
+    ref_ids = encode("".join(ref[i] for i in rows)).to(logp.device)
+    return float((logp[index, alt_ids] - logp[index, ref_ids]).sum())
+
+
+def embedding_distances(ref: Tensor, alt: Tensor) -> tuple[float, float]:
+    """``(1 - cos, L2)`` between two mean embeddings."""
+    ref, alt = ref.float(), alt.float()
+    cos = torch.nn.functional.cosine_similarity(ref, alt, dim=0)
+    return float(1 - cos), float(torch.linalg.vector_norm(ref - alt))
+
+
+def score_window(window: Window, passes: WindowPasses, scores: tuple[str, ...], *, embedding_span: int,
+                 tick: Tick | None = None) -> None:
+    """Fill ``allele.scores`` / ``allele.not_applicable`` of every scorable allele of ``window``."""
+    alleles = window.alleles()
+    substitutions = []
+    for allele in alleles:
+        why = substitution_applies(allele)
+        if why is None:
+            substitutions.append(allele)
+        else:
+            for score in ("llr", "wt-marginal"):
+                if score in scores:
+                    allele.not_applicable[score] = why
+    if "wt-marginal" in scores and substitutions:
+        _wt_marginal(window, passes, substitutions)
+    if "llr" in scores and substitutions:
+        _llr(window, passes, substitutions, tick)
+    if "embedding" in scores and alleles:
+        _embedding(window, passes, alleles, embedding_span, tick)
+
+
+def passes_needed(window: Window, scores: tuple[str, ...]) -> int:
+    """How many edited passes :func:`score_window` runs for ``window`` (for progress)."""
+    alleles = window.alleles()
+    sites = {(a.variant.start, len(a.ref)) for a in alleles if substitution_applies(a) is None}
+    return (len(sites) if "llr" in scores else 0) + (len(alleles) if "embedding" in scores else 0)
+
+
+def _offset(window: Window, allele: Allele) -> int:
+    return allele.variant.start - window.start
+
+
+def _wt_marginal(window: Window, passes: WindowPasses, alleles: list[Allele]) -> None:
+    logits = passes.reference("logits")
+    for allele in alleles:
+        o = _offset(window, allele)
+        allele.scores["wt_marginal"] = substitution_logratio(logits[o : o + len(allele.ref)], allele.ref, allele.alt)
+
+
+def _llr(window: Window, passes: WindowPasses, alleles: list[Allele], tick: Tick | None) -> None:
+    sites: dict[tuple[int, int], list[Allele]] = {}
+    for allele in alleles:
+        sites.setdefault((_offset(window, allele), len(allele.ref)), []).append(allele)
+    keys = list(sites)
+    replacements = [Replacement(o, o + r, torch.full((r,), MASK_ID, dtype=torch.long)) for o, r in keys]
+    masked = passes.edited(replacements, "logits", reduce=lambda region: region.values.float().cpu(), advance=tick)
+    for key, logits in zip(keys, masked):
+        for allele in sites[key]:
+            allele.scores["llr"] = substitution_logratio(logits, allele.ref, allele.alt)
+
+
+def _embedding(window: Window, passes: WindowPasses, alleles: list[Allele], span: int, tick: Tick | None) -> None:
+    half = span // 2
+    hidden = passes.reference("hidden")
+    length = passes.length
+    ref_means = []
+    replacements = []
+    for allele in alleles:
+        o, r = _offset(window, allele), len(allele.ref)
+        left, right = min(half, o), min(half, length - o - r)
+        ref_means.append(hidden[o - left : o + r + right].float().mean(0))
+        replacements.append(Replacement(o, o + r, encode(allele.alt), margin=half))
+    del hidden
+
+    def mean(region: Region) -> Tensor:
+        return region.values.float().mean(0)
+
+    alt_means = passes.edited(replacements, "hidden", reduce=mean, advance=tick)
+    for allele, ref_mean, alt_mean in zip(alleles, ref_means, alt_means):
+        allele.scores["emb_cos"], allele.scores["emb_l2"] = embedding_distances(ref_mean, alt_mean)

@@ -1,0 +1,118 @@
+"""Output of score-vcf: the input VCF with LRGEN_* INFO fields (plain or bgzip + tabix) and the TSV table."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lrgen.errors import LrgenError
+from lrgen.variants.scores import INFO, NOT_APPLICABLE
+from lrgen.variants.triage import Entry
+
+STATUS_KEY = "LRGEN_STATUS"
+STATUS_DESCRIPTION = (
+    "Per ALT: scored, or why it was skipped (symbolic, breakend, star, missing, unknown_contig, ref_mismatch, "
+    "too_long, no_score_applies)"
+)
+
+
+def check_output_name(path: Path, what: str = "output") -> None:
+    """Output VCFs are ``.vcf`` or ``.vcf.gz`` in an existing folder."""
+    if not (path.name.endswith(".vcf") or path.name.endswith(".vcf.gz")):
+        raise LrgenError(f"{what} {path} must end with .vcf or .vcf.gz (bgzipped and tabix-indexed)")
+    if not path.parent.is_dir():
+        raise LrgenError(f"the folder of {what} {path} does not exist")
+
+
+def header_text(input_header: str, values: tuple[str, ...], meta: dict[str, str]) -> str:
+    """The input's header with its own LRGEN/lrgen lines replaced by this run's INFO and ``##lrgen_*`` lines."""
+    lines = [line for line in input_header.rstrip("\n").split("\n")
+             if not line.startswith(("##INFO=<ID=LRGEN_", "##lrgen_"))]
+    ours = [f'##INFO=<ID={INFO[v][0]},Number=A,Type=Float,Description="{INFO[v][1]}">' for v in values]
+    ours.append(f'##INFO=<ID={STATUS_KEY},Number=A,Type=String,Description="{STATUS_DESCRIPTION}">')
+    ours += [f"##lrgen_{key}={_quote(value)}" for key, value in meta.items()]
+    return "\n".join(lines[:-1] + ours + lines[-1:]) + "\n"
+
+
+def _quote(text: str) -> str:
+    return text.replace("\n", " ").replace("\t", " ")
+
+
+def _number(value: float | None) -> str:
+    return "." if value is None else f"{value:.6g}"
+
+
+def vcf_line(entry: Entry, values: tuple[str, ...]) -> str:
+    """The record's VCF line with this run's INFO fields (old LRGEN_* fields dropped), newline-terminated."""
+    columns = str(entry.record).rstrip("\n").split("\t")
+    if columns[4] == ".":  # no ALT: Number=A fields would have no value to hold
+        return "\t".join(columns) + "\n"
+    info = [] if columns[7] == "." else [f for f in columns[7].split(";") if not f.startswith("LRGEN_")]
+    for value in values:
+        numbers = [a.scores.get(value) for a in entry.alleles]
+        if any(n is not None for n in numbers):
+            info.append(f"{INFO[value][0]}={','.join(_number(n) for n in numbers)}")
+    info.append(f"{STATUS_KEY}={','.join(a.status for a in entry.alleles)}")
+    columns[7] = ";".join(info)
+    return "\t".join(columns) + "\n"
+
+
+def tsv_header(values: tuple[str, ...]) -> str:
+    return "\t".join(["chrom", "pos", "id", "ref", "alt", *values, "status", "note"]) + "\n"
+
+
+def tsv_lines(entry: Entry, values: tuple[str, ...]) -> str:
+    """One row per ALT: chrom, pos, id, ref, alt, the values, status, and why any value is missing."""
+    rows = []
+    for a in entry.alleles:
+        v = a.variant
+        note = "; ".join(f"{score}: {NOT_APPLICABLE[why]}" for score, why in a.not_applicable.items())
+        cells = [v.chrom, str(v.pos), v.id or ".", v.ref, v.alt or ".", *(_number(a.scores.get(x)) for x in values),
+                 a.status, note or "."]
+        rows.append("\t".join(cells) + "\n")
+    return "".join(rows)
+
+
+def assemble_vcf(out: Path, header: str, body: Path, scratch: Path) -> str | None:
+    """Write ``header`` + ``body`` to ``out`` atomically; ``.gz`` is bgzipped and tabix-indexed.
+
+    Returns a warning when the index cannot be built (an unsorted input), else None.
+    """
+    import pysam
+
+    plain = scratch / "assembled.vcf"
+    with open(plain, "w") as fh:
+        fh.write(header)
+        with open(body) as src:
+            while chunk := src.read(1 << 20):
+                fh.write(chunk)
+    if not out.name.endswith(".gz"):
+        os.replace(plain, out)
+        return None
+    packed = scratch / "assembled.vcf.gz"
+    pysam.tabix_compress(str(plain), str(packed), force=True)
+    plain.unlink()
+    warning = None
+    index = Path(f"{packed}.tbi")
+    try:
+        pysam.tabix_index(str(packed), preset="vcf", force=True)
+    except (OSError, ValueError) as exc:
+        warning = f"no tabix index for {out}: {exc} (sort the input, e.g. `bcftools sort`, to get one)"
+    old_index = Path(f"{out}.tbi")
+    os.replace(packed, out)
+    if index.exists():
+        os.replace(index, old_index)
+    elif old_index.exists():
+        old_index.unlink()
+    return warning
+
+
+def assemble_tsv(out: Path, header: str, body: Path, scratch: Path) -> None:
+    """Write the TSV ``header`` + ``body`` to ``out`` atomically."""
+    tmp = scratch / "assembled.tsv"
+    with open(tmp, "w") as fh:
+        fh.write(header)
+        with open(body) as src:
+            while chunk := src.read(1 << 20):
+                fh.write(chunk)
+    os.replace(tmp, out)
