@@ -1,13 +1,13 @@
 """Run-directory checkpoints: ``checkpoints/<name>/{config.json, model.safetensors, training_state.pt}`` + ``latest``.
 
-A checkpoint is written into a temporary folder beside its final place, renamed into place, and only then is
-``checkpoints/latest`` replaced (atomically) by the new name, so an interrupted write never leaves a half checkpoint
-that ``latest`` points to. ``lrgen.load_model(RUN_DIR)`` loads the model of ``latest``.
+A checkpoint is written into a temporary folder beside its final place and renamed into place
+(:func:`lrgen.models.checkpoint.save_model`); only then is ``checkpoints/latest`` replaced atomically by the new name,
+so an interrupted write never leaves a half checkpoint that ``latest`` points to. ``lrgen.load_model(RUN_DIR)``
+loads the model of ``latest``.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,9 +15,8 @@ from typing import Any
 import torch
 
 from lrgen.errors import LrgenError
+from lrgen.models.checkpoint import CHECKPOINTS_DIR, LATEST_NAME, TRAINING_STATE_NAME, mark_latest, save_model
 
-STATE_NAME = "training_state.pt"
-LATEST = "latest"
 BEST = "best"
 
 
@@ -26,12 +25,12 @@ def step_name(step: int) -> str:
 
 
 def checkpoints_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "checkpoints"
+    return Path(run_dir) / CHECKPOINTS_DIR
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """The checkpoint folder that ``checkpoints/latest`` names, or ``None`` for a run without checkpoints."""
-    pointer = checkpoints_dir(run_dir) / LATEST
+    pointer = checkpoints_dir(run_dir) / LATEST_NAME
     if not pointer.is_file():
         return None
     path = checkpoints_dir(run_dir) / pointer.read_text().strip()
@@ -40,51 +39,27 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return path
 
 
-def _write_pointer(run_dir: Path, name: str) -> None:
-    pointer = checkpoints_dir(run_dir) / LATEST
-    tmp = pointer.with_name(f".{LATEST}.tmp{os.getpid()}")
-    tmp.write_text(name + "\n")
-    os.replace(tmp, pointer)
-
-
 def save_checkpoint(run_dir: str | Path, name: str, model: torch.nn.Module, state: dict[str, Any] | None,
                     *, update_latest: bool = True) -> Path:
-    """Write ``model`` (lrgen checkpoint layout) and ``state`` as checkpoint ``name``, replacing one of that name."""
-    from lrgen.models.checkpoint import save_model
-
+    """Write ``model`` and ``state`` as checkpoint ``name`` (replacing one of that name), then point ``latest`` at it."""
     root = checkpoints_dir(run_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / name
-    tmp = root / f".{name}.tmp{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    save_model(model, tmp)
-    if state is not None:
-        torch.save(state, tmp / STATE_NAME)
-    if final.exists():
-        old = root / f".{name}.old{os.getpid()}"
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, final)
+    path = save_model(model, root / name, training_state=state)
     if update_latest:
-        _write_pointer(Path(run_dir), name)
-    return final
+        mark_latest(root, name)
+    return path
 
 
 def load_training_state(checkpoint: Path) -> dict[str, Any]:
-    path = checkpoint / STATE_NAME
+    path = checkpoint / TRAINING_STATE_NAME
     if not path.is_file():
-        raise LrgenError(f"{checkpoint} has no {STATE_NAME}: it cannot be resumed (it may be an exported model)")
+        raise LrgenError(f"{checkpoint} has no {TRAINING_STATE_NAME}: it cannot be resumed (it may be an exported model)")
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
     """Delete all but the newest ``keep`` step checkpoints (never ``best`` nor the one ``latest`` names)."""
-    root = checkpoints_dir(run_dir)
     latest = latest_checkpoint(run_dir)
-    steps = sorted(p for p in root.glob("step-*") if p.is_dir())
+    steps = sorted(p for p in checkpoints_dir(run_dir).glob("step-*") if p.is_dir())
     for path in steps[:-keep]:
         if latest is None or path.name != latest.name:
             shutil.rmtree(path)

@@ -56,6 +56,17 @@ def train(config: PretrainConfig) -> dict[str, Any]:
         cleanup(info)
 
 
+def _initial_model(config: PretrainConfig, run_dir: Path):
+    """The run's latest checkpoint when resuming; a preset initialised with ``seed``; else the given checkpoint."""
+    from lrgen import load_model
+    from lrgen.models.registry import build_model, preset_config
+
+    if config.resume:
+        return load_model(str(run_dir))
+    preset = None if Path(config.model).expanduser().exists() else preset_config(config.model)
+    return build_model(preset, seed=config.seed) if preset is not None else load_model(config.model)
+
+
 def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
     """Learning-rate multiplier after ``step`` optimizer steps: linear warm-up, then cosine down to ``min_ratio``."""
     if step < warmup:
@@ -75,9 +86,7 @@ class _Trainer:
         if not config.resume and self.resume_from is not None:
             raise LrgenError(f"{self.run_dir} already holds a run: pass --resume to continue it or choose another --out")
 
-        from lrgen import load_model
-
-        self.model = load_model(str(self.run_dir) if config.resume else config.model).to(info.device)
+        self.model = _initial_model(config, self.run_dir).to(info.device).train()
         self.kind = self.model.tokenizer_kind
         self.scheme = MaskingScheme.for_kind(self.kind)
         self.rc_augment = (not self.model.rc_equivariant) if config.rc_augment is None else config.rc_augment

@@ -1,0 +1,124 @@
+"""The pretraining loop on CPU: loss falls on real genomes, exact resume, run-directory rules, schedule, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+import lrgen
+from lrgen.errors import LrgenError
+from lrgen.pretrain.loop import lr_factor, run_pretrain
+
+
+def _metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def small_fasta(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "toy.fa"
+    seqs = ["".join(rng.choice(list("ACGT"), n)) for n in (6000, 3000)]
+    path.write_text("".join(f">c{i}\n{s}\n" for i, s in enumerate(seqs)))
+    return str(path)
+
+
+def test_loss_falls_on_real_genomes(shared_data, tmp_path):
+    genomes = shared_data / "genomes"
+    run = tmp_path / "run"
+    summary = run_pretrain(dict(
+        model="hawk-tiny", fasta=[str(genomes / "hpylori_G27.fa.gz"), str(genomes / "saureus_N315.fa.gz")],
+        out=str(run), context=128, steps=20, batch_size=8, lr=5e-3, val_every=10, val_windows=8, save_every=10,
+    ))
+    records = _metrics(run)
+    train = [r["loss"] for r in records if r["split"] == "train"]
+    val = [r for r in records if r["split"] == "val"]
+    assert len(train) == 20 and [r["step"] for r in val] == [10, 20]
+    assert np.mean(train[:3]) > math.log(4) + 0.5  # starts near uniform over the 12-token vocabulary
+    assert np.mean(train[-5:]) < np.mean(train[:3]) - 0.6
+    assert val[-1]["loss"] < math.log(4) + 0.1 and val[-1]["accuracy"] > 0.25
+    assert summary["rc_augment"] is True and summary["tokens"] == 20 * 8 * 128
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step-0000020"
+    assert (run / "checkpoints" / "best" / "model.safetensors").is_file()
+    model = lrgen.load_model(str(run))
+    weights = load_file(str(run / "checkpoints" / "step-0000020" / "model.safetensors"))
+    for name, tensor in model.state_dict().items():
+        if name in weights:
+            assert torch.equal(tensor, weights[name])
+
+
+def test_resume_repeats_an_uninterrupted_run(small_fasta, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    flags = dict(model="hawk-tiny", fasta=[small_fasta], context=96, steps=6, batch_size=3, grad_accum=2,
+                 save_every=3, val_every=2, val_windows=4, val_fraction=0.2, seed=7)
+    run_pretrain({**flags, "out": str(a)})
+    # simulate a crash after step 5: the step-3 checkpoint is the latest one, metrics went on to step 5
+    shutil.copytree(a, b)
+    shutil.rmtree(b / "checkpoints" / "step-0000006")
+    (b / "checkpoints" / "latest").write_text("step-0000003\n")
+    lines = (a / "metrics.jsonl").read_text().splitlines()
+    (b / "metrics.jsonl").write_text("".join(l + "\n" for l in lines if json.loads(l)["step"] <= 5))
+    run_pretrain({"out": str(b), "resume": True})
+    ma, mb = _metrics(a), _metrics(b)
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("tokens_per_s", "elapsed_s")} for r in rs]  # noqa: E731
+    assert strip(ma) == strip(mb)
+    wa = load_file(str(a / "checkpoints" / "step-0000006" / "model.safetensors"))
+    wb = load_file(str(b / "checkpoints" / "step-0000006" / "model.safetensors"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_run_directory_rules(small_fasta, tmp_path):
+    run = tmp_path / "run"
+    flags = dict(model="hawk-tiny", fasta=[small_fasta], out=str(run), context=64, steps=1, batch_size=2)
+    with pytest.raises(LrgenError, match="nothing to resume"):
+        run_pretrain({**flags, "resume": True})
+    run_pretrain(flags)
+    with pytest.raises(LrgenError, match="already holds a run"):
+        run_pretrain(flags)
+    # resuming a finished run with a larger budget continues it
+    summary = run_pretrain({"out": str(run), "resume": True, "steps": 2})
+    assert summary["steps"] == 2 and [r["step"] for r in _metrics(run) if r["split"] == "train"] == [1, 2]
+
+
+def test_rc_augmentation_follows_the_model(small_fasta, tmp_path):
+    common = dict(fasta=[small_fasta], context=32, steps=1, batch_size=2, val_windows=2)
+    ps = run_pretrain({**common, "model": "caduceus-ps-tiny", "out": str(tmp_path / "ps")})
+    assert ps["rc_augment"] is False and ps["family"] == "caduceus"
+    forced = run_pretrain({**common, "model": "caduceus-ps-tiny", "out": str(tmp_path / "ps2"), "rc_augment": True})
+    assert forced["rc_augment"] is True
+
+
+def test_kmer_model_reports_per_base_perplexity(small_fasta, tmp_path):
+    summary = run_pretrain(dict(model="ntv2-tiny", fasta=[small_fasta], out=str(tmp_path / "nt"), context=600, val_fraction=0.2,
+                                steps=2, batch_size=2, val_windows=2))
+    val = summary["val"]
+    assert val["perplexity_per_base"] == pytest.approx(math.exp(val["loss"] / 6))
+    assert val["perplexity"] == pytest.approx(math.exp(val["loss"]))
+
+
+def test_lr_schedule():
+    total, warmup = 100, 10
+    lrs = [lr_factor(s, total, warmup, 0.1) for s in range(total + 1)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0) and lrs[10] == pytest.approx(1.0)
+    assert lrs[55] == pytest.approx(0.55) and lrs[100] == pytest.approx(0.1)
+    assert all(x >= y for x, y in zip(lrs[10:], lrs[11:]))
+
+
+def test_cli_with_config_file(small_fasta, tmp_path):
+    from lrgen.cli import app
+
+    cfg = tmp_path / "pretrain.toml"
+    cfg.write_text(f'model = "hawk-tiny"\nfasta = ["{small_fasta}"]\ncontext = "64"\nsteps = 5\nbatch-size = 2\n')
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["pretrain", "--config", str(cfg), "--steps", "1", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "pretrain_config.json").read_text())
+    assert saved["steps"] == 1 and saved["context"] == 64 and saved["model"] == "hawk-tiny"
+    assert "trained 1 steps" in result.output
