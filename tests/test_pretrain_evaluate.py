@@ -1,0 +1,55 @@
+"""evaluate_mlm: perplexity at several contexts, streamed vs whole, NTv2 beyond its trained context, outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from lrgen.pretrain.evaluate import evaluate_mlm, mlm_table
+from lrgen.pretrain.loop import run_pretrain
+
+
+@pytest.fixture
+def fasta(tmp_path):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "heldout.fa"
+    path.write_text(">a\n" + "".join(rng.choice(list("ACGT"), 3000)) + "\n>b\n" + "ACGT" * 100 + "\n")
+    return str(path)
+
+
+def test_rows_outputs_and_streaming_matches_one_chunk(fasta, tmp_path):
+    out = tmp_path / "eval"
+    streamed = evaluate_mlm("hawk-tiny", [fasta], [1000, 100, 5000], windows=3, chunk_size=7, device="cpu",
+                            out_dir=str(out))
+    rows = streamed["results"]
+    assert [r["context"] for r in rows] == [100, 1000, 5000]
+    assert rows[2]["error"] == "longest contig is 3000 bp"
+    for row in rows[:2]:
+        assert row["mode"] == "stream" and row["tokens_per_window"] == row["context"]
+        assert row["targets"] > 0 and 0 <= row["accuracy"] <= 1
+        assert row["perplexity"] == pytest.approx(math.exp(row["loss"]))
+        assert row["perplexity"] == pytest.approx(row["perplexity_per_base"])
+        assert row["loss"] == pytest.approx(math.log(12), abs=0.3)  # untrained: near uniform
+    whole = evaluate_mlm("hawk-tiny", [fasta], [100, 1000], windows=3, chunk_size=5000, device="cpu")
+    for a, b in zip(rows, whole["results"]):
+        assert a["targets"] == b["targets"] and a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    saved = json.loads((out / "mlm.json").read_text())
+    assert saved["results"] == json.loads(json.dumps(rows)) and saved["trained_context"] is None
+    assert (out / "mlm.tsv").read_text().splitlines()[0].startswith("context\t")
+    assert (out / "mlm.png").stat().st_size > 1000
+    assert mlm_table(streamed).row_count == 3
+
+
+def test_ntv2_reports_contexts_beyond_its_training(fasta, tmp_path):
+    run = tmp_path / "nt"
+    run_pretrain(dict(model="ntv2-tiny", fasta=[fasta], out=str(run), context=300, steps=1, batch_size=2,
+                      val_windows=2, val_fraction=0.2))
+    result = evaluate_mlm(str(run), [fasta], [120, 600], windows=2, device="cpu")
+    assert result["trained_context"] == 300 and result["family"] == "ntv2"
+    short, long = result["results"]
+    assert short["mode"] == "full" and not short["beyond_trained_context"] and long["beyond_trained_context"]
+    assert long["tokens_per_window"] == 100  # 6-mers
+    assert long["perplexity_per_base"] == pytest.approx(math.exp(long["loss"] / 6))
