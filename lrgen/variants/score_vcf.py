@@ -244,8 +244,8 @@ def score_vcf(
     }
     partial = PartialRun(out)
     summary = Summary(out)
+    summary.resumed = partial.start(fingerprint, resume, meta)  # outside the try: a refused resume keeps its state
     try:
-        summary.resumed = partial.start(fingerprint, resume, meta)
         if summary.resumed:
             summary.restore(partial.counts)
             summary.windows = partial.windows
