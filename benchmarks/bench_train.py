@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--models", default="caduceus-ps-50m,hawk-50m,ntv2-50m")
     parser.add_argument("--context", default="12kbp")
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--start-batch", type=int, default=4)
+    parser.add_argument("--start-batch", type=int, default=1)
     parser.add_argument("--max-batch", type=int, default=256)
     args = parser.parse_args()
     bases = parse_size(args.context)
@@ -76,14 +76,15 @@ def main() -> None:
         best = None
         batch = args.start_batch
         while batch <= args.max_batch:
+            torch.cuda.reset_peak_memory_stats()
             try:
                 sec, tokens = step_seconds(model, opt, bases, batch, args.steps)
             except torch.cuda.OutOfMemoryError:
+                opt.zero_grad(set_to_none=True)
                 break
             finally:
                 torch.cuda.empty_cache()
             peak = torch.cuda.max_memory_allocated() / 1e9
-            torch.cuda.reset_peak_memory_stats()
             print(f"measured {name} batch {batch}: {sec:.3f} s/step, peak {peak:.1f} GB", flush=True)
             if best is None or batch * tokens / sec > best[0]:
                 best = (batch * tokens / sec, batch, tokens, sec, peak)

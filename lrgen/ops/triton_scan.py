@@ -21,11 +21,12 @@ from torch import Tensor
 
 # Tile shape: channels per program for each layout (length-major = channels contiguous in memory), and the
 # channels × padded state × positions held per program in the forward and in the backward kernel.
-BLOCK_D = {"length_major": 32, "channels_first": 32}
-TILE_ELEMENTS = {"backward": 1024}
+# Settings from the sweep of benchmarks/bench_kernels.py on an H100 (docs/benchmarks.md).
+BLOCK_D = {"length_major": 64, "channels_first": 32}
+TILE_ELEMENTS = {"backward": 2048}
 NUM_WARPS = {"forward": 2, "backward": 4}
 MIN_T = {"backward": 16}  # the backward keeps one state per tile: long tiles keep that small
-PROGRAMS_PER_SM = 8  # the forward splits the sequence into chunks until it has this many programs per SM
+PROGRAMS_PER_SM = 32  # the forward splits the sequence into chunks until it has this many programs per SM
 UNROLL = 8  # positions of the forward kernel whose loads are issued together
 PASS_CHUNKS, PASS_ELEMENTS = 32, 2048  # chunks combined at once by the state pass, and its block size
 
@@ -172,8 +173,9 @@ def _state_pass_kernel(
         s = tl.load(sdt_ptr + base, mask=dmask, other=0.0)
         s_prev = tl.load(sdt_ptr + base_prev, mask=valid_prev[:, None] & (offs_d < D)[None, :], other=0.0)
         ca, cb = tl.associative_scan((tl.exp2(A2[None, :, :] * s_prev[:, :, None]), loc_prev), 0, _combine)
-        tl.store(hloc_ptr + base[:, :, None] * N + offs_n[None, None, :], ca * h[None, :, :] + cb, mask=m3)
         ta, tb = tl.reduce((tl.exp2(A2[None, :, :] * s[:, :, None]), loc), 0, _combine)
+        tl.debug_barrier()  # every thread has read the block before any overwrites it (a scan prefix needs no later entry)
+        tl.store(hloc_ptr + base[:, :, None] * N + offs_n[None, None, :], ca * h[None, :, :] + cb, mask=m3)
         h = ta * h + tb
     tl.store(hlast_ptr + sidx, h, mask=mask)
 
