@@ -273,3 +273,40 @@ def test_cli_scores_and_reports_errors_on_one_line(tmp_path, slice_vcf, models):
     bad = subprocess.run(args[:-1] + ["pathogenicity"], capture_output=True, text=True)
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines()[-1].startswith("lrgen: error: unknown --score 'pathogenicity'")
+
+
+def test_head_score_matches_the_fine_tuned_pipeline(tmp_path, small_genome):
+    """A lone SNV sits at the window centre, as in GLRB: the head score equals GlrbModel's own probability."""
+    from lrgen.finetune.checkpoint import load_finetuned, save_finetuned
+    from lrgen.glrb.heads import GlrbModel, make_spec
+    from lrgen.tokenizer import encode
+
+    backbone = lrgen.load_model("caduceus-ps-tiny")
+    spec = make_spec(backbone, "variant_effect_pathogenic_clinvar", context=2048, n_outputs=1, hidden=16)
+    folder = save_finetuned(GlrbModel(backbone, spec), tmp_path / "vep")
+    pos, ref = 1500, _base(small_genome, 1500)
+    alt = "A" if ref != "A" else "G"
+    vcf = _write_vcf(tmp_path / "one.vcf", [("20", pos, "v", ref, alt, ".", ".", ".")])
+    tsv = tmp_path / "out.tsv"
+    score_vcf(vcf, small_genome, str(folder), 2048, tmp_path / "out.vcf", tsv=tsv, scores=("head", "llr"),
+              exact=True, progress=False)
+    got = float(_tsv(tsv)[0]["head"])
+
+    model, _ = load_finetuned(folder)
+    seq = "".join(small_genome.read_text().split("\n")[1:])
+    window = seq[pos - 1 - 1024 : pos - 1 + 1024]
+    ids = encode(window)[None]
+    alt_ids = ids.clone()
+    alt_ids[0, 1024] = encode(alt)[0]
+    positions = torch.arange(2048)[None]
+    batch = {"ids": ids, "alt_ids": alt_ids, "positions": positions, "alt_positions": positions, "context": 2048}
+    with torch.no_grad():
+        expected = float(model.scores(model.features(batch), batch)[0, 0])
+    assert 0 < got < 1
+    assert got == pytest.approx(expected, abs=1e-5)
+
+
+def test_head_score_needs_a_variant_model(tmp_path, slice_vcf, models):
+    with pytest.raises(LrgenError, match="--score head is not available .*not a fine-tuned model"):
+        score_vcf(slice_vcf, EXAMPLE_FASTA, str(models["hawk-tiny"]), out=tmp_path / "o.vcf", scores=("head",),
+                  **FAST)

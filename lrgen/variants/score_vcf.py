@@ -135,20 +135,36 @@ def _check_options(scores, context, recompute_span, embedding_span, on_ref_misma
             )
 
 
-def _load(model, device: str | None):
+def _load(model, device: str | None, scores: tuple[str, ...]):
+    """``(backbone, fine-tuned variant model or None)`` on the device; refuses models that cannot score."""
     import torch
 
     import lrgen
+    from lrgen.finetune.checkpoint import is_finetuned, load_finetuned
 
     target = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    loaded = lrgen.load_model(model) if isinstance(model, str) else model
-    if getattr(loaded, "tokenizer_kind", "char") != "char" or not getattr(loaded, "streamable", False):
-        family = getattr(loaded, "family", type(loaded).__name__)
+    finetuned = None
+    if isinstance(model, str) and Path(model).is_dir() and is_finetuned(model):
+        finetuned, _ = load_finetuned(model)
+        backbone = finetuned.backbone
+    else:
+        backbone = lrgen.load_model(model) if isinstance(model, str) else model
+    if "head" in scores and (finetuned is None or finetuned.task.kind != "variant"):
+        what = f"a model fine-tuned on {finetuned.task.name}" if finetuned is not None else "not a fine-tuned model"
+        raise LrgenError(
+            f"--score head is not available for model {model!r} ({what}): it needs a model folder from "
+            f"`lrgen finetune` on a variant task (variant_effect_causal_eqtl, variant_effect_pathogenic_clinvar)"
+        )
+    if getattr(backbone, "tokenizer_kind", "char") != "char" or not getattr(backbone, "streamable", False):
+        family = getattr(backbone, "family", type(backbone).__name__)
         raise LrgenError(
             f"model {model if isinstance(model, str) else family!r} ({family}) cannot score variants: score-vcf needs "
             f"a streamable single-nucleotide model (Caduceus or Hawk); NTv2's 6-mer tokens have no per-base logits"
         )
-    return loaded.to(target).eval()
+    backbone.to(target).eval()
+    if finetuned is not None:
+        finetuned.to(target).eval()
+    return backbone, finetuned
 
 
 def _entries(reader, genome, *, skip: int, regions: RegionFilter | None, on_ref_mismatch: str, max_allele: int,
@@ -222,10 +238,10 @@ def score_vcf(
     reference = Genome(genome)
     region_filter = RegionFilter(Path(regions), reference) if regions is not None else None
     reader = open_vcf(vcf)
-    if "head" in scores:
-        raise LrgenError(f"--score head is not available for model {model!r}: it needs a fine-tuned variant-effect "
-                         f"model directory (lrgen finetune); use llr, wt-marginal or embedding")
-    loaded = _load(model, device)
+    loaded, finetuned = _load(model, device, scores)
+    if finetuned is not None and "head" in scores and not exact and recompute_span < finetuned.task.pool_bp:
+        raise LrgenError(f"--recompute-span {recompute_span} is shorter than the head's pooled region "
+                         f"({finetuned.task.pool_bp} bp): raise it or use --exact")
     values = tuple(v for s in scores for v in VALUES[s])
     model_name = model if isinstance(model, str) else getattr(loaded, "family", type(loaded).__name__)
     stat = vcf.stat()
@@ -250,7 +266,7 @@ def score_vcf(
             summary.restore(partial.counts)
             summary.windows = partial.windows
             console.print(f"resuming {out}: {partial.records:,} records already done")
-        _run(reader, reference, loaded, partial, summary, console,
+        _run(reader, reference, loaded, finetuned, partial, summary, console,
              scores=scores, values=values, context=context, exact=exact, recompute_span=recompute_span,
              embedding_span=embedding_span, on_ref_mismatch=on_ref_mismatch, batch_size=batch_size,
              chunk_size=chunk_size, regions=region_filter, source=str(vcf), total=count_records(vcf))
@@ -269,7 +285,7 @@ def score_vcf(
     return summary
 
 
-def _run(reader, genome, model, partial: PartialRun, summary: Summary, console, *, scores, values, context, exact,
+def _run(reader, genome, model, finetuned, partial: PartialRun, summary: Summary, console, *, scores, values, context, exact,
          recompute_span, embedding_span, on_ref_mismatch, batch_size, chunk_size, regions, source, total) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
@@ -298,7 +314,12 @@ def _run(reader, genome, model, partial: PartialRun, summary: Summary, console, 
                 def tick(n: int, share=share) -> None:
                     bar.update(task, advance=n * share)
 
-                score_window(window, passes, scores, embedding_span=embedding_span, tick=tick)
+                head = None
+                if finetuned is not None and "head" in scores:
+                    head = (finetuned, WindowPasses(model, ids, conjoin=finetuned.spec.conjoin, chunk_size=chunk_size,
+                                                    batch_size=batch_size,
+                                                    recompute_span=None if exact else recompute_span))
+                score_window(window, passes, scores, embedding_span=embedding_span, tick=tick, head=head)
                 bar.update(task, completed=base)
             summary.add(window)
             summary.scored_now += sum(1 for a in alleles if a.status == "scored")

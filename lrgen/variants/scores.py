@@ -9,7 +9,10 @@ Every score compares the ALT allele with the REF allele in the same genomic cont
 - ``embedding``: ``emb_cos = 1 - cos(e_ref, e_alt)`` and ``emb_l2 = |e_ref - e_alt|``, where ``e`` is the mean
   last hidden state over the allele and ``embedding_span // 2`` bp on each side of it, in that allele's own
   sequence (flanks aligned, so indels are defined too).
-- ``head``: a fine-tuned variant-effect model's probability that the variant is pathogenic / causal.
+- ``head``: a fine-tuned variant-effect model's (``lrgen finetune`` on a GLRB variant task) probability:
+  its head applied to ``mean(ref) ⊕ mean(alt)`` of the hidden states over the task's ``pool_bp`` (1,536 bp) centred
+  on the allele, pooled exactly as in fine-tuning (RC-invariant halves for PS, conjoined when the head was), tissue
+  "unknown" for eQTL heads. Any scorable allele (indels too).
 
 Negative ``llr``/``wt-marginal`` means the model finds ALT less likely than REF; larger embedding distances mean
 a larger change. Strands: non-RC-equivariant models are conjoined with their reverse complement (outputs
@@ -66,8 +69,11 @@ def embedding_distances(ref: Tensor, alt: Tensor) -> tuple[float, float]:
 
 
 def score_window(window: Window, passes: WindowPasses, scores: tuple[str, ...], *, embedding_span: int,
-                 tick: Tick | None = None) -> None:
-    """Fill ``allele.scores`` / ``allele.not_applicable`` of every scorable allele of ``window``."""
+                 tick: Tick | None = None, head: tuple | None = None) -> None:
+    """Fill ``allele.scores`` / ``allele.not_applicable`` of every scorable allele of ``window``.
+
+    ``head`` is ``(GlrbModel, WindowPasses)`` for the ``head`` score (its own passes: the head fixes conjoining).
+    """
     alleles = window.alleles()
     substitutions = []
     for allele in alleles:
@@ -84,13 +90,16 @@ def score_window(window: Window, passes: WindowPasses, scores: tuple[str, ...], 
         _llr(window, passes, substitutions, tick)
     if "embedding" in scores and alleles:
         _embedding(window, passes, alleles, embedding_span, tick)
+    if "head" in scores and alleles:
+        _head(window, *head, alleles, tick)
 
 
 def passes_needed(window: Window, scores: tuple[str, ...]) -> int:
     """How many edited passes :func:`score_window` runs for ``window`` (for progress)."""
     alleles = window.alleles()
     sites = {(a.variant.start, len(a.ref)) for a in alleles if substitution_applies(a) is None}
-    return (len(sites) if "llr" in scores else 0) + (len(alleles) if "embedding" in scores else 0)
+    per_allele = ("embedding" in scores) + ("head" in scores)
+    return (len(sites) if "llr" in scores else 0) + per_allele * len(alleles)
 
 
 def _offset(window: Window, allele: Allele) -> int:
@@ -135,3 +144,28 @@ def _embedding(window: Window, passes: WindowPasses, alleles: list[Allele], span
     alt_means = passes.edited(replacements, "hidden", reduce=mean, advance=tick)
     for allele, ref_mean, alt_mean in zip(alleles, ref_means, alt_means):
         allele.scores["emb_cos"], allele.scores["emb_l2"] = embedding_distances(ref_mean, alt_mean)
+
+
+def _head(window: Window, model, passes: WindowPasses, alleles: list[Allele], tick: Tick | None) -> None:
+    half = model.task.pool_bp // 2
+
+    def pooled(values: Tensor, at: int) -> Tensor:
+        mean = values[max(0, at - half) : at + half].float().mean(0)
+        if model.spec.rc_pool:  # as lrgen.glrb.pooling.rc_invariant over a region centred on the allele
+            width = mean.shape[0] // 2
+            mean = (mean[:width] + mean[width:].flip(0)) / 2
+        return mean
+
+    hidden = passes.reference("hidden")
+    ref_features = [pooled(hidden, _offset(window, a)) for a in alleles]
+    del hidden
+    replacements = [Replacement(_offset(window, a), _offset(window, a) + len(a.ref), encode(a.alt), margin=half)
+                    for a in alleles]
+    alt_features = passes.edited(replacements, "hidden", reduce=lambda region: pooled(region.values, region.offset),
+                                 advance=tick)
+    features = torch.stack([torch.cat([r, a]) for r, a in zip(ref_features, alt_features)])
+    tissue = torch.zeros(len(alleles), dtype=torch.long, device=features.device)  # 0: tissue unknown
+    with torch.no_grad():
+        probability = torch.sigmoid(model.head(features, tissue)[:, 0].float()).cpu().tolist()
+    for allele, p in zip(alleles, probability):
+        allele.scores["head"] = p
