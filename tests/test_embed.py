@@ -1,8 +1,9 @@
-"""`lrgen embed` and its library function on the real chromosome 20 FASTA."""
+"""`lrgen embed` and its library function on the bundled real chromosome 20 FASTA (first 1.2 Mbp)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +22,8 @@ PRESET = "hawk-tiny"
 
 
 @pytest.fixture(scope="module")
-def genome(shared_data):
-    return shared_data / "human" / "20.fa.gz"
+def genome():
+    return Path(__file__).resolve().parents[1] / "examples" / "data" / "chr20_1-1.2Mb.fa.gz"
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -240,11 +242,17 @@ def test_chunk_runner_is_a_scan_runner_for_any_fn():
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", PRESETS)
 def test_streamed_equals_full_on_gpu_with_offload(name):
-    model = tiny(name).cuda()
+    model = copy.deepcopy(tiny(name)).cuda()
     ids = dna(2).cuda()
     with torch.no_grad():
         full = model(ids)
     for offload in (False, True):
         streamed = stream(model, ids, chunk_size=37, offload=offload)
         assert (streamed.to(full.device) - full).abs().max().item() <= TOL
-    model.cpu()
+    _, record = stream(model, ids, chunk_size=37, record_every=16, offload=True)  # states kept on the CPU
+    alt = snv(ids, 70)
+    with torch.no_grad():
+        full_alt = model(alt)
+    assert (restream_span(model, record, alt, span=(0, LENGTH)) - full_alt).abs().max().item() <= TOL
+    low = stream(model, ids, chunk_size=37, dtype=torch.bfloat16).float()
+    assert (low - full).abs().max().item() <= 0.05 * full.abs().max().item()

@@ -14,6 +14,16 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
 _CPU = torch.device("cpu")
+_IN_PLACE_DUNDERS = frozenset(
+    f"__{op}__"
+    for op in ("setitem", "iadd", "isub", "imul", "itruediv", "ifloordiv", "imod", "ipow", "imatmul", "iand", "ior",
+               "ixor", "ilshift", "irshift")
+)
+
+
+def _cpu_scalar(t: torch.Tensor) -> bool:
+    """0-dim CPU tensors combine with tensors on any device; they do not make an operation mixed."""
+    return t.dim() == 0 and t.device == _CPU
 
 
 class HostActivations(TorchFunctionMode):
@@ -22,11 +32,12 @@ class HostActivations(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         leaves, _ = tree_flatten((args, kwargs))
-        devices = {t.device for t in leaves if isinstance(t, torch.Tensor)}
+        devices = {t.device for t in leaves if isinstance(t, torch.Tensor) and not _cpu_scalar(t)}
         if len(devices) > 1:
             target = args[0] if args else None
-            in_place = func.__name__.endswith("_") or func.__name__ == "__setitem__"
+            name = getattr(func, "__name__", "")
+            in_place = name in _IN_PLACE_DUNDERS or (name.endswith("_") and not name.startswith("__"))
             if in_place and isinstance(target, torch.Tensor) and target.device != _CPU:
-                raise RuntimeError(f"offload: in-place {func.__name__} on a {target.device} tensor from a CPU tensor")
+                raise RuntimeError(f"offload: in-place {name} on a {target.device} tensor from a CPU tensor")
             args, kwargs = tree_map(lambda t: t.to(_CPU) if isinstance(t, torch.Tensor) else t, (args, kwargs))
         return func(*args, **kwargs)
