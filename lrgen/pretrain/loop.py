@@ -30,7 +30,7 @@ from lrgen.pretrain.data import (
     tokenize_windows,
     whole_segments,
 )
-from lrgen.pretrain.distributed import DistInfo, all_reduce_sum, cleanup, init_distributed, wrap_ddp
+from lrgen.pretrain.distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed, wrap_ddp
 from lrgen.pretrain.masking import MaskingScheme, mask_tokens, mlm_sums, summarize
 
 METRICS_NAME = "metrics.jsonl"
@@ -51,7 +51,9 @@ def train(config: PretrainConfig) -> dict[str, Any]:
     config.validate()
     info = init_distributed(config.device)
     try:
-        return _Trainer(config, info).run()
+        summary = _Trainer(config, info).run()
+        barrier(info)  # rank 0 has written its files before any process leaves
+        return summary
     finally:
         cleanup(info)
 
