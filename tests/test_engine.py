@@ -191,6 +191,17 @@ def test_restart_inside_the_record_matches_the_reference_where_nothing_changed()
     assert (local - ref[:, 37:90]).abs().max().item() <= TOL
 
 
+def test_conjoined_restart_uses_the_mirrored_boundaries_of_the_rc_strand():
+    model = tiny("caduceus-ph-tiny")
+    ids = dna(1, seed=9)
+    ref, record = stream(model, ids, chunk_size=32, record_every=16, conjoin=True)
+    assert record.rc.phase == LENGTH % 16 and sorted(record.rc.states["layers.0.mamba_fwd"])[0] == LENGTH % 16
+    local = restream_span(model, record, ids[:, 37:90], span=(37, 90), chunk_size=5)
+    assert (local - ref[:, 37:90]).abs().max().item() <= TOL
+    hidden = restream_span(model, record, ids[:, 37:90], span=(37, 90), output="hidden")
+    assert (hidden - stream(model, ids, conjoin=True, output="hidden")[:, 37:90]).abs().max().item() <= TOL
+
+
 def test_restart_broadcasts_a_batch_one_record_and_handles_indels():
     model = tiny("caduceus-ps-tiny")
     ids = dna(1, seed=7)

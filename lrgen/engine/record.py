@@ -18,8 +18,8 @@ class StateRecord:
 
     ``states[key][p]`` is the state of scan ``key`` at boundary ``p`` (0 < p < L, p ≡ phase mod every): for a
     forward scan the state after positions ``[0, p)``, for a reverse scan the state after positions ``[p, L)``
-    walked right to left. The zero state at 0 (forward) and L (reverse) is implied. ``input_ids`` are the pass's tokens (on CPU),
-    used to fill the gap between a restarted span and its nearest boundaries. ``rc`` is the record of the
+    walked right to left. The zero state at 0 (forward) and L (reverse) is implied. ``input_ids`` are the pass's
+    tokens (on CPU), used to fill the gap between a restarted span and its nearest boundaries. ``rc`` is the record of the
     reverse-complement pass of a conjoined run, whose ``phase`` is ``L % every`` so that its boundaries are the
     mirror images of the forward strand's.
     """
@@ -42,7 +42,7 @@ class StateRecord:
         return self.input_ids.shape[0]
 
     def hook(self, key: str, reverse: bool):
-        """The ``on_boundary`` callback that stores scan ``key``'s states at multiples of ``every``."""
+        """The ``on_boundary`` callback that stores scan ``key``'s states at the recorded boundaries."""
         if key in self.states:
             raise LrgenError(f"scan key {key!r} used twice in one pass: the model breaks the scan-runner contract")
         self.states[key] = {}
@@ -57,7 +57,7 @@ class StateRecord:
         return store
 
     def window(self, start: int, end: int) -> tuple[int, int]:
-        """The recorded boundaries around ``[start, end)`` (or the ends): the nearest ≤ start and the nearest ≥ end."""
+        """The recorded boundaries (or sequence ends) around ``[start, end)``: the nearest ≤ start and ≥ end."""
         if not 0 <= start <= end <= self.length:
             raise LrgenError(f"span [{start}, {end}) is not inside the recorded sequence [0, {self.length})")
         phase = self.phase % self.every
@@ -81,7 +81,9 @@ class StateRecord:
                 return t.clone()
             if t.shape[0] == 1:
                 return t.expand(batch, *t.shape[1:]).clone()
-            raise LrgenError(f"restart batch {batch} does not match the recorded batch {t.shape[0]}: use 1 or {t.shape[0]}")
+            raise LrgenError(
+                f"restart batch {batch} does not match the recorded batch {t.shape[0]}: use 1 or {t.shape[0]}"
+            )
 
         return map_state(state, fit)
 

@@ -161,6 +161,7 @@ def restream_span(
     input_ids: Tensor,
     span: tuple[int, int],
     chunk_size: int = 4096,
+    output: str | None = None,
     dtype: torch.dtype | None = None,
 ) -> Tensor:
     """Outputs of a pass in which the recorded sequence's ``[start, end)`` is replaced by ``input_ids`` (n, m).
@@ -170,7 +171,8 @@ def restream_span(
     boundary ≥ end; the window is the recorded tokens there plus ``input_ids`` (``m`` may differ from
     ``end - start``, for indels). Outside the window the new pass is taken to equal the recorded one — an
     approximation that is exact when the window is the whole sequence and improves as it grows (docs/engine.md).
-    Returns the outputs at the ``m`` positions of ``input_ids`` (n, m, V or H), conjoined when the record is.
+    Returns the outputs (``output``, default the recorded pass's) at the ``m`` positions of ``input_ids``
+    (n, m, V or H), conjoined when the record is.
     ``n`` must equal the recorded batch, or the record has batch 1 and is broadcast.
     """
     _check_model(model)
@@ -193,6 +195,6 @@ def restream_span(
     runners = [restart(record, first, last)]
     if record.rc is not None:  # the reverse complement of the window spans [L - last, L - first) on that strand
         runners.append(restart(record.rc, length - last, length - first))
-    out = _run(model, ids, PassRouter(runners), record.output, record.rc is not None, dtype, offload=False)
+    out = _run(model, ids, PassRouter(runners), output or record.output, record.rc is not None, dtype, offload=False)
     offset = start - first
     return out[:, offset : offset + input_ids.shape[1]]
