@@ -5,7 +5,8 @@ CUDA the peak is ``torch.cuda.max_memory_allocated`` above the memory held befor
 peak resident set size (``ru_maxrss``). Each process warms up on one chunk first (kernel compilation, thread
 pools). A mode that fails (out of memory) or takes longer than ``--max-seconds`` is not tried at longer lengths.
 
-    python benchmarks/bench_engine.py --device cuda --preset caduceus-ps-131k --lengths 1k,4k,16k,64k,256k,1M
+    python benchmarks/bench_engine.py --device cuda --preset caduceus-ps-131k --lengths 1k,4k,16k,64k,256k,1M \
+        --chunk-size 65536 --dtype bfloat16
     python benchmarks/bench_engine.py --device cpu --preset caduceus-ps-tiny --lengths 1k,4k,16k,64k
 """
 

@@ -2,8 +2,8 @@
 
 Each pass runs in a fresh Python process; the peak resident set size (``ru_maxrss``) after a short warm-up pass is
 the baseline, and the pass's cost is how far the peak rises above it. Separate processes keep one measurement's
-freed-but-retained memory out of the other's. Measured on caduceus-ps-tiny at 120k tokens: full forward 570 MiB,
-streamed (chunk 2048) 202 MiB; the projections to ``2·d_inner`` and the scan's float32 working copies exist for
+freed-but-retained memory out of the other's. Measured on caduceus-ps-tiny at 100k tokens: full forward 458 MiB,
+streamed (chunk 2048) 162 MiB; the projections to ``2·d_inner`` and the scan's float32 working copies exist for
 the whole sequence in the full pass and for one chunk in the streamed one.
 """
 
