@@ -30,6 +30,7 @@ def score_vcf_command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Passes per batch (16; 1 with --exact)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     chunk_size: str = typer.Option("4096", "--chunk-size", help="Positions per chunk of the streamed scans."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32, or bfloat16/float16 autocast on GPU."),
 ) -> None:
     """Score every variant of a VCF with a DNA language model and megabase context (docs/score-vcf.md)."""
     from lrgen.variants import score_vcf
@@ -51,5 +52,6 @@ def score_vcf_command(
         batch_size=batch_size,
         device=None if device == "auto" else device,
         chunk_size=chunk_size,
+        dtype=dtype,
         command=shlex.join(["lrgen", *sys.argv[1:]]),
     )

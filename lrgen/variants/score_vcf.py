@@ -201,6 +201,7 @@ def score_vcf(
     batch_size: int | None = None,
     device: str | None = None,
     chunk_size: str | int = 4096,
+    dtype: str | None = None,
     command: str | None = None,
     progress: bool = True,
 ) -> Summary:
@@ -209,8 +210,10 @@ def score_vcf(
     ``scores`` are any of ``llr``, ``wt-marginal``, ``embedding``, ``head`` (see :mod:`lrgen.variants.scores`).
     ``exact`` runs full passes for every edited sequence, otherwise only ``recompute_span`` bp around each allele
     are recomputed from the reference pass's recorded states. ``out`` (``.vcf`` or ``.vcf.gz``) and ``tsv`` are
-    written atomically; ``resume`` continues an interrupted run with the same inputs and options.
+    written atomically; ``resume`` continues an interrupted run with the same inputs and options. ``dtype``
+    (``bfloat16`` or ``float16``) runs the model under autocast (scan states stay float32).
     """
+    import torch
     from rich.console import Console
 
     from lrgen.io.genome import Genome
@@ -224,6 +227,8 @@ def score_vcf(
     chunk_size = parse_size(chunk_size)
     _check_options(scores, context, recompute_span, embedding_span, on_ref_mismatch, exact)
     batch_size = batch_size or (1 if exact else DEFAULT_BATCH_SIZE)
+    if dtype not in (None, "float32", "bfloat16", "float16"):
+        raise LrgenError(f"--dtype must be float32, bfloat16 or float16, got {dtype!r}")
     if batch_size < 1:
         raise LrgenError(f"--batch-size must be at least 1, got {batch_size}")
     vcf, out = Path(vcf), Path(out)
@@ -250,6 +255,7 @@ def score_vcf(
         "genome": str(Path(genome).resolve()), "model": str(model_name), "context": context, "scores": list(scores),
         "exact": exact, "recompute_span": None if exact else recompute_span, "embedding_span": embedding_span,
         "regions": str(Path(regions).resolve()) if regions is not None else None, "on_ref_mismatch": on_ref_mismatch,
+        "dtype": dtype or "float32",
     }
     meta = {
         "command": command or f"score_vcf({vcf}, genome={genome}, model={model_name}, context={context})",
@@ -269,7 +275,8 @@ def score_vcf(
         _run(reader, reference, loaded, finetuned, partial, summary, console,
              scores=scores, values=values, context=context, exact=exact, recompute_span=recompute_span,
              embedding_span=embedding_span, on_ref_mismatch=on_ref_mismatch, batch_size=batch_size,
-             chunk_size=chunk_size, regions=region_filter, source=str(vcf), total=count_records(vcf))
+             chunk_size=chunk_size, regions=region_filter, source=str(vcf), total=count_records(vcf),
+             dtype=None if dtype in (None, "float32") else getattr(torch, dtype))
         _finish(reader, partial, summary, out, tsv, values)
     except LrgenError:
         partial.discard()
@@ -286,7 +293,8 @@ def score_vcf(
 
 
 def _run(reader, genome, model, finetuned, partial: PartialRun, summary: Summary, console, *, scores, values, context, exact,
-         recompute_span, embedding_span, on_ref_mismatch, batch_size, chunk_size, regions, source, total) -> None:
+         recompute_span, embedding_span, on_ref_mismatch, batch_size, chunk_size, regions, source, total,
+         dtype) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
@@ -306,8 +314,9 @@ def _run(reader, genome, model, finetuned, partial: PartialRun, summary: Summary
             alleles = window.alleles()
             if alleles:
                 ids = encode(genome.fetch(window.contig, window.start, window.end))
+                span = None if exact else recompute_span
                 passes = WindowPasses(model, ids, conjoin=not model.rc_equivariant, chunk_size=chunk_size,
-                                      batch_size=batch_size, recompute_span=None if exact else recompute_span)
+                                      batch_size=batch_size, recompute_span=span, dtype=dtype)
                 share = len(window.entries) / max(1, passes_needed(window, scores))
                 base = bar.tasks[0].completed
 
@@ -317,8 +326,7 @@ def _run(reader, genome, model, finetuned, partial: PartialRun, summary: Summary
                 head = None
                 if finetuned is not None and "head" in scores:
                     head = (finetuned, WindowPasses(model, ids, conjoin=finetuned.spec.conjoin, chunk_size=chunk_size,
-                                                    batch_size=batch_size,
-                                                    recompute_span=None if exact else recompute_span))
+                                                    batch_size=batch_size, recompute_span=span, dtype=dtype))
                 score_window(window, passes, scores, embedding_span=embedding_span, tick=tick, head=head)
                 bar.update(task, completed=base)
             summary.add(window)
