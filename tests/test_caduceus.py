@@ -297,3 +297,17 @@ def test_conjoin_rejects_kmer_models_and_bad_output():
         conjoin(lrgen.load_model("ntv2-tiny"), ids())
     with pytest.raises(LrgenError, match="conjoin output must be 'logits' or 'hidden'"):
         conjoin(tiny(False), ids(), output="probs")
+
+
+@pytest.mark.gpu
+@torch.no_grad()
+@pytest.mark.parametrize("preset", ["caduceus-ps-131k", "caduceus-ph-tiny"])
+def test_gpu_backend_matches_reference(monkeypatch, preset):
+    """The default GPU kernels against the PyTorch reference on the same GPU, official init (A = -1..-16)."""
+    model = lrgen.load_model(preset, device="cuda")
+    x = torch.randint(7, 11, (2, 3000), device="cuda")
+    monkeypatch.setenv("LRGEN_BACKEND", "reference")
+    expected = model(x)
+    monkeypatch.delenv("LRGEN_BACKEND")
+    got = model(x)
+    assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()
