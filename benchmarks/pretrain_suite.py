@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--tokens", type=parse_size, default=None, help="budget in bases per model [calibrated]")
-    p.add_argument("--train-seconds", type=float, default=100.0, help="training time of the slowest model [100]")
+    p.add_argument("--train-seconds", type=float, default=90.0, help="training time of the slowest model [90]")
     p.add_argument("--calibration-steps", type=int, default=8)
     p.add_argument("--val-windows", type=int, default=32)
     p.add_argument("--contexts", type=parse_size_list, default=parse_size_list("1k,4k,12k,32k,120k,1M"))

@@ -59,12 +59,12 @@ def test_resume_repeats_an_uninterrupted_run(small_fasta, tmp_path):
     flags = dict(model="hawk-tiny", fasta=[small_fasta], context=96, steps=6, batch_size=3, grad_accum=2,
                  save_every=3, val_every=2, val_windows=4, val_fraction=0.2, seed=7)
     run_pretrain({**flags, "out": str(a)})
-    # simulate a crash after step 5: the step-3 checkpoint is the latest one, metrics went on to step 5
+    # simulate a crash during step 6: the step-3 checkpoint is the latest one, metrics went on (torn last line)
     shutil.copytree(a, b)
     shutil.rmtree(b / "checkpoints" / "step-0000006")
     (b / "checkpoints" / "latest").write_text("step-0000003\n")
     lines = (a / "metrics.jsonl").read_text().splitlines()
-    (b / "metrics.jsonl").write_text("".join(l + "\n" for l in lines if json.loads(l)["step"] <= 5))
+    (b / "metrics.jsonl").write_text("".join(l + "\n" for l in lines if json.loads(l)["step"] <= 5) + '{"step": 6, "spl')
     run_pretrain({"out": str(b), "resume": True})
     ma, mb = _metrics(a), _metrics(b)
     strip = lambda rs: [{k: v for k, v in r.items() if k not in ("tokens_per_s", "elapsed_s")} for r in rs]  # noqa: E731

@@ -293,10 +293,16 @@ def _write(log, writer, record: dict[str, Any]) -> None:
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop records after ``step`` (logged by an interrupted run after its last checkpoint)."""
+    """Drop records after ``step`` (logged by an interrupted run after its last checkpoint) and a torn last line."""
     if not path.is_file():
         return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(line + "\n" for line in keep))
     tmp.replace(path)
