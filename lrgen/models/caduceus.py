@@ -79,7 +79,7 @@ class CaduceusConfig(ModelConfig):
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = set(self.ssm_cfg) - set(SSM_DEFAULTS) - {"use_fast_path", "layer_idx"}
+        unknown = set(self.ssm_cfg) - set(SSM_DEFAULTS) - {"use_fast_path"}  # a CUDA switch, meaningless here
         if unknown:
             raise LrgenError(f"caduceus config: unknown ssm_cfg keys {sorted(unknown)}")
         if self.bidirectional and (self.bidirectional_strategy or "add") not in ("add", "ew_multiply"):
