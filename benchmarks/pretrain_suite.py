@@ -97,6 +97,16 @@ def calibrate(name: str, init: Path, args, fasta: list[str], work: Path) -> floa
     return statistics.median(rates[len(rates) // 2 :])
 
 
+def write_report(out: Path, results: dict, evaluations: list[dict]) -> None:
+    """results.json, results.md and perplexity.png as far as the suite got (so a cut-off run still reports)."""
+    for name, text in (("results.json", json.dumps(results, indent=2) + "\n"), ("results.md", markdown(results))):
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text)
+        tmp.replace(out / name)
+    if evaluations:
+        plot_perplexity(evaluations, out / "perplexity.png")
+
+
 def markdown(results: dict) -> str:
     lines = [f"Token budget {results['tokens']:,} bases per model ({results['steps']} steps × "
              f"{results['batch_size']} windows × {results['context']:,} bp), data: {', '.join(results['species'])}; "
@@ -108,12 +118,15 @@ def markdown(results: dict) -> str:
         lines.append(f"| {name} | {s['parameters']:,} | {s['seconds']:.0f} | {s['tokens_per_s']:,.0f} | "
                      f"{s['train']['loss']:.4f} | {s['best_val_loss']:.4f} | {s['val']['perplexity_per_base']:.4f} | "
                      f"{s['val']['accuracy']:.4f} |")
-    contexts = sorted({row["context"] for r in results["models"].values() for row in r["eval"]["results"]})
+    contexts = sorted({row["context"] for r in results["models"].values() for row in r.get("eval", {}).get("results", [])})
     lines += ["", "MLM perplexity per base on the held-out region vs context (trained at "
               f"{format_size(results['context'])}; same window centres for every context):", "",
               "| model | " + " | ".join(format_size(c) for c in contexts) + " |",
               "| --- |" + " ---: |" * len(contexts)]
     for name, r in results["models"].items():
+        if "eval" not in r:
+            lines.append(f"| {name} | " + " | ".join("-" for _ in contexts) + f" |  (evaluation failed: {r.get('eval_error')})")
+            continue
         by_context = {row["context"]: row for row in r["eval"]["results"]}
         cells = []
         for c in contexts:
@@ -180,9 +193,9 @@ def main(argv: list[str] | None = None) -> None:
     results = {"tokens": steps * per_step, "steps": steps, "context": args.context, "batch_size": args.batch_size,
                "lr": args.lr, "species": [s.name for s in species], "val_region": args.val_region,
                "device": args.device, "models": {}}
-    evaluations = []
+    runs = {}
     for name in names:
-        run = work / "runs" / name
+        run = runs[name] = work / "runs" / name
         shutil.rmtree(run, ignore_errors=True)
         log(f"pretraining {name}")
         summary = pretrain(name, inits[name], run, args, fasta, steps, val_every)
@@ -192,24 +205,34 @@ def main(argv: list[str] | None = None) -> None:
         keep.mkdir(parents=True, exist_ok=True)
         for f in ("metrics.jsonl", "summary.json", "pretrain_config.json"):
             shutil.copy(run / f, keep / f)
-        log(f"evaluating {name} at {', '.join(format_size(c) for c in args.contexts)}")
-        evaluation = evaluate_mlm(str(run / "checkpoints" / "best"), [str(heldout)], args.contexts,
-                                  windows=args.windows, chunk_size=args.chunk_size, device=args.device,
-                                  seed=args.seed, out_dir=str(out / "eval" / name))
-        evaluation["model"] = name
-        evaluations.append(evaluation)
-        results["models"][name] = {"train": summary, "eval": evaluation}
-        results["device"] = evaluation["device"]
         if name.startswith("caduceus"):
             demo = out / f"{name}-demo"
             shutil.rmtree(demo, ignore_errors=True)
             demo.mkdir(parents=True)
             for f in ("config.json", "model.safetensors"):
                 shutil.copy(run / "checkpoints" / "best" / f, demo / f)
+        results["models"][name] = {"train": summary}
+        write_report(out, results, [])
+
+    evaluations: list[dict] = []
+    for name in sorted(names, key=lambda n: n == "ntv2"):  # the transformer last: it may hit the memory limit
+        log(f"evaluating {name} at {', '.join(format_size(c) for c in args.contexts)}")
+        try:
+            evaluation = evaluate_mlm(str(runs[name] / "checkpoints" / "best"), [str(heldout)], args.contexts,
+                                      windows=args.windows, chunk_size=args.chunk_size, device=args.device,
+                                      seed=args.seed, out_dir=str(out / "eval" / name))
+        except Exception as exc:  # keep the other models' results; the error is reported in results.json
+            log(f"evaluation of {name} failed: {exc!r}")
+            results["models"][name]["eval_error"] = repr(exc)
+            write_report(out, results, evaluations)
+            continue
+        evaluation["model"] = name
+        evaluations.append(evaluation)
+        results["models"][name]["eval"] = evaluation
+        results["device"] = evaluation["device"]
+        write_report(out, results, evaluations)
     results["seconds"] = time.perf_counter() - started
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "results.md").write_text(markdown(results))
-    plot_perplexity(evaluations, out / "perplexity.png")
+    write_report(out, results, evaluations)
     print(markdown(results))
     log(f"done in {results['seconds']:.0f} s; results in {out}")
 

@@ -28,6 +28,7 @@ from lrgen.pretrain.config import CONFIG_NAME
 from lrgen.pretrain.data import WindowSampler, derive_seed, load_species, tokenize_windows, whole_segments
 from lrgen.pretrain.distributed import resolve_device
 from lrgen.pretrain.masking import MaskingScheme, mask_tokens, mlm_sums, summarize
+from lrgen.sizes import format_size
 
 DEFAULT_CHUNK = 16_384
 _EVAL_STREAM = 0xE7A1
@@ -201,16 +202,24 @@ def plot_perplexity(results: Sequence[dict[str, Any]], path: str | os.PathLike) 
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter, NullFormatter
     except ImportError:
         return False
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    trained_lines: set[int] = set()
     for result in results:
         rows = [r for r in result["results"] if "perplexity_per_base" in r]
-        label = f"{result['family']} ({Path(str(result['model'])).name})"
+        name = Path(str(result["model"])).name
+        label = name if name.startswith(result["family"]) else f"{result['family']} ({name})"
         ax.plot([r["context"] for r in rows], [r["perplexity_per_base"] for r in rows], marker="o", label=label)
-        if result.get("trained_context"):
-            ax.axvline(result["trained_context"], color="grey", linestyle=":", linewidth=1)
+        trained = result.get("trained_context")
+        if trained and trained not in trained_lines:
+            label = "trained context" if not trained_lines else None
+            ax.axvline(trained, color="grey", linestyle=":", linewidth=1, label=label)
+            trained_lines.add(trained)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: format_size(int(round(x)))))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("context (bp)")
     ax.set_ylabel("MLM perplexity per base")
     ax.grid(True, which="both", alpha=0.3)
