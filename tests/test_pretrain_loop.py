@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -95,9 +97,24 @@ def test_rc_augmentation_follows_the_model(small_fasta, tmp_path):
     assert forced["rc_augment"] is True
 
 
-def test_kmer_model_reports_per_base_perplexity(small_fasta, tmp_path):
-    summary = run_pretrain(dict(model="ntv2-tiny", fasta=[small_fasta], out=str(tmp_path / "nt"), context=600, val_fraction=0.2,
-                                steps=2, batch_size=2, val_windows=2))
+def test_kmer_model_token_budget_and_tensorboard(small_fasta, tmp_path, monkeypatch):
+    scalars = []
+
+    class FakeWriter:  # stands in for torch.utils.tensorboard.SummaryWriter (tensorboard is optional)
+        def __init__(self, log_dir, purge_step=None):
+            self.log_dir = log_dir
+
+        def add_scalar(self, tag, value, step):
+            scalars.append((tag, step))
+
+        def close(self):
+            scalars.append(("closed", None))
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=FakeWriter))
+    summary = run_pretrain(dict(model="ntv2-tiny", fasta=[small_fasta], out=str(tmp_path / "nt"), context=600,
+                                val_fraction=0.2, tokens="2.4k", batch_size=2, val_windows=2))
+    assert summary["steps"] == 2 and summary["tokens"] == 2400  # the budget counts bases
+    assert ("train/loss", 1) in scalars and ("val/perplexity_per_base", 2) in scalars and scalars[-1][0] == "closed"
     val = summary["val"]
     assert val["perplexity_per_base"] == pytest.approx(math.exp(val["loss"] / 6))
     assert val["perplexity"] == pytest.approx(math.exp(val["loss"]))
