@@ -173,7 +173,11 @@ def _state_pass_kernel(
         s = tl.load(sdt_ptr + base, mask=dmask, other=0.0)
         s_prev = tl.load(sdt_ptr + base_prev, mask=valid_prev[:, None] & (offs_d < D)[None, :], other=0.0)
         ca, cb = tl.associative_scan((tl.exp2(A2[None, :, :] * s_prev[:, :, None]), loc_prev), 0, _combine)
-        ta, tb = tl.reduce((tl.exp2(A2[None, :, :] * s[:, :, None]), loc), 0, _combine)
+        # the block's total map: the last entry of a scan (tl.reduce may reorder a non-commutative combine)
+        ta, tb = tl.associative_scan((tl.exp2(A2[None, :, :] * s[:, :, None]), loc), 0, _combine)
+        last = (k == CB - 1)[:, None, None]
+        ta = tl.sum(tl.where(last, ta, 0.0), axis=0)
+        tb = tl.sum(tl.where(last, tb, 0.0), axis=0)
         tl.debug_barrier()  # every thread has read the block before any overwrites it (a scan prefix needs no later entry)
         tl.store(hloc_ptr + base[:, :, None] * N + offs_n[None, None, :], ca * h[None, :, :] + cb, mask=m3)
         h = ta * h + tb
