@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,8 @@ def test_toml_file_then_flags_win(tmp_path):
     assert config.lr == 0.001  # flag wins
     assert config.batch_size == 4  # None flag is unset: the file's value stays
     assert config.context == 4000 and config.tokens == 1_000_000
-    assert config.fasta == ["x.fa", "y.fa"]
+    assert config.fasta == [str(Path("x.fa").resolve()), str(Path("y.fa").resolve())]  # absolute, from the cwd
+    assert config.out == str(Path("r").resolve()) and config.model == "hawk-tiny"
     assert config.val_region == ["20:1000000-4000000"]
 
 
@@ -29,7 +31,7 @@ def test_yaml_and_json_files(tmp_path):
     y = tmp_path / "c.yaml"
     y.write_text("model: hawk-tiny\nout: r\nfasta: x.fa\nsteps: 5\nweights: 1,2\n")
     config = resolve_config({}, y)
-    assert config.fasta == ["x.fa"] and config.steps == 5 and config.weights == [1.0, 2.0]
+    assert config.fasta == [str(Path("x.fa").resolve())] and config.steps == 5 and config.weights == [1.0, 2.0]
     j = tmp_path / "c.json"
     j.write_text(json.dumps({**BASE, "val_fraction": 0.1}))
     assert resolve_config({}, j).val_fraction == 0.1

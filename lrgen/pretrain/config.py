@@ -155,6 +155,20 @@ def resolve_config(flags: dict[str, Any], config_file: str | Path | None = None,
     merged.update(_normalise({k: v for k, v in flags.items() if v is not None}, "flags"))
     config = PretrainConfig(**merged)
     config.validate()
+    return _absolute_paths(config)
+
+
+def _absolute_paths(config: PretrainConfig) -> PretrainConfig:
+    """File settings as absolute paths (relative ones are relative to the working directory), so a saved config
+    resumes from anywhere; ``model`` only when it names an existing folder rather than a preset."""
+    absolute = lambda p: str(Path(p).expanduser().resolve())  # noqa: E731
+    config.out = absolute(config.out)
+    config.fasta = [absolute(p) for p in config.fasta]
+    config.val_fasta = [absolute(p) for p in config.val_fasta]
+    if config.fasta_list:
+        config.fasta_list = absolute(config.fasta_list)
+    if Path(config.model).expanduser().exists():
+        config.model = absolute(config.model)
     return config
 
 
