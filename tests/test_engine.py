@@ -195,6 +195,7 @@ def test_conjoined_restart_uses_the_mirrored_boundaries_of_the_rc_strand():
     model = tiny("caduceus-ph-tiny")
     ids = dna(1, seed=9)
     ref, record = stream(model, ids, chunk_size=32, record_every=16, conjoin=True)
+    assert torch.equal(record.rc.input_ids, reverse_complement_ids(ids))
     assert record.rc.phase == LENGTH % 16 and sorted(record.rc.states["layers.0.mamba_fwd"])[0] == LENGTH % 16
     local = restream_span(model, record, ids[:, 37:90], span=(37, 90), chunk_size=5)
     assert (local - ref[:, 37:90]).abs().max().item() <= TOL

@@ -15,6 +15,7 @@ from lrgen.engine.record import StateRecord
 from lrgen.errors import LrgenError
 from lrgen.models.conjoin import conjoin as conjoin_pass
 from lrgen.models.scan import ScanFn, ScanRunner, State
+from lrgen.tokenizer import reverse_complement_ids
 
 OUTPUTS = ("logits", "hidden")
 _CPU = torch.device("cpu")
@@ -137,7 +138,8 @@ def stream(
         store = _CPU if offload else None
         records.append(StateRecord(every, ids_cpu, output, store_device=store))
         if conjoin:
-            records.append(StateRecord(every, ids_cpu, output, store_device=store, phase=length % every))
+            rc_ids = reverse_complement_ids(ids_cpu)
+            records.append(StateRecord(every, rc_ids, output, store_device=store, phase=length % every))
     runners = [
         ChunkRunner(
             chunk_size,
