@@ -22,18 +22,18 @@ def fasta(tmp_path):
 
 def test_rows_outputs_and_streaming_matches_one_chunk(fasta, tmp_path):
     out = tmp_path / "eval"
-    streamed = evaluate_mlm("hawk-tiny", [fasta], [600, 100, 5000], windows=3, chunk_size=37, device="cpu",
+    streamed = evaluate_mlm("hawk-tiny", [fasta], [300, 80, 5000], windows=2, chunk_size=37, device="cpu",
                             out_dir=str(out))
     rows = streamed["results"]
-    assert [r["context"] for r in rows] == [100, 600, 5000]
+    assert [r["context"] for r in rows] == [80, 300, 5000]
     assert rows[2]["error"] == "longest contig is 3000 bp"
     for row in rows[:2]:
         assert row["mode"] == "stream" and row["tokens_per_window"] == row["context"]
         assert row["targets"] > 0 and 0 <= row["accuracy"] <= 1
         assert row["perplexity"] == pytest.approx(math.exp(row["loss"]))
         assert row["perplexity"] == pytest.approx(row["perplexity_per_base"])
-        assert row["loss"] == pytest.approx(math.log(12), abs=0.3)  # untrained: near uniform
-    whole = evaluate_mlm("hawk-tiny", [fasta], [100, 600], windows=3, chunk_size=5000, device="cpu")
+        assert row["loss"] == pytest.approx(math.log(12), abs=0.4)  # untrained: near uniform
+    whole = evaluate_mlm("hawk-tiny", [fasta], [80, 300], windows=2, chunk_size=5000, device="cpu")
     for a, b in zip(rows, whole["results"]):
         assert a["targets"] == b["targets"] and a["loss"] == pytest.approx(b["loss"], rel=1e-5)
     saved = json.loads((out / "mlm.json").read_text())
