@@ -310,3 +310,21 @@ def test_head_score_needs_a_variant_model(tmp_path, slice_vcf, models):
     with pytest.raises(LrgenError, match="--score head is not available .*not a fine-tuned model"):
         score_vcf(slice_vcf, EXAMPLE_FASTA, str(models["hawk-tiny"]), out=tmp_path / "o.vcf", scores=("head",),
                   **FAST)
+
+
+def test_torchrun_shards_merge_into_the_single_process_output(tmp_path, slice_vcf, models):
+    model = str(models["hawk-tiny"])
+    score_vcf(slice_vcf, EXAMPLE_FASTA, model, out=tmp_path / "one.vcf.gz", tsv=tmp_path / "one.tsv",
+              scores=("llr", "embedding"), **FAST)
+    args = [str(slice_vcf), "--genome", str(EXAMPLE_FASTA), "--model", model, "--context", "512", "--recompute-span",
+            "256", "--embedding-span", "64", "--score", "llr", "--score", "embedding"]
+    sharded = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                              "-m", "lrgen", "score-vcf", *args, "-o", str(tmp_path / "two.vcf.gz"), "--tsv",
+                              str(tmp_path / "two.tsv")], capture_output=True, text=True,
+                             env={"OMP_NUM_THREADS": "1", "PATH": ""})
+    assert sharded.returncode == 0, sharded.stderr
+    assert (tmp_path / "two.tsv").read_text() == (tmp_path / "one.tsv").read_text()
+    body = lambda p: [line for line in gzip.open(p, "rt") if not line.startswith("##")]  # noqa: E731
+    assert body(tmp_path / "two.vcf.gz") == body(tmp_path / "one.vcf.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.tsv", "one.vcf.gz", "one.vcf.gz.tbi", "two.tsv",
+                                                         "two.vcf.gz", "two.vcf.gz.tbi"]

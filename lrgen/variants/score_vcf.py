@@ -15,6 +15,7 @@ from lrgen.errors import LrgenError
 from lrgen.sizes import format_size, parse_size
 from lrgen.variants.resume import PartialRun
 from lrgen.variants.scores import SCORES, VALUES
+from lrgen.variants.shards import Shard, merge_shards
 from lrgen.variants.triage import ON_REF_MISMATCH, SKIP_REASONS, Entry, triage
 from lrgen.variants.windows import Window, group_windows
 
@@ -238,11 +239,14 @@ def score_vcf(
         raise LrgenError(f"the folder of --tsv {tsv} does not exist")
     if out.resolve() == vcf.resolve():
         raise LrgenError(f"output {out} would overwrite the input VCF: choose another name")
-    console = Console(stderr=True, quiet=not progress)
+    shard = Shard.from_env()
+    console = Console(stderr=True, quiet=not progress or shard.rank != 0)
 
     reference = Genome(genome)
     region_filter = RegionFilter(Path(regions), reference) if regions is not None else None
     reader = open_vcf(vcf)
+    if device is None and shard.sharded and torch.cuda.is_available():
+        device = f"cuda:{shard.local_rank}"
     loaded, finetuned = _load(model, device, scores)
     if finetuned is not None and "head" in scores and not exact and recompute_span < finetuned.task.pool_bp:
         raise LrgenError(f"--recompute-span {recompute_span} is shorter than the head's pooled region "
@@ -255,7 +259,7 @@ def score_vcf(
         "genome": str(Path(genome).resolve()), "model": str(model_name), "context": context, "scores": list(scores),
         "exact": exact, "recompute_span": None if exact else recompute_span, "embedding_span": embedding_span,
         "regions": str(Path(regions).resolve()) if regions is not None else None, "on_ref_mismatch": on_ref_mismatch,
-        "dtype": dtype or "float32",
+        "dtype": dtype or "float32", "processes": shard.world,
     }
     meta = {
         "command": command or f"score_vcf({vcf}, genome={genome}, model={model_name}, context={context})",
@@ -264,7 +268,7 @@ def score_vcf(
         "context": format_size(context),
         "recompute": "exact" if exact else f"local, recompute span {format_size(recompute_span)}",
     }
-    partial = PartialRun(out)
+    partial = PartialRun(out, rank=shard.rank if shard.sharded else None)
     summary = Summary(out)
     summary.resumed = partial.start(fingerprint, resume, meta)  # outside the try: a refused resume keeps its state
     try:
@@ -272,12 +276,22 @@ def score_vcf(
             summary.restore(partial.counts)
             summary.windows = partial.windows
             console.print(f"resuming {out}: {partial.records:,} records already done")
-        _run(reader, reference, loaded, finetuned, partial, summary, console,
+        _run(reader, reference, loaded, finetuned, partial, summary, console, shard,
              scores=scores, values=values, context=context, exact=exact, recompute_span=recompute_span,
              embedding_span=embedding_span, on_ref_mismatch=on_ref_mismatch, batch_size=batch_size,
              chunk_size=chunk_size, regions=region_filter, source=str(vcf), total=count_records(vcf),
              dtype=None if dtype in (None, "float32") else getattr(torch, dtype))
-        _finish(reader, partial, summary, out, tsv, values)
+        if shard.sharded:
+            shard.barrier()  # every shard's windows are on disk
+            if shard.rank != 0:
+                partial.close()
+                return summary
+            bodies = partial.root / "merged.vcf", partial.root / "merged.tsv"
+            summary.restore(_sum_counts(merge_shards(partial.root, shard.world, *bodies)))
+            summary.scored_now = summary.outcomes.get("scored", 0)
+        else:
+            bodies = partial.vcf_body, partial.tsv_body
+        _finish(reader, partial, summary, out, tsv, values, bodies)
     except LrgenError:
         partial.discard()
         raise
@@ -292,7 +306,7 @@ def score_vcf(
     return summary
 
 
-def _run(reader, genome, model, finetuned, partial: PartialRun, summary: Summary, console, *, scores, values, context, exact,
+def _run(reader, genome, model, finetuned, partial: PartialRun, summary: Summary, console, shard: Shard, *, scores, values, context, exact,
          recompute_span, embedding_span, on_ref_mismatch, batch_size, chunk_size, regions, source, total,
          dtype) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
@@ -310,8 +324,9 @@ def _run(reader, genome, model, finetuned, partial: PartialRun, summary: Summary
     started = time.perf_counter()
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("score", total=total, completed=partial.records, rate="")
-        for window in group_windows(entries, context):
-            alleles = window.alleles()
+        for index, window in enumerate(group_windows(entries, context), start=partial.windows):
+            mine = shard.owns(index)
+            alleles = window.alleles() if mine else []
             if alleles:
                 ids = encode(genome.fetch(window.contig, window.start, window.end))
                 span = None if exact else recompute_span
@@ -329,12 +344,13 @@ def _run(reader, genome, model, finetuned, partial: PartialRun, summary: Summary
                                                     batch_size=batch_size, recompute_span=span, dtype=dtype))
                 score_window(window, passes, scores, embedding_span=embedding_span, tick=tick, head=head)
                 bar.update(task, completed=base)
-            summary.add(window)
-            summary.scored_now += sum(1 for a in alleles if a.status == "scored")
-            written = [e for e in window.entries if not e.outside]
+            written = [e for e in window.entries if not e.outside and mine]
+            if mine:
+                summary.add(window)
+                summary.scored_now += sum(1 for a in alleles if a.status == "scored")
             partial.commit("".join(vcf_line(e, values) for e in written),
                            "".join(tsv_lines(e, values) for e in written),
-                           records=window.entries[-1].number - partial.records, counts=summary.to_counts())
+                           records=window.entries[-1].number - partial.records, counts=summary.to_counts(), scored=mine)
             summary.windows += 1
             elapsed = time.perf_counter() - started
             rate = f"{summary.scored_now / elapsed:,.1f} variants/s" if elapsed > 0 else ""
@@ -342,17 +358,29 @@ def _run(reader, genome, model, finetuned, partial: PartialRun, summary: Summary
     summary.seconds = time.perf_counter() - started
 
 
-def _finish(reader, partial: PartialRun, summary: Summary, out: Path, tsv: Path | None, values) -> None:
+def _finish(reader, partial: PartialRun, summary: Summary, out: Path, tsv: Path | None, values,
+            bodies: tuple[Path, Path]) -> None:
     from lrgen.variants.writer import assemble_tsv, assemble_vcf, header_text, tsv_header
 
     partial.close()
     header = header_text(str(reader.header), values, partial.meta)
-    warning = assemble_vcf(out, header, partial.vcf_body, partial.folder)
+    warning = assemble_vcf(out, header, bodies[0], partial.folder)
     if warning:
         summary.warnings.append(warning)
     if tsv is not None:
-        assemble_tsv(tsv, tsv_header(values), partial.tsv_body, partial.folder)
-    partial.discard()
+        assemble_tsv(tsv, tsv_header(values), bodies[1], partial.folder)
+    partial.discard(everything=True)
+
+
+def _sum_counts(shards: list[dict]) -> dict:
+    total: dict = {"records": 0, "alleles": 0, "outside_regions": 0}
+    for counts in shards:
+        for key, value in counts.items():
+            if isinstance(value, dict):
+                total[key] = dict(Counter(total.get(key, {})) + Counter(value))
+            else:
+                total[key] += value
+    return total
 
 
 def print_summary(summary: Summary, console) -> None:

@@ -92,6 +92,9 @@ def score_window(window: Window, passes: WindowPasses, scores: tuple[str, ...], 
         _embedding(window, passes, alleles, embedding_span, tick)
     if "head" in scores and alleles:
         _head(window, *head, alleles, tick)
+    for allele in alleles:
+        if not allele.scores:
+            allele.skip = "no_score_applies"
 
 
 def passes_needed(window: Window, scores: tuple[str, ...]) -> int:
