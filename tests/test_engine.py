@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lrgen import load_model
-from lrgen.engine import ChunkRunner, restream_span, stream
+from lrgen.engine import ChunkRunner, PassRouter, restream_span, stream
 from lrgen.engine.chunks import chunk_bounds
 from lrgen.errors import LrgenError
 from lrgen.tokenizer import A_ID, COMPLEMENT_IDS, N_ID, T_ID, reverse_complement_ids
@@ -250,6 +250,10 @@ def test_chunk_runner_is_a_scan_runner_for_any_fn():
     runner = ChunkRunner(3)
     assert torch.equal(runner(cumsum, x, reverse=False, key="a"), x.cumsum(1))
     assert torch.equal(runner(cumsum, x, reverse=True, key="b"), x.flip(1).cumsum(1).flip(1))
+    router = PassRouter([runner])
+    router(cumsum, x, reverse=False, key="a")
+    with pytest.raises(LrgenError, match="used 2 times"):
+        router(cumsum, x, reverse=False, key="a")
 
 
 @pytest.mark.gpu

@@ -70,6 +70,9 @@ class PassRouter:
 
     def __call__(self, fn: ScanFn, x: Tensor, *, reverse: bool, key: str) -> Tensor:
         n = self.uses[key]
+        if n >= len(self.runners):
+            raise LrgenError(f"scan key {key!r} used {n + 1} times in {len(self.runners)} pass(es): the model breaks "
+                             "the scan-runner contract (one key per scan and pass)")
         self.uses[key] += 1
         return self.runners[n](fn, x, reverse=reverse, key=key)
 
