@@ -3,7 +3,7 @@ engine (``lrgen.engine.stream``, bf16 activations, float32 scan states) and, as 
 run, the plain full-sequence ``model.embed`` under the same autocast. Prints a Markdown table.
 
     python benchmarks/bench_forward.py
-    python benchmarks/bench_forward.py --models caduceus-ps-131k --chunk-sizes 65536,262144 --tokens 1M
+    python benchmarks/bench_forward.py --models caduceus-ps-131k --chunk-sizes 65536,262144 --tokens 1048576
 
 Models: ``caduceus-ps-131k`` (PS, d_model 256 × 16 layers), ``caduceus-ph-131k`` (the same size without RC
 parameter sharing, i.e. Ph's backbone, built from the PS-131k config with ``rcps=False``), ``caduceus-ps-50m``.
@@ -55,7 +55,7 @@ def measure(fn, repeats: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="caduceus-ps-131k,caduceus-ph-131k,caduceus-ps-50m")
-    parser.add_argument("--tokens", default="1M")
+    parser.add_argument("--tokens", default="1048576")
     parser.add_argument("--chunk-sizes", default="131072,1048576")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-full", action="store_true", help="skip the full-sequence baseline")
