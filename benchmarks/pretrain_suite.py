@@ -6,11 +6,11 @@ Data: every FASTA in ``--genomes`` (one species each) plus human chr20 (``--huma
 is the same for the three models: a short calibration run measures each model's training throughput and the budget
 is what the slowest one trains in ``--train-seconds`` (or give ``--tokens``).
 
-Writes into ``--out``: ``results.json`` (training summaries + evaluation rows), ``results.md`` (tables for
-docs/results.md), ``perplexity.png``, each run's ``metrics.jsonl``/``summary.json``/``pretrain_config.json``
-under ``runs/<model>/``, the evaluation files under ``eval/<model>/``, and the best Caduceus checkpoint
-(``config.json`` + ``model.safetensors``) in ``caduceus-ps-demo/``. Checkpoints with optimizer state stay in
-``--work-dir``.
+Writes into ``--out`` (seven files, so that all of them come back from a device run): ``results.json`` (training
+summaries, resolved configs and evaluation rows), ``results.md`` (tables for docs/results.md), ``perplexity.png``
+(perplexity vs context), ``training.png`` (validation loss vs bases seen), ``metrics.jsonl`` (every run's metrics,
+with a ``model`` key) and the best Caduceus checkpoint (``config.json`` + ``model.safetensors``) in
+``caduceus-ps-demo/``. Runs with full checkpoints and the per-model evaluation files stay in ``--work-dir``.
 
 GPU (one H100, about 8 minutes)::
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import shutil
 import statistics
 import sys
@@ -105,6 +106,35 @@ def write_report(out: Path, results: dict, evaluations: list[dict]) -> None:
         tmp.replace(out / name)
     if evaluations:
         plot_perplexity(evaluations, out / "perplexity.png")
+    plot_training(out / "metrics.jsonl", out / "training.png")
+
+
+def plot_training(metrics: Path, path: Path) -> None:
+    """Validation loss per base (log scale of bases seen) of every model in the combined metrics file."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for line in metrics.read_text().splitlines():
+        r = json.loads(line)
+        if r["split"] == "val":
+            curves.setdefault(r["model"], []).append((r["tokens"], math.log(r["perplexity_per_base"])))
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, points in curves.items():
+        ax.plot(*zip(*points), marker="o", label=name)
+    ax.set_xlabel("bases seen")
+    ax.set_ylabel("validation loss per base (nats)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
 
 
 def markdown(results: dict) -> str:
@@ -193,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     results = {"tokens": steps * per_step, "steps": steps, "context": args.context, "batch_size": args.batch_size,
                "lr": args.lr, "species": [s.name for s in species], "val_region": args.val_region,
                "device": args.device, "models": {}}
+    (out / "metrics.jsonl").unlink(missing_ok=True)
     runs = {}
     for name in names:
         run = runs[name] = work / "runs" / name
@@ -201,17 +232,17 @@ def main(argv: list[str] | None = None) -> None:
         summary = pretrain(name, inits[name], run, args, fasta, steps, val_every)
         log(f"{name}: {summary['parameters']:,} parameters, val loss {summary['best_val_loss']:.4f}, "
             f"{summary['seconds']:.0f} s")
-        keep = out / "runs" / name
-        keep.mkdir(parents=True, exist_ok=True)
-        for f in ("metrics.jsonl", "summary.json", "pretrain_config.json"):
-            shutil.copy(run / f, keep / f)
+        results["models"][name] = {"train": summary,
+                                   "config": json.loads((run / "pretrain_config.json").read_text())}
+        with (out / "metrics.jsonl").open("a") as log_all:
+            for line in (run / "metrics.jsonl").read_text().splitlines():
+                log_all.write(json.dumps({"model": name, **json.loads(line)}) + "\n")
         if name.startswith("caduceus"):
             demo = out / f"{name}-demo"
             shutil.rmtree(demo, ignore_errors=True)
             demo.mkdir(parents=True)
             for f in ("config.json", "model.safetensors"):
                 shutil.copy(run / "checkpoints" / "best" / f, demo / f)
-        results["models"][name] = {"train": summary}
         write_report(out, results, [])
 
     evaluations: list[dict] = []
@@ -220,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             evaluation = evaluate_mlm(str(runs[name] / "checkpoints" / "best"), [str(heldout)], args.contexts,
                                       windows=args.windows, chunk_size=args.chunk_size, device=args.device,
-                                      seed=args.seed, out_dir=str(out / "eval" / name))
+                                      seed=args.seed, out_dir=str(work / "eval" / name))
         except Exception as exc:  # keep the other models' results; the error is reported in results.json
             log(f"evaluation of {name} failed: {exc!r}")
             results["models"][name]["eval_error"] = repr(exc)
