@@ -1,15 +1,20 @@
 """Triton selective scan (Mamba-1) with state in and out, fused with the D skip and the SiLU(z) gate.
 
 Shapes are those of :func:`lrgen.ops.selective_scan`; any strides are accepted (a ``(b, l, d)`` tensor passed as its
-``transpose(1, 2)`` view is read in place and is the fast layout). The sequence is cut into tiles of ``T`` positions;
-within a tile the recurrence ``h_t = exp(Δ_t A) h_{t-1} + Δ_t u_t B_t`` is an associative scan held in registers as a
-``(channels, state, T)`` block in float32. Across tiles the state is carried in three steps, each parallel except the
-second: (1) every chunk's end state from zero and its summed Δ (``exp(A ΣΔ)`` is the chunk's decay), (2) one
-sequential pass over chunks that turns them into each chunk's incoming state, (3) every chunk recomputed from its
-incoming state, writing y. With enough (batch × channel) blocks to fill the GPU there is a single chunk and only
-step (3) runs. The backward pass recomputes states per tile the same way, runs the adjoint recurrence
-``g_t = C_t dy'_t + exp(Δ_{t+1} A) g_{t+1}`` with the same three steps right to left, and forms every gradient per
-tile. ``reverse=True`` scans right to left in place (position ``l-1`` first) without flipped copies.
+``transpose(1, 2)`` view is read in place and is the fast layout; outputs keep the input's layout). States are
+float32 whatever the input dtype.
+
+Forward: each program owns a block of channels and walks its stretch of positions one by one with the
+``(channels, state)`` block in registers. When (batch × channel blocks) is too few programs to fill the GPU, the
+sequence is cut into chunks: (1) each chunk's end state from zero and its summed Δ (``exp(A ΣΔ)`` is its decay),
+(2) a pass over chunks that turns them into each chunk's incoming state (blocks of chunks combined by an associative
+scan), (3) every chunk recomputed from its incoming state, writing y.
+
+Backward: tiles of T positions; the state entering every tile and the adjoint leaving it are found by the same
+steps (1)–(2), run left to right and right to left (``g_t = C_t dy'_t + exp(Δ_{t+1} A) g_{t+1}``); then one program
+per tile scans its state and adjoint in registers for all channels and writes every gradient (dB, dC summed over
+channels in the program; dA, dD, dbias as per-tile partial sums). ``reverse=True`` scans right to left in place
+(position ``l-1`` first) without flipped copies.
 """
 
 from __future__ import annotations
