@@ -73,17 +73,19 @@ class WindowPasses:
     """Reference and edited passes over one window ``ref_ids`` (L,) of token ids.
 
     ``recompute_span=None`` is exact mode. ``conjoin`` averages every pass with its reverse-complement pass.
+    ``edits=False`` promises that only :meth:`reference` is used (nothing is recorded).
     """
 
     def __init__(self, model, ref_ids: Tensor, *, conjoin: bool, chunk_size: int, batch_size: int,
-                 recompute_span: int | None, dtype: torch.dtype | None = None) -> None:
+                 recompute_span: int | None, dtype: torch.dtype | None = None, edits: bool = True) -> None:
         self.model = model
         self.ref_ids = ref_ids.long().cpu()
         self.conjoin = conjoin
         self.chunk_size = chunk_size
         self.batch_size = batch_size
         self.half_span = None if recompute_span is None else recompute_span // 2
-        self.record_every = None if recompute_span is None else max(1, recompute_span // 4)
+        # states are recorded (by the first reference pass) only when edited passes will restart from them
+        self.record_every = None if recompute_span is None or not edits else max(1, recompute_span // 4)
         self.dtype = dtype
         self._record: StateRecord | None = None
         self._logits: Tensor | None = None

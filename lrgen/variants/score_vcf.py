@@ -331,7 +331,8 @@ def _run(reader, genome, model, finetuned, partial: PartialRun, summary: Summary
                 ids = encode(genome.fetch(window.contig, window.start, window.end))
                 span = None if exact else recompute_span
                 passes = WindowPasses(model, ids, conjoin=not model.rc_equivariant, chunk_size=chunk_size,
-                                      batch_size=batch_size, recompute_span=span, dtype=dtype)
+                                      batch_size=batch_size, recompute_span=span, dtype=dtype,
+                                      edits=bool({"llr", "embedding"} & set(scores)))
                 share = len(window.entries) / max(1, passes_needed(window, scores))
                 base = bar.tasks[0].completed
 

@@ -111,9 +111,19 @@ def _offset(window: Window, allele: Allele) -> int:
 
 def _wt_marginal(window: Window, passes: WindowPasses, alleles: list[Allele]) -> None:
     logits = passes.reference("logits")
+    snvs = [a for a in alleles if len(a.ref) == 1]
+    if snvs:  # every SNV of the window in one gather
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        at = torch.tensor([_offset(window, a) for a in snvs], device=logp.device)
+        alt = encode("".join(a.alt for a in snvs)).to(logp.device)
+        ref = encode("".join(a.ref for a in snvs)).to(logp.device)
+        for allele, value in zip(snvs, (logp[at, alt] - logp[at, ref]).cpu().tolist()):
+            allele.scores["wt_marginal"] = value
     for allele in alleles:
-        o = _offset(window, allele)
-        allele.scores["wt_marginal"] = substitution_logratio(logits[o : o + len(allele.ref)], allele.ref, allele.alt)
+        if len(allele.ref) > 1:
+            o = _offset(window, allele)
+            allele.scores["wt_marginal"] = substitution_logratio(logits[o : o + len(allele.ref)], allele.ref,
+                                                                 allele.alt)
 
 
 def _llr(window: Window, passes: WindowPasses, alleles: list[Allele], tick: Tick | None) -> None:
