@@ -81,6 +81,8 @@ def test_run_directory_rules(small_fasta, tmp_path):
     flags = dict(model="hawk-tiny", fasta=[small_fasta], out=str(run), context=64, steps=1, batch_size=2)
     with pytest.raises(LrgenError, match="nothing to resume"):
         run_pretrain({**flags, "resume": True})
+    with pytest.raises(LrgenError, match="validation data's longest stretch is 60 bp"):
+        run_pretrain({**flags, "val_fraction": 0.01})
     run_pretrain(flags)
     with pytest.raises(LrgenError, match="already holds a run"):
         run_pretrain(flags)

@@ -133,6 +133,10 @@ class _Trainer:
         )
         self.val_batches: list[tuple[torch.Tensor, torch.Tensor]] = []
         if val_segments:
+            longest = max(seg.end - seg.start for seg in val_segments)
+            if longest < c.context:
+                raise LrgenError(f"the validation data's longest stretch is {longest} bp, shorter than the context "
+                                 f"({c.context} bp): raise --val-fraction or give a longer --val-region/--val-fasta")
             val_sampler = WindowSampler(species + val_species, val_segments, c.context,
                                         max_n_fraction=c.max_n_fraction, seed=derive_seed(c.seed, _VAL_STREAM))
             left, index = c.val_windows, 0
