@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from lrgen.pretrain.evaluate import evaluate_mlm, mlm_table
 from lrgen.pretrain.loop import run_pretrain
@@ -53,3 +54,20 @@ def test_ntv2_reports_contexts_beyond_its_training(fasta, tmp_path):
     assert short["mode"] == "full" and not short["beyond_trained_context"] and long["beyond_trained_context"]
     assert long["tokens_per_window"] == 100  # 6-mers
     assert long["perplexity_per_base"] == pytest.approx(math.exp(long["loss"] / 6))
+
+
+def test_out_of_memory_is_recorded_and_longer_contexts_skipped(fasta, monkeypatch):
+    from lrgen.pretrain import evaluate
+
+    real = evaluate._logits
+
+    def limited(lm, inputs, chunk, dtype):
+        if inputs.shape[1] > 200:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(lm, inputs, chunk, dtype)
+
+    monkeypatch.setattr(evaluate, "_logits", limited)
+    rows = evaluate_mlm("hawk-tiny", [fasta], [100, 300, 1000], windows=2, device="cpu")["results"]
+    assert "error" not in rows[0] and rows[0]["targets"] > 0
+    assert rows[1]["error"] == "out of GPU memory"
+    assert rows[2]["error"] == "skipped after out of GPU memory at 300 bp"

@@ -94,7 +94,7 @@ def evaluate_mlm(
                 progress.advance(task, windows)
                 continue
             progress.update(task, description=f"mlm {context:,} bp")
-            loss_sum = count = correct = tokens = 0
+            loss_sum = count = correct = tokens = done = 0
             started = time.perf_counter()
             try:
                 for i, (s, c, centre) in enumerate(centres):
@@ -107,12 +107,14 @@ def evaluate_mlm(
                     loss_sum, count, correct = loss_sum + float(ls), count + int(n), correct + int(k)
                     tokens += ids.shape[1]
                     del logits
+                    done += 1
                     progress.advance(task)
             except torch.cuda.OutOfMemoryError:
                 failed = f"out of GPU memory at {context:,} bp"
+            if failed is not None:  # out of the except block, the failed pass's tensors are released
                 torch.cuda.empty_cache()
                 rows.append({**row, "error": "out of GPU memory"})
-                progress.advance(task, windows - i)
+                progress.advance(task, windows - done)
                 continue
             seconds = time.perf_counter() - started
             rows.append({**row, "tokens_per_window": tokens // windows, "targets": count,
