@@ -70,6 +70,15 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
+def broadcast_object(obj, info: DistInfo):
+    """Rank 0's ``obj`` on every process (e.g. a decision only rank 0 can make); ``obj`` itself for one process."""
+    if not info.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def cleanup(info: DistInfo) -> None:
     """Leave the process group if this module joined one."""
     if info.distributed and dist.is_initialized():
