@@ -20,6 +20,7 @@ from lrgen.models.base import LanguageModel
 from lrgen.models.checkpoint import load_weights, read_config, resolve_checkpoint
 
 FAMILIES = ("caduceus", "hawk", "ntv2")
+BUNDLED_DIR = Path(__file__).resolve().parents[1] / "data" / "models"
 PRESET_SEED = 0
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -47,6 +48,13 @@ def preset_config(name: str):
 
 def preset_names() -> list[str]:
     return [name for family in FAMILIES for name in family_module(family).PRESETS]
+
+
+def bundled_models() -> dict[str, Path]:
+    """Trained checkpoints shipped inside the package (``lrgen/data/models/<name>/``), by name."""
+    if not BUNDLED_DIR.is_dir():
+        return {}
+    return {p.name: p for p in sorted(BUNDLED_DIR.iterdir()) if (p / "config.json").is_file()}
 
 
 def build_model(config: Any, seed: int = PRESET_SEED) -> LanguageModel:
@@ -93,13 +101,16 @@ def load_model(
     path = Path(name).expanduser()
     if path.exists():
         model = load_checkpoint(path)
+    elif name in (bundled := bundled_models()):
+        model = load_checkpoint(bundled[name])
     elif (config := preset_config(name)) is not None:
         model = build_model(config)
     elif _REPO_ID.match(name):
         model = load_checkpoint(_download(name))
     else:
         raise LrgenError(
-            f"unknown model {name!r}: not a preset ({', '.join(preset_names())}), a local directory or a hub repo id"
+            f"unknown model {name!r}: not a preset ({', '.join(preset_names() + list(bundled))}), a local directory "
+            "or a hub repo id"
         )
     if device is not None or dtype is not None:
         model = model.to(device=device, dtype=dtype)
@@ -117,4 +128,10 @@ def list_presets() -> list[dict[str, Any]]:
             out.append(
                 {"name": name, "family": family, "parameters": parameters, "description": module.PRESET_DESCRIPTIONS[name]}
             )
+    for name, directory in bundled_models().items():
+        model = load_checkpoint(directory)
+        card = directory / "README.md"
+        description = card.read_text().splitlines()[0].lstrip("# ") if card.is_file() else "bundled checkpoint"
+        out.append({"name": name, "family": model.family, "parameters": model.num_parameters(),
+                    "description": f"trained, bundled: {description}"})
     return out
