@@ -1,6 +1,11 @@
-"""``lrgen predict``: stitching, contig ends, merged/unsorted BED, aliasing, bigWig read-back."""
+"""``lrgen predict``: stitching, contig ends, merged/unsorted BED, aliasing, bigWig read-back, fine-tuned CAGE
+tracks, resume, torchrun sharding and errors."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pyBigWig
@@ -8,69 +13,83 @@ import pysam
 import pytest
 import torch
 
+import lrgen
 from lrgen.errors import LrgenError
 from lrgen.tracks.predict import predict
 
 MODEL = "caduceus-ps-tiny"
 
 
-@pytest.fixture()
-def genome(tmp_path):
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()  # two threads on a loaded two-core machine are several times slower than one
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return lrgen.load_model(MODEL).eval()
+
+
+@pytest.fixture(scope="module")
+def genome(tmp_path_factory):
     rng = np.random.default_rng(0)
     seqs = {"20": "".join(rng.choice(list("ACGT"), 3000)), "21": "NN" + "".join(rng.choice(list("ACGT"), 700))}
-    path = tmp_path / "g.fa"
+    path = tmp_path_factory.mktemp("genome") / "g.fa"
     path.write_text("".join(f">{name}\n{seq}\n" for name, seq in seqs.items()))
     pysam.faidx(str(path))
     return path, seqs
 
 
-def _single_pass(seq: str, start: int, end: int, context_start: int, context_end: int) -> np.ndarray:
+def _single_pass(lm, seq: str, start: int, end: int, context_start: int, context_end: int) -> np.ndarray:
     """logprob track of [start, end) from one model pass over [context_start, context_end) of ``seq``."""
-    import lrgen
     from lrgen.tokenizer import encode
     from lrgen.tracks.lm_tracks import lm_tracks
 
-    model = lrgen.load_model(MODEL).eval()
     padded = "N" * max(0, -context_start) + seq[max(context_start, 0) : context_end]
     padded += "N" * (context_end - context_start - len(padded))
     ids = encode(padded)[None]
     with torch.no_grad():
-        track = lm_tracks(model(ids), ids, ("logprob",))["logprob"][0].numpy()
+        track = lm_tracks(lm(ids), ids, ("logprob",))["logprob"][0].numpy()
     return track[start - context_start : end - context_start]
 
 
-def test_one_window_equals_a_single_pass(genome, tmp_path):
+def _values(path, chrom, start, end) -> np.ndarray:
+    return np.array(pyBigWig.open(str(path)).values(chrom, start, end))
+
+
+def test_one_window_equals_a_single_pass(genome, lm, tmp_path):
     path, seqs = genome
     bed = tmp_path / "r.bed"
     bed.write_text("20\t100\t400\n")
     out = tmp_path / "out.bw"
-    predict(bed, path, MODEL, output=out, context=512, flank=100, chunk_size=64, progress=False)
-    bw = pyBigWig.open(str(out))
-    got = np.array(bw.values("20", 100, 400))
-    assert bw.chroms() == {"20": 3000, "21": 702}
-    np.testing.assert_allclose(got, _single_pass(seqs["20"], 100, 400, 0, 512), atol=1e-4)
+    summary = predict(bed, path, lm, output=out, context=512, flank=100, chunk_size=64, progress=False)
+    assert summary.windows == 1 and summary.bases == 300 and "1 windows" in summary.line()
+    assert pyBigWig.open(str(out)).chroms() == {"20": 3000, "21": 702}
+    np.testing.assert_allclose(_values(out, "20", 100, 400), _single_pass(lm, seqs["20"], 100, 400, 0, 512), atol=1e-4)
 
 
-def test_stitched_windows_equal_their_own_passes(genome, tmp_path):
+def test_stitched_windows_equal_their_own_passes(genome, lm, tmp_path):
     path, seqs = genome
     bed = tmp_path / "r.bed"
     bed.write_text("20\t0\t1000\n")  # starts at the contig start: the first window is N-padded on the left
     out = tmp_path / "out.bw"
-    predict(bed, path, MODEL, output=out, context=256, flank=64, progress=False)
-    got = np.array(pyBigWig.open(str(out)).values("20", 0, 1000))
-    interior = 128
-    for k, pos in enumerate(range(0, 1000, interior)):
-        end = min(pos + interior, 1000)
-        expected = _single_pass(seqs["20"], pos, end, pos - 64, pos - 64 + 256)
+    predict(bed, path, lm, output=out, context=256, flank=64, progress=False)
+    got = _values(out, "20", 0, 1000)
+    for k, pos in enumerate(range(0, 1000, 128)):
+        end = min(pos + 128, 1000)
+        expected = _single_pass(lm, seqs["20"], pos, end, pos - 64, pos - 64 + 256)
         np.testing.assert_allclose(got[pos:end], expected, atol=1e-4, err_msg=f"window {k}")
 
 
-def test_contig_end_unsorted_overlapping_bed_and_alias(genome, tmp_path):
-    path, seqs = genome
+def test_contig_end_unsorted_overlapping_bed_and_alias(genome, lm, tmp_path):
+    path, _ = genome
     bed = tmp_path / "r.bed"
     bed.write_text("track name=x\nchr21\t600\t702\nchr20\t50\t80\nchr20\t70\t120\n")
     out = tmp_path / "out.bedGraph"
-    predict(bed, path, MODEL, output=out, context=128, flank=16, fmt="bedgraph", progress=False)
+    predict(bed, path, lm, output=out, context=128, flank=16, fmt="bedgraph", progress=False)
     lines = [line.split("\t") for line in out.read_text().splitlines()]
     chroms = [line[0] for line in lines]
     assert chroms == sorted(chroms)  # chr20 before chr21, names as in the BED
@@ -80,64 +99,173 @@ def test_contig_end_unsorted_overlapping_bed_and_alias(genome, tmp_path):
     assert max(p for c, p in covered if c == "chr21") == 701  # clipped at the contig end
 
 
-def test_binned_bigwig_and_several_tracks(genome, tmp_path):
+def test_binned_bigwig_and_several_tracks(genome, lm, tmp_path):
     path, _ = genome
     bed = tmp_path / "r.bed"
     bed.write_text("20\t0\t1005\n")
-    outs = predict(bed, path, MODEL, output=tmp_path / "t.bw", tracks=["logprob", "entropy"], context=256,
-                   bin_size=10, batch_size=8, progress=False).outputs
+    outs = predict(bed, path, lm, output=tmp_path / "t.bw", tracks=["logprob", "1"], context=256, bin_size=10,
+                   batch_size=8, progress=False).outputs
     assert sorted(p.name for p in outs) == ["t.entropy.bw", "t.logprob.bw"]
     fine = tmp_path / "fine.bw"
-    predict(bed, path, MODEL, output=fine, context=256, batch_size=8, progress=False)
-    per_base = np.array(pyBigWig.open(str(fine)).values("20", 0, 1005))
-    bw = pyBigWig.open(str(tmp_path / "t.logprob.bw"))
-    intervals = bw.intervals("20")
+    predict(bed, path, lm, output=fine, context=256, batch_size=8, progress=False)
+    per_base = _values(fine, "20", 0, 1005)
+    intervals = pyBigWig.open(str(tmp_path / "t.logprob.bw")).intervals("20")
     assert len(intervals) == 101 and intervals[-1][:2] == (1000, 1005)
     assert intervals[3][2] == pytest.approx(per_base[30:40].mean(), abs=1e-4)
     entropy = np.array([v for *_, v in pyBigWig.open(str(tmp_path / "t.entropy.bw")).intervals("20")])
     assert np.all((entropy >= 0) & (entropy <= np.log(4) + 1e-5))
 
 
-def test_resume_after_interruption_gives_the_same_file(genome, tmp_path, monkeypatch):
+def test_resume_after_interruption_gives_the_same_file(genome, lm, tmp_path, monkeypatch):
     path, _ = genome
     bed = tmp_path / "r.bed"
     bed.write_text("20\t0\t2000\n")
     ref = tmp_path / "ref.bw"
-    predict(bed, path, MODEL, output=ref, context=256, batch_size=8, progress=False)
+    predict(bed, path, lm, output=ref, context=256, batch_size=4, progress=False)
 
-    import lrgen.tracks.predict as job
+    from lrgen.tracks.partial import Partial
 
     calls = {"n": 0}
-    real_save = job._Partial.save
+    real_save = Partial.save
 
     def failing_save(self):
         real_save(self)
         calls["n"] += 1
-        if calls["n"] == 1:
+        if calls["n"] == 2:
             raise KeyboardInterrupt
 
     out = tmp_path / "out.bw"
-    monkeypatch.setattr(job._Partial, "save", failing_save)
+    monkeypatch.setattr(Partial, "save", failing_save)
     with pytest.raises(KeyboardInterrupt):
-        predict(bed, path, MODEL, output=out, context=256, batch_size=8, progress=False)
-    assert not out.exists()
-    monkeypatch.setattr(job._Partial, "save", real_save)
-    predict(bed, path, MODEL, output=out, context=256, batch_size=8, resume=True, progress=False)
-    a = np.array(pyBigWig.open(str(ref)).values("20", 0, 2000))
-    b = np.array(pyBigWig.open(str(out)).values("20", 0, 2000))
-    np.testing.assert_array_equal(a, b)
+        predict(bed, path, lm, output=out, context=256, batch_size=4, progress=False)
+    assert not out.exists() and (tmp_path / "out.bw.lrgen-partial").is_dir()
+    monkeypatch.setattr(Partial, "save", real_save)
+    with pytest.raises(LrgenError, match="other settings"):
+        predict(bed, path, lm, output=out, context=512, batch_size=4, resume=True, progress=False)
+    summary = predict(bed, path, lm, output=out, context=256, batch_size=4, resume=True, progress=False)
+    assert summary.windows_resumed == 8 and summary.windows == 11
+    np.testing.assert_array_equal(_values(ref, "20", 0, 2000), _values(out, "20", 0, 2000))
     assert not (tmp_path / "out.bw.lrgen-partial").exists()
 
 
-def test_bad_inputs(genome, tmp_path):
+def test_bad_inputs_leave_no_output(genome, lm, tmp_path):
     path, _ = genome
     bed = tmp_path / "r.bed"
     bed.write_text("chrX\t0\t10\n")
     with pytest.raises(LrgenError, match="chrX"):
-        predict(bed, path, MODEL, output=tmp_path / "o.bw", context=128, progress=False)
+        predict(bed, path, lm, output=tmp_path / "o.bw", context=128, progress=False)
     bed.write_text("20\t0\t10\n")
-    with pytest.raises(LrgenError, match="unknown track"):
-        predict(bed, path, MODEL, output=tmp_path / "o.bw", tracks=["nope"], progress=False)
-    with pytest.raises(LrgenError, match="cannot stream|per-base"):
+    with pytest.raises(LrgenError, match="unknown track 'nope'"):
+        predict(bed, path, lm, output=tmp_path / "o.bw", tracks=["nope"], progress=False)
+    with pytest.raises(LrgenError, match="per-base model that streams"):
         predict(bed, path, "ntv2-tiny", output=tmp_path / "o.bw", context=128, progress=False)
+    with pytest.raises(LrgenError, match="exactly one of"):
+        predict(bed, path, lm, context=128, progress=False)
+    with pytest.raises(LrgenError, match="does not exist"):
+        predict(bed, path, lm, output=tmp_path / "missing" / "o.bw", context=128, progress=False)
+    with pytest.raises(LrgenError, match="both '20' and 'chr20'"):
+        bed.write_text("20\t0\t10\nchr20\t50\t60\n")
+        predict(bed, path, lm, output=tmp_path / "o.bw", context=128, progress=False)
     assert not list(tmp_path.glob("o.bw*"))
+
+
+# ------------------------------------------------------------------------------------- fine-tuned CAGE tracks
+
+CAGE_CONTEXT = 1024
+
+
+@pytest.fixture(scope="module")
+def cage(tmp_path_factory):
+    """A Caduceus-PS-tiny backbone fine-tuned for three steps on the fixture's CAGE task."""
+    from lrgen.finetune.train import FinetuneConfig, finetune
+    from lrgen.glrb.fixture import make_fixture
+
+    root = tmp_path_factory.mktemp("cage")
+    info = make_fixture(root / "data", n_train=4, n_test=4)
+    out = root / "model"
+    finetune(FinetuneConfig(task="cage", model=MODEL, data_dir=info["data_dir"], genome=info["genome"],
+                            context=CAGE_CONTEXT, out=str(out), device="cpu", batch_size=4, max_steps=3,
+                            warmup_steps=1, hidden=0, freeze_backbone=True))
+    return out, info["genome"]
+
+
+def _cage_window(model, genome_path, chrom: str, start: int) -> np.ndarray:
+    """``(bins, tracks)`` outputs of the fine-tuned model on the window at ``start``, as in evaluation."""
+    from lrgen.io.genome import Genome
+    from lrgen.tokenizer import encode
+
+    seq = Genome(genome_path).fetch(chrom, start, start + CAGE_CONTEXT)
+    batch = {"ids": encode(seq)[None], "positions": torch.arange(CAGE_CONTEXT)[None], "context": CAGE_CONTEXT}
+    with torch.no_grad():
+        return model(batch)[0].numpy()
+
+
+def test_cage_tracks_are_the_models_bins_stitched(cage, tmp_path):
+    from lrgen.finetune.checkpoint import load_finetuned
+
+    model_dir, fasta = cage
+    model, _ = load_finetuned(model_dir)
+    bed = tmp_path / "r.bed"
+    bed.write_text("chr1\t10000\t12000\n")
+    summary = predict(bed, fasta, str(model_dir), out_dir=tmp_path / "out", tracks=["track3", "0"], chunk_size=256,
+                      batch_size=2, progress=False)
+    assert [p.name for p in summary.outputs] == ["track3.bw", "track0.bw"] and summary.windows == 3
+    for column, path in ((3, summary.outputs[0]), (0, summary.outputs[1])):
+        intervals = pyBigWig.open(str(path)).intervals("chr1")
+        assert [i[1] - i[0] for i in intervals] == [128] * 15 + [80]  # span = bin width, last bin clipped
+        assert intervals[0][0] == 10000 and intervals[-1][1] == 12000
+        got = np.array([v for *_, v in intervals])
+        for k in range(3):  # context 1024, flank 128 (1024/8): windows at 9872 + 768k keep 6 bins each
+            expected = _cage_window(model, fasta, "chr1", 9872 + 768 * k)[1:7, column]
+            np.testing.assert_allclose(got[6 * k : 6 * k + 6], expected[: len(got[6 * k : 6 * k + 6])], atol=1e-4)
+
+    binned = predict(bed, fasta, model, output=tmp_path / "b.bw", tracks=["track3"], bin_size=256, progress=False)
+    intervals = pyBigWig.open(str(binned.outputs[0])).intervals("chr1")
+    assert [i[1] - i[0] for i in intervals] == [256] * 7 + [208]
+    fine = np.array([v for *_, v in pyBigWig.open(str(summary.outputs[0])).intervals("chr1")])
+    assert intervals[2][2] == pytest.approx(fine[4:6].mean(), abs=1e-5)
+
+
+def test_cage_names_and_refusals(cage, tmp_path):
+    from lrgen.finetune.checkpoint import load_finetuned
+    from lrgen.glrb.heads import GlrbModel, make_spec
+
+    model_dir, fasta = cage
+    model, _ = load_finetuned(model_dir)
+    model.spec.label_names = [f"CNhs{i:05d}" for i in range(50)]
+    bed = tmp_path / "r.bed"
+    bed.write_text("chr2\t399000\t400000\n")  # to the contig end
+    out = predict(bed, fasta, model, output=tmp_path / "c.bw", tracks=["CNhs00007", "8"], progress=False).outputs
+    assert [p.name for p in out] == ["c.CNhs00007.bw", "c.CNhs00008.bw"]
+    assert pyBigWig.open(str(out[0])).intervals("chr2")[-1][1] == 400000
+    for kwargs, message in (
+        ({"bin_size": 100}, "multiple of the model's 128 bp"),
+        ({"context": 1000}, "multiple of 256"),
+        ({"flank": 100}, "multiple of the model's 128 bp bins"),
+        ({"tracks": ["track50"]}, "50 tracks"),
+    ):
+        with pytest.raises(LrgenError, match=message):
+            predict(bed, fasta, model, output=tmp_path / "x.bw", progress=False, **kwargs)
+    promoter = GlrbModel(model.backbone, make_spec(model.backbone, "promoter", 1024, 1))
+    with pytest.raises(LrgenError, match="one value per window"):
+        predict(bed, fasta, promoter, output=tmp_path / "x.bw", progress=False)
+    assert not list(tmp_path.glob("x.bw*"))
+
+
+def test_torchrun_shards_equal_the_single_process_run(cage, tmp_path):
+    model_dir, fasta = cage
+    bed = tmp_path / "r.bed"
+    bed.write_text("chr1\t20000\t24000\nchr2\t1000\t2000\n")
+    single = predict(bed, fasta, str(model_dir), out_dir=tmp_path / "one", tracks=["1", "2"], progress=False)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "lrgen",
+           "predict", str(bed), "--genome", str(fasta), "--model", str(model_dir), "--out-dir", str(tmp_path / "two"),
+           "--track", "1", "--track", "2", "--device", "cpu", "--chunk-size", "512"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("on 2 processes") == 1  # only rank 0 reports
+    for path in single.outputs:
+        for chrom, start, end in (("chr1", 20000, 24000), ("chr2", 1000, 2000)):
+            np.testing.assert_allclose(_values(tmp_path / "two" / path.name, chrom, start, end),
+                                       _values(path, chrom, start, end), atol=1e-5)
+    assert not list((tmp_path / "two").glob("*lrgen-partial"))

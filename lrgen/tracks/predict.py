@@ -1,58 +1,84 @@
-"""``lrgen predict``: per-position tracks over BED regions, tiled into windows, stitched, written to bigWig.
+"""``lrgen predict``: tracks over BED regions, tiled into windows, stitched, written to bigWig or bedGraph.
 
-Work is resumable: values go into one float32 file per track and region under ``<output>.lrgen-partial/`` (memory
-maps, so memory stays flat at chromosome scale) with a record of finished windows; the bigWig / bedGraph files are
-written (atomically) only when every window is done, and the partial folder is then removed.
+Each region is tiled into windows of ``context`` bases whose ``flank``-long ends are cropped (:mod:`.tiling`); a
+position's value is the model's output there in the one window where it lies in the kept interior. Values go into
+memory maps of a partial folder (:mod:`.partial`), so memory stays flat at chromosome scale and an interrupted run
+resumes; under ``torchrun`` rank ``r`` of ``N`` takes windows ``r, r+N, ...`` and rank 0 writes the files once all
+are done. The outputs are written (atomically) only when every window is done.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import shutil
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from lrgen.errors import LrgenError
 from lrgen.io.bed import Region, merge_regions, read_bed
 from lrgen.io.bigwig import TrackWriter
 from lrgen.io.genome import Genome
-from lrgen.tracks.lm_tracks import LM_TRACKS, lm_tracks
-from lrgen.tracks.tiling import Window, count_windows, default_flank, tile_region
+from lrgen.tracks.tiling import Window, tile_region
 
 FORMATS = ("bigwig", "bedgraph")
 _SUFFIX = {"bigwig": ".bw", "bedgraph": ".bedGraph"}
+_WRITE_BLOCK = 1 << 22  # values handed to the writer at a time
 
 
 @dataclass
 class PredictSummary:
+    """What a run did; ``rank`` is this process's rank (only rank 0 wrote the outputs)."""
+
     outputs: list[Path]
+    tracks: list[str]
+    regions: int
     bases: int
     windows: int
+    windows_resumed: int
     seconds: float
+    processes: int = 1
+    rank: int = 0
+
+    def line(self) -> str:
+        from lrgen.sizes import format_size
+
+        computed = self.bases * (self.windows - self.windows_resumed) / max(self.windows, 1)
+        resumed = f", {self.windows_resumed} resumed" if self.windows_resumed else ""
+        procs = f" on {self.processes} processes" if self.processes > 1 else ""
+        return (f"predicted {len(self.tracks)} track(s) over {format_size(self.bases)} in {self.regions} region(s), "
+                f"{self.windows} windows{resumed}{procs}, {self.seconds:.1f} s "
+                f"({computed / max(self.seconds, 1e-9):,.0f} bp/s): " + ", ".join(map(str, self.outputs)))
 
 
-def output_paths(output: Path | None, out_dir: Path | None, tracks: list[str], fmt: str) -> dict[str, Path]:
+def output_paths(output: Path | None, out_dir: Path | None, names: list[str], fmt: str) -> list[Path]:
     """One file per track: ``output`` itself for one track, else ``<stem>.<track><suffix>`` (or in ``out_dir``)."""
     if (output is None) == (out_dir is None):
         raise LrgenError("give exactly one of -o/--output (a file) or --out-dir (a folder)")
-    if output is not None and len(tracks) == 1:
-        return {tracks[0]: output}
     if output is not None:
-        stem, suffix = output.name, _SUFFIX[fmt]
-        for s in (".bw", ".bigwig", ".bigWig", ".bedGraph", ".bedgraph", ".bg", ".gz"):
-            if stem.endswith(s):
-                stem = stem[: -len(s)]
-        return {t: output.with_name(f"{stem}.{t}{suffix}") for t in tracks}
-    return {t: out_dir / f"{t}{_SUFFIX[fmt]}" for t in tracks}
+        output = Path(output)
+        if not output.parent.is_dir() or not os.access(output.parent, os.W_OK):
+            raise LrgenError(f"{output}: the folder {output.parent} does not exist or is not writable")
+        if len(names) == 1:
+            return [output]
+        gz = ".gz" if fmt == "bedgraph" and output.name.endswith(".gz") else ""
+        stem = output.name
+        for s in (".gz", ".bw", ".bigwig", ".bigWig", ".bedGraph", ".bedgraph", ".bg"):
+            stem = stem[: -len(s)] if stem.endswith(s) else stem
+        return [output.with_name(f"{stem}.{n}{_SUFFIX[fmt]}{gz}") for n in names]
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LrgenError(f"--out-dir {out_dir}: cannot create the folder ({exc.strerror})") from exc
+    return [out_dir / f"{n}{_SUFFIX[fmt]}" for n in names]
 
 
 def _regions(genome: Genome, regions_path: Path | None, regions_all: bool) -> list[Region]:
     if regions_all:
+        if regions_path is not None:
+            raise LrgenError("give a BED file of regions or --regions-all, not both")
         return [Region(chrom=c, start=0, end=n, name=c, line=0) for c, n in genome.contig_sizes.items()]
     if regions_path is None:
         raise LrgenError("give a BED file of regions or --regions-all")
@@ -64,83 +90,76 @@ def _regions(genome: Genome, regions_path: Path | None, regions_all: bool) -> li
 
 def _header(genome: Genome, regions: list[Region]) -> dict[str, int]:
     """Contig sizes from the FASTA, named as the BED names them."""
-    bed_name = {genome.resolve(r.chrom): r.chrom for r in regions}
+    bed_name: dict[str, str] = {}
+    for r in regions:
+        name = bed_name.setdefault(genome.resolve(r.chrom), r.chrom)
+        if name != r.chrom:
+            raise LrgenError(f"the BED names contig {genome.resolve(r.chrom)} both {name!r} and {r.chrom!r} "
+                             f"(line {r.line}): use one name")
     return {bed_name.get(name, name): size for name, size in genome.contig_sizes.items()}
 
 
-def _settings_digest(settings: dict) -> str:
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-
-
-class _Partial:
-    """The resumable work folder: per-(track, region) float32 memmaps plus the finished-window flags."""
-
-    def __init__(self, folder: Path, settings: dict, regions: list[Region], tracks: list[str], n_windows: int,
-                 resume: bool) -> None:
-        self.folder = folder
-        digest = _settings_digest(settings)
-        meta = folder / "settings.json"
-        if folder.exists() and not (resume and meta.exists() and json.loads(meta.read_text()).get("digest") == digest):
-            if resume and meta.exists():
-                raise LrgenError(
-                    f"{folder} holds a run with other settings; remove it or run without --resume to start over"
-                )
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        meta.write_text(json.dumps({"digest": digest, "settings": settings}, indent=1))
-        self.values = {
-            (t, i): np.lib.format.open_memmap(
-                folder / f"{t}.{i}.npy", mode="r+" if (folder / f"{t}.{i}.npy").exists() else "w+",
-                dtype=np.float32, shape=(r.end - r.start,),
-            )
-            for t in tracks
-            for i, r in enumerate(regions)
-        }
-        done_path = folder / "done.npy"
-        self.done = np.load(done_path) if done_path.exists() else np.zeros(n_windows, dtype=bool)
-        self._done_path = done_path
-
-    def save(self) -> None:
-        for array in self.values.values():
-            array.flush()
-        tmp = self.folder / "done.tmp.npy"
-        np.save(tmp, self.done)
-        tmp.replace(self._done_path)
-
-
-def _binned(values: np.ndarray, bin_size: int) -> np.ndarray:
-    if bin_size == 1:
+def _binned(values: np.ndarray, factor: int) -> np.ndarray:
+    """Means over consecutive groups of ``factor`` values, NaN ignored (a last group may be shorter)."""
+    if factor == 1:
         return values
-    n = -(-len(values) // bin_size)
-    padded = np.full(n * bin_size, np.nan, dtype=np.float32)
+    n = -(-len(values) // factor)
+    padded = np.full(n * factor, np.nan, dtype=np.float32)
     padded[: len(values)] = values
-    blocks = padded.reshape(n, bin_size)
+    blocks = padded.reshape(n, factor)
     with np.errstate(invalid="ignore"):
         counts = (~np.isnan(blocks)).sum(1)
         sums = np.nansum(blocks, 1)
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan).astype(np.float32)
 
 
-def _write_region(writer: TrackWriter, region: Region, values: np.ndarray, bin_size: int) -> None:
-    """Write one region's values, binned from the region start; a last, shorter bin is clipped to the region."""
-    binned = _binned(values, bin_size)
-    full = len(values) // bin_size
-    writer.add(region.chrom, region.start, binned[:full], span=bin_size)
-    if len(values) % bin_size:
-        writer.add(region.chrom, region.start + full * bin_size, binned[full:], span=len(values) % bin_size)
+def _write_region(writer: TrackWriter, region: Region, values: np.ndarray, resolution: int, bin_size: int) -> None:
+    """Write one region's values (one per ``resolution`` bp from the region start) in bins of ``bin_size`` bp; the
+    last bin is clipped to the region end. Values go to the writer in blocks, so memory stays flat."""
+    factor = bin_size // resolution
+    block = max(_WRITE_BLOCK // factor, 1) * factor
+    for lo in range(0, len(values), block):
+        binned = _binned(np.asarray(values[lo : lo + block]), factor)
+        start = region.start + lo * resolution
+        bins_end = min(start + len(binned) * bin_size, region.end)
+        full = (bins_end - start) // bin_size
+        writer.add(region.chrom, start, binned[:full], span=bin_size)
+        if full < len(binned):
+            writer.add(region.chrom, start + full * bin_size, binned[full:], span=bins_end - start - full * bin_size)
+
+
+class _Group:
+    """Barriers between the ranks of a torchrun job on a gloo group without a timeout worth meeting (ranks may
+    finish far apart); nothing for one process."""
+
+    def __init__(self, info) -> None:
+        self.info = info
+        self._group = None
+        if info.distributed:
+            from datetime import timedelta
+
+            import torch.distributed as dist
+
+            self._group = dist.new_group(backend="gloo", timeout=timedelta(days=30))
+
+    def barrier(self) -> None:
+        if self._group is not None:
+            import torch.distributed as dist
+
+            dist.barrier(group=self._group)
 
 
 def predict(
     regions_path: Path | None,
     genome_path: Path,
-    model: str,
+    model,
     output: Path | None = None,
     out_dir: Path | None = None,
     tracks: list[str] | None = None,
-    context: int = 131_072,
+    context: int | None = None,
     flank: int | None = None,
     chunk_size: int = 16_384,
-    bin_size: int = 1,
+    bin_size: int | None = None,
     fmt: str = "bigwig",
     batch_size: int = 1,
     conjoin: bool = False,
@@ -149,75 +168,131 @@ def predict(
     resume: bool = False,
     progress: bool = True,
 ) -> PredictSummary:
-    """Predict tracks over regions and write one bigWig (or bedGraph) per track; returns what was written."""
-    from lrgen import load_model
-    from lrgen.engine import stream
-    from lrgen.tokenizer import encode_batch
+    """Predict tracks over regions and write one bigWig (or bedGraph) per track; returns what was done.
+
+    ``model`` is a preset, checkpoint or ``lrgen finetune`` directory, or a loaded model (a language model or a
+    :class:`~lrgen.glrb.heads.GlrbModel`). ``tracks`` picks tracks by name or index (default: ``logprob`` of a
+    language model, every track of a fine-tuned one). ``context`` defaults to 131,072 for a language model and to
+    the training context of a fine-tuned one; ``flank`` to an eighth of it; ``bin_size`` to the model's resolution.
+    Under ``torchrun`` every process calls this; windows are shared out and rank 0 writes the files.
+    """
+    from lrgen.pretrain.distributed import cleanup, init_distributed
 
     if fmt not in FORMATS:
         raise LrgenError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if bin_size < 1:
-        raise LrgenError(f"--bin-size must be ≥ 1, got {bin_size}")
-    tracks = list(tracks or ["logprob"])
-    unknown = [t for t in tracks if t not in LM_TRACKS]
-    if unknown:
-        raise LrgenError(f"unknown track {unknown[0]!r}: a language model writes {', '.join(LM_TRACKS)}")
-    flank = default_flank(context) if flank is None else flank
-    paths = output_paths(output, out_dir, tracks, fmt)
+    if batch_size < 1:
+        raise LrgenError(f"--batch-size must be at least 1, got {batch_size}")
+    if chunk_size < 1:
+        raise LrgenError(f"--chunk-size must be at least 1, got {chunk_size}")
+    info = init_distributed(device)
+    try:
+        return _predict(info, regions_path, genome_path, model, output, out_dir, tracks, context, flank, chunk_size,
+                        bin_size, fmt, batch_size, conjoin, regions_all, resume, progress)
+    finally:
+        cleanup(info)
+
+
+def _predict(info, regions_path, genome_path, model, output, out_dir, tracks, context, flank, chunk_size, bin_size,
+             fmt, batch_size, conjoin, regions_all, resume, progress) -> PredictSummary:
+    from lrgen.tracks.partial import Partial
+    from lrgen.tracks.sources import load_source, select_tracks, track_file_names
+
+    started = time.perf_counter()
     genome = Genome(genome_path)
     regions = _regions(genome, regions_path, regions_all)
-
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
-    net = load_model(model).to(dev).eval()
-    if not net.streamable or net.tokenizer_kind != "char":
-        raise LrgenError(f"{model}: predict needs a per-base model that streams (Caduceus or Hawk), not {net.family}")
-    dtype = torch.bfloat16 if dev.type == "cuda" else None
-
+    header = _header(genome, regions)
+    source = load_source(model, info.device, conjoin)
+    columns = select_tracks(source.names, tracks or source.default_names, source.label)
+    res = source.resolution
+    bin_size = res if bin_size is None else bin_size
+    if bin_size < 1 or bin_size % res:
+        raise LrgenError(f"--bin-size {bin_size} must be a positive multiple of the model's {res} bp resolution")
+    context = source.default_context() if context is None else context
+    flank = source.default_flank(context) if flank is None else flank
+    source.check_window(context, flank)
     windows: list[tuple[int, Window]] = [
         (i, w) for i, r in enumerate(regions) for w in tile_region(r.chrom, r.start, r.end, context, flank)
     ]
-    settings = {"model": str(model), "genome": str(genome_path), "context": context, "flank": flank,
-                "tracks": tracks, "conjoin": conjoin,
-                "regions": [(r.chrom, r.start, r.end) for r in regions]}
-    first_path = next(iter(paths.values()))
-    partial = _Partial(first_path.with_name(first_path.name + ".lrgen-partial"), settings, regions, tracks,
-                       len(windows), resume)
-    todo = [k for k in range(len(windows)) if not partial.done[k]]
+    paths = output_paths(output, out_dir, track_file_names(source, columns), fmt)
+    settings = {"model": source.label, "genome": str(Path(genome_path).resolve()), "context": context,
+                "flank": flank, "tracks": [source.names[c] for c in columns], "conjoin": conjoin,
+                "resolution": res, "regions": [(r.chrom, r.start, r.end) for r in regions]}
+    lengths = {(c, i): -(-len(r) // res) for c in range(len(columns)) for i, r in enumerate(regions)}
+    group = _Group(info)
+    partial = Partial(paths[0].with_name(paths[0].name + ".lrgen-partial"), settings, lengths, len(windows), resume,
+                      info.rank, group.barrier)
+    resumed = int(partial.done.sum())
+    mine = [k for k in range(info.rank, len(windows), info.world_size) if not partial.done[k]]
+    try:
+        _run_windows(source, genome, regions, windows, mine, columns, partial, chunk_size, batch_size,
+                     progress and info.is_main)
+        partial.save()
+    except LrgenError:
+        partial.remove()
+        raise
+    except BaseException:
+        if info.is_main:
+            from rich.console import Console
 
+            Console(stderr=True).print(f"[yellow]stopped; progress kept in {partial.folder}: "
+                                       "rerun with --resume to continue[/]")
+        raise
+    group.barrier()  # every rank's windows are in the memory maps
+    summary = PredictSummary(outputs=paths, tracks=[source.names[c] for c in columns], regions=len(regions),
+                             bases=sum(len(r) for r in regions), windows=len(windows), windows_resumed=resumed,
+                             seconds=0.0, processes=info.world_size, rank=info.rank)
+    if info.is_main:
+        missing = np.flatnonzero(~partial.done_union(len(windows)))
+        if missing.size:
+            raise LrgenError(f"{missing.size} windows were not computed (first: {missing[0]}); rerun with --resume")
+        _write_outputs(paths, header, regions, partial, len(columns), res, bin_size, fmt)
+        partial.remove()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run_windows(source, genome, regions, windows, mine, columns, partial, chunk_size, batch_size, show) -> None:
+    """Compute this rank's windows ``mine`` into the partial's memory maps, saving after every batch."""
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    columns = [TextColumn("predict"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f} bp"),
-               TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
-    total_bases = sum(w.keep_end - w.keep_start for _, w in windows)
-    done_bases = total_bases - sum(windows[k][1].keep_end - windows[k][1].keep_start for k in todo)
+    res = source.resolution
+    bar_columns = [TextColumn("predict"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f} bp"),
+                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
+    total = sum(windows[k][1].keep_end - windows[k][1].keep_start for k in mine)
     started = time.perf_counter()
-    with Progress(*columns, disable=not progress, transient=True) as bar:
-        task = bar.add_task("predict", total=total_bases, completed=done_bases, rate="")
-        for b in range(0, len(todo), batch_size):
-            batch = todo[b : b + batch_size]
+    with Progress(*bar_columns, console=Console(stderr=True), disable=not show, transient=True) as bar:
+        task = bar.add_task("predict", total=total, rate="")
+        for b in range(0, len(mine), batch_size):
+            batch = mine[b : b + batch_size]
             seqs = [genome.fetch(windows[k][1].chrom, windows[k][1].start, windows[k][1].end) for k in batch]
-            ids = encode_batch(seqs)
-            logits = stream(net, ids.to(dev), chunk_size=chunk_size, output="logits", conjoin=conjoin, dtype=dtype)
-            values = {name: v.float().cpu().numpy() for name, v in lm_tracks(logits, ids.to(dev), tuple(tracks)).items()}
+            values = source.window_values(seqs, columns, chunk_size)
             for row, k in enumerate(batch):
                 region_index, w = windows[k]
-                region = regions[region_index]
-                lo, hi = w.keep_start - region.start, w.keep_end - region.start
-                for name in tracks:
-                    partial.values[(name, region_index)][lo:hi] = values[name][row, w.keep_slice]
+                first = (w.keep_start - w.start) // res
+                last = -(-(w.keep_end - w.start) // res)
+                lo = (w.keep_start - regions[region_index].start) // res
+                for c in range(len(columns)):
+                    partial.values[(c, region_index)][lo : lo + last - first] = values[row, first:last, c]
                 partial.done[k] = True
                 bar.advance(task, w.keep_end - w.keep_start)
             partial.save()
-            elapsed = time.perf_counter() - started
-            bar.update(task, rate=f"{(bar.tasks[0].completed - done_bases) / max(elapsed, 1e-9):,.0f} bp/s")
+            rate = bar.tasks[0].completed / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, rate=f"{rate:,.0f} bp/s")
 
-    header = _header(genome, regions)
-    for name, path in paths.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with TrackWriter(path, header, format=fmt) as writer:
-            for i, region in sorted(enumerate(regions), key=lambda p: (list(header).index(p[1].chrom), p[1].start)):
-                _write_region(writer, region, np.asarray(partial.values[(name, i)]), bin_size)
-    del partial.values
-    shutil.rmtree(partial.folder)
-    return PredictSummary(outputs=list(paths.values()), bases=total_bases, windows=len(windows),
-                          seconds=time.perf_counter() - started)
+
+def _write_outputs(paths, header, regions, partial, n_columns, res, bin_size, fmt) -> None:
+    """One file per track, regions in header order; on failure no output of this run is left behind."""
+    rank = {c: i for i, c in enumerate(header)}
+    order = sorted(range(len(regions)), key=lambda i: (rank[regions[i].chrom], regions[i].start))
+    written: list[Path] = []
+    try:
+        for c, path in enumerate(paths):
+            with TrackWriter(path, header, format=fmt) as writer:
+                for i in order:
+                    _write_region(writer, regions[i], partial.values[(c, i)], res, bin_size)
+            written.append(path)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,198 @@
+"""What a model contributes to ``lrgen predict``: its track names, their resolution and the values of a window batch.
+
+Two kinds of model write genome tracks:
+
+- a language model (Caduceus or Hawk, per base, streamable): the language-model tracks of
+  :mod:`lrgen.tracks.lm_tracks`, one value per base;
+- a model fine-tuned by ``lrgen finetune`` on a per-bin task (GLRB ``cage_prediction``): the head's tracks, one
+  value per 128 bp bin, computed exactly as in fine-tuning and evaluation (:class:`lrgen.glrb.heads.GlrbModel`:
+  hidden states, mean per bin, linear map per track).
+
+Fine-tuned models of the other tasks predict one value per window (a variant, a TSS, a centred 200 bp element) and
+are refused: see docs/predict.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lrgen.errors import LrgenError
+from lrgen.tracks.lm_tracks import LM_TRACKS, lm_tracks
+
+#: window length of language-model tracks when none is given
+DEFAULT_CONTEXT = 131_072
+
+
+def _file_safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", name) or "track"
+
+
+def select_tracks(names: list[str], requested: list[str] | None, label: str) -> list[int]:
+    """Indices of the requested tracks (by name or index, first occurrence kept); ``None`` means every track."""
+    if not requested:
+        return list(range(len(names)))
+    index = {n: i for i, n in enumerate(names)}
+    chosen: list[int] = []
+    for item in requested:
+        key = item.strip()
+        if key in index:
+            i = index[key]
+        elif key.isdigit() and int(key) < len(names):
+            i = int(key)
+        else:
+            shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+            raise LrgenError(f"unknown track {item!r}: {label} writes {len(names)} tracks, by name ({shown}) "
+                             f"or index 0-{len(names) - 1}")
+        if i not in chosen:
+            chosen.append(i)
+    return chosen
+
+
+class LmSource:
+    """Per-base language-model tracks of a streamable one-token-per-base model."""
+
+    resolution = 1
+    names = list(LM_TRACKS)
+
+    def __init__(self, model, label: str, device: torch.device, conjoin: bool) -> None:
+        if not model.streamable or model.tokenizer_kind != "char":
+            raise LrgenError(f"{label}: predict needs a per-base model that streams (Caduceus or Hawk), "
+                             f"not {model.family}")
+        self.model = model.to(device).eval()
+        self.label = label
+        self.conjoin = conjoin
+        self.dtype = torch.bfloat16 if device.type == "cuda" else None
+
+    @property
+    def default_names(self) -> list[str]:
+        return ["logprob"]
+
+    def default_context(self) -> int:
+        return DEFAULT_CONTEXT
+
+    def default_flank(self, context: int) -> int:
+        return context // 8
+
+    def check_window(self, context: int, flank: int) -> None:
+        """Any window is fine for per-base tracks (tiling checks the flank fits)."""
+
+    @torch.no_grad()
+    def window_values(self, seqs: list[str], columns: list[int], chunk_size: int) -> np.ndarray:
+        """``(B, context, len(columns))`` float32 values of equal-length windows."""
+        from lrgen.engine import stream
+        from lrgen.tokenizer import encode_batch
+
+        ids = encode_batch(seqs).to(self.model.device)
+        logits = stream(self.model, ids, chunk_size=chunk_size, output="logits", conjoin=self.conjoin,
+                        dtype=self.dtype)
+        wanted = tuple(self.names[c] for c in columns)
+        values = lm_tracks(logits, ids, wanted)
+        return torch.stack([values[n] for n in wanted], dim=-1).float().cpu().numpy()
+
+
+class HeadSource:
+    """Per-bin output tracks of a model fine-tuned on a per-bin task (GLRB ``cage_prediction``)."""
+
+    def __init__(self, model, label: str, device: torch.device, conjoin: bool = False) -> None:
+        from lrgen.glrb.data import CAGE_BIN_BP
+        from lrgen.glrb.tasks import CAGE
+
+        if model.head is None:
+            raise LrgenError(f"{label}: a backbone without a fine-tuned head has no output tracks")
+        if model.task.kind != CAGE:
+            raise LrgenError(
+                f"{label} was fine-tuned on {model.task.name}, which predicts one value per window, not a track "
+                "along the genome; predict writes the per-bin tracks of cage_prediction models (docs/predict.md)"
+            )
+        if conjoin:
+            model.spec.conjoin = True  # average with the reverse-complement pass, as lrgen evaluate --conjoin does
+        self.model = model.to(device).eval()
+        self.device = device
+        self.label = label
+        self.resolution = CAGE_BIN_BP
+        given = list(model.spec.label_names)
+        self.names = given if len(given) == model.spec.n_outputs else [f"track{i}" for i in range(model.spec.n_outputs)]
+
+    @property
+    def default_names(self) -> list[str]:
+        return list(self.names)
+
+    def default_context(self) -> int:
+        return self.model.spec.context
+
+    def _pooled_offset(self, context: int) -> int:
+        """Offset (bp) in the window of the first pooled bin (bins cover the centred 896 × 128 bp at most)."""
+        from lrgen.glrb.data import cage_bins
+
+        return context // 2 - cage_bins(context) * self.resolution // 2
+
+    def default_flank(self, context: int) -> int:
+        flank = context // 8 // self.resolution * self.resolution
+        return max(flank, self._pooled_offset(context))
+
+    def check_window(self, context: int, flank: int) -> None:
+        from lrgen.glrb.data import check_context
+
+        check_context(self.model.task, context)
+        offset = self._pooled_offset(context)
+        if flank % self.resolution or flank < offset:
+            raise LrgenError(f"--flank {flank} must be a multiple of the model's {self.resolution} bp bins and at least "
+                             f"{offset} bp (the model pools only the central bins of a {context} bp window)")
+
+    @torch.no_grad()
+    def window_values(self, seqs: list[str], columns: list[int], chunk_size: int) -> np.ndarray:
+        """``(B, context // bin, len(columns))`` float32 per-bin values from the window start (NaN outside the pooled
+        bins)."""
+        from torch.nn.utils.rnn import pad_sequence
+
+        from lrgen.glrb.batches import Tokens
+        from lrgen.glrb.inference import autocast
+
+        context = len(seqs[0])
+        tokens = Tokens(self.model.backbone.tokenizer_kind)
+        rows = [tokens(s) for s in seqs]
+        batch = {
+            "ids": pad_sequence([r[0] for r in rows], batch_first=True, padding_value=tokens.pad_id).to(self.device),
+            "positions": pad_sequence([r[1] for r in rows], batch_first=True, padding_value=-1).to(self.device),
+            "context": context,
+        }
+        chunk = chunk_size if self.model.backbone.streamable else None
+        with autocast(self.device):
+            features = self.model.features(batch, chunk)
+        out = self.model.head_outputs(features, batch)[..., columns].float().cpu().numpy()
+        values = np.full((len(seqs), context // self.resolution, len(columns)), np.nan, dtype=np.float32)
+        first = self._pooled_offset(context) // self.resolution
+        values[:, first : first + out.shape[1]] = out
+        return values
+
+
+def load_source(model, device: torch.device, conjoin: bool):
+    """The track source of ``model``: a preset, checkpoint or fine-tuned directory, or a loaded model."""
+    from lrgen.glrb.heads import GlrbModel
+
+    if isinstance(model, (str, os.PathLike)):
+        from lrgen.finetune.checkpoint import is_finetuned, load_finetuned
+
+        label = str(model)
+        if Path(model).is_dir() and is_finetuned(model):
+            glrb, _ = load_finetuned(model, device)
+            return HeadSource(glrb, label, device, conjoin)
+        import lrgen
+
+        return LmSource(lrgen.load_model(label), label, device, conjoin)
+    if isinstance(model, GlrbModel):
+        return HeadSource(model, f"a fine-tuned {model.task.name} model", device, conjoin)
+    return LmSource(model, getattr(model, "family", type(model).__name__), device, conjoin)
+
+
+def track_file_names(source, columns: list[int]) -> list[str]:
+    """File-name-safe names of the chosen tracks (distinct)."""
+    names = [_file_safe(source.names[c]) for c in columns]
+    if len(set(names)) != len(names):
+        names = [f"{i}-{n}" for i, n in zip(columns, names)]
+    return names
