@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-BLOCK = 32  # fastest of 16..256 on CPU (100k x 512 x 16: 7 s on 2 threads); one block stays in cache
+BLOCK = 64  # fastest of 32..512 on a 2-core CPU (2,000 x 384 x 16: 0.33 s); one block stays in cache
 
 
 def selective_scan_ref(
@@ -42,13 +42,16 @@ def selective_scan_ref(
     h = u.new_zeros(batch, dim, A.shape[1], dtype=torch.float32) if state is None else state.float()
     tensors = (u, delta, A, B, C, D, z, delta_bias, state)
     differentiable = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    # length-major, contiguous copies: a block is then a contiguous slice and every op below is one vector op
+    dt_t = dt.permute(2, 0, 1).contiguous()  # (l, b, d)
+    du_t = (dt * u.float()).permute(2, 0, 1).contiguous()
+    B_t = B.float().permute(2, 0, 1).contiguous()  # (l, b, n)
+    C_t = C.float().permute(2, 0, 1).contiguous()
     ys = []
     for start in range(0, length, BLOCK):
         sl = slice(start, min(start + BLOCK, length))
-        dt_blk = dt[:, :, sl].permute(2, 0, 1)  # (T, b, d)
-        u_blk = u[:, :, sl].float().permute(2, 0, 1)
-        decay = (dt_blk[..., None] * A).exp_()  # (T, b, d, n)
-        inp = (dt_blk * u_blk)[..., None] * B[:, :, sl].float().permute(2, 0, 1)[:, :, None, :]
+        decay = torch.exp(dt_t[sl, :, :, None] * A)  # (T, b, d, n)
+        inp = du_t[sl, :, :, None] * B_t[sl, :, None, :]
         if differentiable:
             hs = []
             for t in range(decay.shape[0]):
@@ -59,9 +62,8 @@ def selective_scan_ref(
             for t in range(decay.shape[0]):
                 h = inp[t].addcmul_(decay[t], h)
             states, h = inp, h.clone()
-        c_blk = C[:, :, sl].float().permute(2, 0, 1)[..., None]  # (T, b, n, 1)
-        ys.append(torch.matmul(states, c_blk)[..., 0].permute(1, 2, 0))
-    y = torch.cat(ys, dim=-1) if ys else u.new_zeros(batch, dim, 0, dtype=torch.float32)
+        ys.append((states * C_t[sl, :, None, :]).sum(-1))  # (T, b, d)
+    y = torch.cat(ys).permute(1, 2, 0) if ys else u.new_zeros(batch, dim, 0, dtype=torch.float32)
     if D is not None:
         y = y + D.float()[:, None] * u.float()
     if z is not None:
