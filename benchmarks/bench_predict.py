@@ -91,8 +91,9 @@ def main() -> None:
     print("| device | context | bases | windows | seconds | bases/s | peak GPU GB | peak RSS GB |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
+        gpu = "–" if r["peak_gpu_gb"] != r["peak_gpu_gb"] else f"{r['peak_gpu_gb']:.2f}"
         print(f"| {r['device']} | {r['context']:,} | {format_size(r['bases'])} | {r['windows']:,} | {r['seconds']:.1f} "
-              f"| {r['bases_per_s']:,.0f} | {r['peak_gpu_gb']:.2f} | {r['peak_rss_gb']:.2f} |")
+              f"| {r['bases_per_s']:,.0f} | {gpu} | {r['peak_rss_gb']:.2f} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 

@@ -148,7 +148,9 @@ def test_resume_after_interruption_gives_the_same_file(genome, lm, tmp_path, mon
     assert not (tmp_path / "out.bw.lrgen-partial").exists()
 
 
-def test_bad_inputs_leave_no_output(genome, lm, tmp_path):
+def test_bad_inputs_leave_no_output(genome, lm, tmp_path, capsys):
+    from lrgen.cli import main
+
     path, _ = genome
     bed = tmp_path / "r.bed"
     bed.write_text("chrX\t0\t10\n")
@@ -166,6 +168,11 @@ def test_bad_inputs_leave_no_output(genome, lm, tmp_path):
     with pytest.raises(LrgenError, match="both '20' and 'chr20'"):
         bed.write_text("20\t0\t10\nchr20\t50\t60\n")
         predict(bed, path, lm, output=tmp_path / "o.bw", context=128, progress=False)
+    bed.write_text("20\t0\t10\n")
+    with pytest.raises(SystemExit) as stop:
+        main(["predict", str(bed), "-g", str(path), "-m", MODEL, "-o", str(tmp_path / "o.bw"), "-t", "x"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 1 and err.startswith("lrgen: error: ") and err.count("\n") == 1, err
     assert not list(tmp_path.glob("o.bw*"))
 
 
@@ -269,3 +276,23 @@ def test_torchrun_shards_equal_the_single_process_run(cage, tmp_path):
             np.testing.assert_allclose(_values(tmp_path / "two" / path.name, chrom, start, end),
                                        _values(path, chrom, start, end), atol=1e-5)
     assert not list((tmp_path / "two").glob("*lrgen-partial"))
+
+
+@pytest.mark.gpu
+def test_gpu_tracks_match_cpu(genome, cage, tmp_path):
+    path, _ = genome
+    bed = tmp_path / "r.bed"
+    bed.write_text("20\t0\t3000\n")
+    for device in ("cpu", "cuda"):
+        predict(bed, path, MODEL, output=tmp_path / f"{device}.bw", context=1024, chunk_size=256, device=device,
+                batch_size=2, progress=False)
+    cpu, gpu = _values(tmp_path / "cpu.bw", "20", 0, 3000), _values(tmp_path / "cuda.bw", "20", 0, 3000)
+    np.testing.assert_allclose(gpu, cpu, atol=0.05)  # bf16 autocast on the GPU
+
+    model_dir, fasta = cage
+    bed.write_text("chr1\t10000\t14000\n")
+    for device in ("cpu", "cuda"):
+        predict(bed, fasta, str(model_dir), output=tmp_path / f"cage-{device}.bw", tracks=["0"], device=device,
+                progress=False)
+    cpu, gpu = (_values(tmp_path / f"cage-{d}.bw", "chr1", 10000, 14000) for d in ("cpu", "cuda"))
+    np.testing.assert_allclose(gpu, cpu, atol=0.05, rtol=0.05)

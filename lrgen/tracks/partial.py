@@ -1,7 +1,8 @@
 """The resumable work folder of ``lrgen predict`` (``<first output>.lrgen-partial/``), shared by ``torchrun`` ranks.
 
 It holds ``settings.json`` (a digest of everything that fixes the values), one float32 ``.npy`` memory map per
-(track, region) that every rank writes its windows into, and one ``done.rank<r>.npy`` flag array per rank. Windows
+track (the regions one after another) that every rank writes its windows into, and one ``done.rank<r>.npy`` flag
+array per rank. Windows
 done by any rank of any earlier run count as done, so a run may resume with another number of processes. Memory
 maps are shared between processes of one host.
 """
@@ -28,8 +29,9 @@ def settings_digest(settings: dict) -> str:
 class Partial:
     """Values and finished-window flags of one run; see the module docstring."""
 
-    def __init__(self, folder: Path, settings: dict, lengths: dict[tuple[int, int], int], n_windows: int,
+    def __init__(self, folder: Path, settings: dict, n_tracks: int, lengths: list[int], n_windows: int,
                  resume: bool, rank: int = 0, barrier: Callable[[], None] = lambda: None) -> None:
+        """``lengths`` are the regions' value counts; ``barrier`` waits for every rank (a no-op for one)."""
         self.folder = folder
         self.rank = rank
         digest = settings_digest(settings)
@@ -44,17 +46,22 @@ class Partial:
             if folder.exists():
                 shutil.rmtree(folder)
             folder.mkdir(parents=True)
-            for key, n in lengths.items():
-                np.lib.format.open_memmap(self._values_path(key), mode="w+", dtype=np.float32, shape=(n,)).flush()
+            for t in range(n_tracks):
+                np.lib.format.open_memmap(self._values_path(t), mode="w+", dtype=np.float32,
+                                          shape=(sum(lengths),)).flush()
             (folder / SETTINGS).write_text(json.dumps({"digest": digest, "settings": settings}, indent=1))
         barrier()  # the folder is ready
-        self.values = {key: np.lib.format.open_memmap(self._values_path(key), mode="r+") for key in lengths}
+        self._values = [np.lib.format.open_memmap(self._values_path(t), mode="r+") for t in range(n_tracks)]
+        self._offsets = np.concatenate([[0], np.cumsum(lengths)]).tolist()
         self.done = self.done_union(n_windows)
         self._done_path = folder / f"done.rank{rank}.npy"
 
-    def _values_path(self, key: tuple[int, int]) -> Path:
-        column, region = key
-        return self.folder / f"values.{column}.{region}.npy"
+    def _values_path(self, track: int) -> Path:
+        return self.folder / f"values.{track}.npy"
+
+    def values(self, track: int, region: int) -> np.ndarray:
+        """The writable values of one track over one region."""
+        return self._values[track][self._offsets[region] : self._offsets[region + 1]]
 
     def done_union(self, n_windows: int) -> np.ndarray:
         """Windows finished by any rank so far."""
@@ -68,7 +75,7 @@ class Partial:
 
     def save(self) -> None:
         """Flush the values, then record this rank's finished windows (atomically)."""
-        for array in self.values.values():
+        for array in self._values:
             array.flush()
         tmp = self.folder / f".done.rank{self.rank}.tmp"
         with open(tmp, "wb") as fh:
@@ -76,5 +83,5 @@ class Partial:
         tmp.replace(self._done_path)
 
     def remove(self) -> None:
-        self.values.clear()
+        self._values.clear()
         shutil.rmtree(self.folder, ignore_errors=True)

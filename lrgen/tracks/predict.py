@@ -129,8 +129,8 @@ def _write_region(writer: TrackWriter, region: Region, values: np.ndarray, resol
 
 
 class _Group:
-    """Barriers between the ranks of a torchrun job on a gloo group without a timeout worth meeting (ranks may
-    finish far apart); nothing for one process."""
+    """Barriers between the ranks of a torchrun job (nothing for one process), on a gloo group with a 30-day
+    timeout: ranks may reach the final barrier hours apart (e.g. a resumed run whose done windows fell unevenly)."""
 
     def __init__(self, info) -> None:
         self.info = info
@@ -217,10 +217,10 @@ def _predict(info, regions_path, genome_path, model, output, out_dir, tracks, co
     settings = {"model": source.label, "genome": str(Path(genome_path).resolve()), "context": context,
                 "flank": flank, "tracks": [source.names[c] for c in columns], "conjoin": conjoin,
                 "resolution": res, "regions": [(r.chrom, r.start, r.end) for r in regions]}
-    lengths = {(c, i): -(-len(r) // res) for c in range(len(columns)) for i, r in enumerate(regions)}
+    lengths = [-(-len(r) // res) for r in regions]
     group = _Group(info)
-    partial = Partial(paths[0].with_name(paths[0].name + ".lrgen-partial"), settings, lengths, len(windows), resume,
-                      info.rank, group.barrier)
+    partial = Partial(paths[0].with_name(paths[0].name + ".lrgen-partial"), settings, len(columns), lengths,
+                      len(windows), resume, info.rank, group.barrier)
     resumed = int(partial.done.sum())
     mine = [k for k in range(info.rank, len(windows), info.world_size) if not partial.done[k]]
     try:
@@ -273,7 +273,7 @@ def _run_windows(source, genome, regions, windows, mine, columns, partial, chunk
                 last = -(-(w.keep_end - w.start) // res)
                 lo = (w.keep_start - regions[region_index].start) // res
                 for c in range(len(columns)):
-                    partial.values[(c, region_index)][lo : lo + last - first] = values[row, first:last, c]
+                    partial.values(c, region_index)[lo : lo + last - first] = values[row, first:last, c]
                 partial.done[k] = True
                 bar.advance(task, w.keep_end - w.keep_start)
             partial.save()
@@ -290,7 +290,7 @@ def _write_outputs(paths, header, regions, partial, n_columns, res, bin_size, fm
         for c, path in enumerate(paths):
             with TrackWriter(path, header, format=fmt) as writer:
                 for i in order:
-                    _write_region(writer, regions[i], partial.values[(c, i)], res, bin_size)
+                    _write_region(writer, regions[i], partial.values(c, i), res, bin_size)
             written.append(path)
     except BaseException:
         for path in written:
