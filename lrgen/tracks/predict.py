@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -113,9 +114,11 @@ def _binned(values: np.ndarray, factor: int) -> np.ndarray:
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan).astype(np.float32)
 
 
-def _write_region(writer: TrackWriter, region: Region, values: np.ndarray, resolution: int, bin_size: int) -> None:
+def _write_region(writer: TrackWriter, region: Region, values: np.ndarray, resolution: int, bin_size: int,
+                  advance: Callable[[int], None] = lambda bases: None) -> None:
     """Write one region's values (one per ``resolution`` bp from the region start) in bins of ``bin_size`` bp; the
-    last bin is clipped to the region end. Values go to the writer in blocks, so memory stays flat."""
+    last bin is clipped to the region end. Values go to the writer in blocks, so memory stays flat; ``advance`` is
+    told the bases of each block."""
     factor = bin_size // resolution
     block = max(_WRITE_BLOCK // factor, 1) * factor
     for lo in range(0, len(values), block):
@@ -126,6 +129,7 @@ def _write_region(writer: TrackWriter, region: Region, values: np.ndarray, resol
         writer.add(region.chrom, start, binned[:full], span=bin_size)
         if full < len(binned):
             writer.add(region.chrom, start + full * bin_size, binned[full:], span=bins_end - start - full * bin_size)
+        advance(bins_end - start)
 
 
 class _Group:
@@ -245,7 +249,7 @@ def _predict(info, regions_path, genome_path, model, output, out_dir, tracks, co
         missing = np.flatnonzero(~partial.done_union(len(windows)))
         if missing.size:
             raise LrgenError(f"{missing.size} windows were not computed (first: {missing[0]}); rerun with --resume")
-        _write_outputs(paths, header, regions, partial, len(columns), res, bin_size, fmt)
+        _write_outputs(paths, header, regions, partial, res, bin_size, fmt, progress)
         partial.remove()
     summary.seconds = time.perf_counter() - started
     return summary
@@ -281,17 +285,25 @@ def _run_windows(source, genome, regions, windows, mine, columns, partial, chunk
             bar.update(task, rate=f"{rate:,.0f} bp/s")
 
 
-def _write_outputs(paths, header, regions, partial, n_columns, res, bin_size, fmt) -> None:
+def _write_outputs(paths, header, regions, partial, res, bin_size, fmt, progress) -> None:
     """One file per track, regions in header order; on failure no output of this run is left behind."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
     rank = {c: i for i, c in enumerate(header)}
     order = sorted(range(len(regions)), key=lambda i: (rank[regions[i].chrom], regions[i].start))
     written: list[Path] = []
+    bar = Progress(TextColumn("write"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f} bp"),
+                   TimeRemainingColumn(), console=Console(stderr=True), disable=not progress, transient=True)
     try:
-        for c, path in enumerate(paths):
-            with TrackWriter(path, header, format=fmt) as writer:
-                for i in order:
-                    _write_region(writer, regions[i], partial.values(c, i), res, bin_size)
-            written.append(path)
+        with bar:
+            task = bar.add_task("write", total=len(paths) * sum(len(r) for r in regions))
+            for c, path in enumerate(paths):
+                with TrackWriter(path, header, format=fmt) as writer:
+                    for i in order:
+                        _write_region(writer, regions[i], partial.values(c, i), res, bin_size,
+                                      lambda bases: bar.advance(task, bases))
+                written.append(path)
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
