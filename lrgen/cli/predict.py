@@ -24,12 +24,12 @@ def predict_command(
              "Fine-tuned model: its output tracks (default: all).",
     ),
     context: Optional[str] = typer.Option(
-        None, "--context", "-c", help="Window length fed to the model [131072; a fine-tuned model's training context]."
+        None, "--context", "-c", help="Window length fed to the model (default: 131072; a fine-tuned model's training context)."
     ),
-    flank: Optional[str] = typer.Option(None, "--flank", help="Context cropped on each side of a window [context/8]."),
-    chunk_size: str = typer.Option("16kb", "--chunk-size", help="Streaming chunk length inside a window."),
+    flank: Optional[str] = typer.Option(None, "--flank", help="Context cropped on each side of a window (default: context/8)."),
+    chunk_size: str = typer.Option("16Ki", "--chunk-size", help="Streaming chunk length inside a window."),
     bin_size: Optional[str] = typer.Option(
-        None, "--bin-size", help="Average values over bins of this many bases [1; a per-bin model's bin, 128]."
+        None, "--bin-size", help="Average values over bins of this many bases (default: 1; a per-bin model's bin, 128)."
     ),
     fmt: str = typer.Option("bigwig", "--format", help="bigwig or bedgraph."),
     batch_size: int = typer.Option(1, "--batch-size", help="Windows per model pass."),
