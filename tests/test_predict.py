@@ -99,6 +99,19 @@ def test_contig_end_unsorted_overlapping_bed_and_alias(genome, lm, tmp_path):
     assert max(p for c, p in covered if c == "chr21") == 701  # clipped at the contig end
 
 
+def test_regions_all_covers_every_contig(genome, lm, tmp_path):
+    path, seqs = genome
+    out = tmp_path / "all.bw"
+    summary = predict(None, path, lm, output=out, regions_all=True, context=512, batch_size=4, progress=False)
+    assert summary.regions == 2 and summary.bases == 3702
+    bw = pyBigWig.open(str(out))
+    on20, on21 = bw.intervals("20"), bw.intervals("21")
+    assert on20[0][0] == 0 and on20[-1][1] == 3000 and len(on20) == 3000
+    assert on21[0][0] == 2 and on21[-1][1] == 702 and len(on21) == 700  # the two N of contig 21 have no value
+    with pytest.raises(LrgenError, match="not both"):
+        predict(tmp_path / "r.bed", path, lm, output=out, regions_all=True, progress=False)
+
+
 def test_binned_bigwig_and_several_tracks(genome, lm, tmp_path):
     path, _ = genome
     bed = tmp_path / "r.bed"
