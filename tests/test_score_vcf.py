@@ -187,8 +187,9 @@ def test_ref_mismatch_modes(tmp_path, small_genome, models):
         ("", "not a readable VCF"),
         (HEADER.format(contig="20") + "20\tnot_a_number\t.\tA\tG\t.\t.\t.\n", "cannot be parsed"),
         ("chrom pos ref alt\n20 100 A G\n", "not a readable VCF"),
+        (HEADER.format(contig="20") + "20\t100\t.\tA\tG\t.\t.\t.\n20\t200\n", "record 2 .* cannot be parsed"),
     ],
-    ids=["empty", "bad-pos", "no-header"],
+    ids=["empty", "bad-pos", "no-header", "truncated-line"],
 )
 def test_malformed_input_fails_cleanly(tmp_path, small_genome, models, content, message):
     vcf = tmp_path / "bad.vcf"
