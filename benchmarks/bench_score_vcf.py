@@ -62,6 +62,8 @@ def run(vcf: Path, args, folder: Path, name: str, **options) -> dict:
                         device=args.device, chunk_size=args.chunk_size, batch_size=options.pop("batch_size", None),
                         dtype=args.dtype, progress=False, **options)
     peak = torch.cuda.max_memory_allocated() / 1e9 if args.device.startswith("cuda") else float("nan")
+    print(f"{name}: {summary.alleles:,} alleles, {summary.windows:,} windows, {summary.seconds:.1f} s, "
+          f"{summary.rate:.1f} variants/s, peak GPU {peak:.2f} GB", flush=True)
     return {"name": name, "scored": summary.outcomes.get("scored", 0), "alleles": summary.alleles,
             "seconds": summary.seconds, "variants_per_s": summary.rate, "windows": summary.windows,
             "peak_gpu_gb": peak, "tsv": str(tsv)}
