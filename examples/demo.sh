@@ -1,29 +1,35 @@
 #!/usr/bin/env bash
-# The demo behind `make demo`: score the bundled example VCF (478 real sites on human chr20) with the bundled
-# pretrained Caduceus-PS model, then write its log-probability track over the same region to bigWig.
+# The demo behind `make demo` (about 3 minutes on a 2-core CPU): score the bundled example VCF (478 real sites on
+# human chr20) with the bundled pretrained Caduceus-PS model, then write its per-base log-probability track to bigWig.
 # Usage: examples/demo.sh [BIN_DIR]   (BIN_DIR holds the `lrgen` executable; default: PATH)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-}
 LRGEN=${BIN:+$BIN/}lrgen
 DATA=examples/data
+GENOME=$DATA/chr20_1-1.2Mb.fa.gz
+MODEL=caduceus-ps-demo
 OUT=${DEMO_OUT:-demo-output}
 mkdir -p "$OUT"
 
-echo "== lrgen info"
-"$LRGEN" info
+echo "== lrgen info --models"
+"$LRGEN" info --models
 
-echo "== lrgen score-vcf: masked-marginal LLR and embedding distance, 4 kbp context, both strands"
-"$LRGEN" score-vcf "$DATA/example.vcf.gz" --genome "$DATA/chr20_1-1.2Mb.fa.gz" --model caduceus-ps-demo \
-    --context 4kb --score llr --score embedding -o "$OUT/example.scored.vcf.gz" --tsv "$OUT/example.scored.tsv"
+echo "== score-vcf, every variant: wt-marginal (one unmasked pass per 16 kb window scores all its SNVs)"
+"$LRGEN" score-vcf "$DATA/example.vcf.gz" --genome "$GENOME" --model "$MODEL" --context 16kb \
+    --score wt-marginal -o "$OUT/example.wt-marginal.vcf.gz" --tsv "$OUT/example.wt-marginal.tsv"
 
-echo "== the first scored alleles"
-head -n 6 "$OUT/example.scored.tsv" | column -t -s $'\t'
+echo "== score-vcf, the first 4 kb: masked-marginal llr and embedding distance, local recomputation"
+printf '20\t999999\t1004000\n' > "$OUT/first-4kb.bed"
+"$LRGEN" score-vcf "$DATA/example.vcf.gz" --genome "$GENOME" --model "$MODEL" --context 16kb \
+    --regions "$OUT/first-4kb.bed" --recompute-span 512 --embedding-span 512 --score llr --score embedding \
+    -o "$OUT/example.llr.vcf.gz" --tsv "$OUT/example.llr.tsv"
+echo "-- first rows of $OUT/example.llr.tsv"
+head -n 6 "$OUT/example.llr.tsv" | column -t -s $'\t'
 
-echo "== lrgen predict: per-base log p(reference) over 20:1,000,000-1,060,000 to bigWig"
-printf '20\t1000000\t1060000\n' > "$OUT/region.bed"
-"$LRGEN" predict "$OUT/region.bed" --genome "$DATA/chr20_1-1.2Mb.fa.gz" --model caduceus-ps-demo \
-    --context 16kb -o "$OUT/example.logprob.bw"
+echo "== predict: per-base log p(reference) over 20:1,000,000-1,020,000 to bigWig"
+printf '20\t1000000\t1020000\n' > "$OUT/region.bed"
+"$LRGEN" predict "$OUT/region.bed" --genome "$GENOME" --model "$MODEL" --context 4kb -o "$OUT/example.logprob.bw"
 
 echo "== outputs in $OUT/"
 ls -l "$OUT"
