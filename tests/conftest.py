@@ -28,6 +28,11 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _deterministic():
+def _deterministic_one_thread():
+    """Seeded, and one torch thread: the test models are tiny, and on a shared two-core machine a second thread
+    only adds contention (several times slower under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     yield
+    torch.set_num_threads(threads)

@@ -19,14 +19,6 @@ from lrgen.glrb.tasks import get_task
 from lrgen.io.genome import Genome
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     info = make_fixture(tmp_path_factory.mktemp("glrb") / "data", n_train=48, n_test=24)

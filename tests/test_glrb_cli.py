@@ -5,20 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 import lrgen.cli.glrb  # noqa: F401  (registers `lrgen glrb` until lrgen/cli/__init__.py imports it)
 from lrgen.cli import main
 from lrgen.cli.app import app
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_make_fixture_finetune_evaluate(tmp_path):

@@ -17,14 +17,6 @@ from lrgen.io.genome import Genome
 from lrgen.tokenizer import reverse_complement_ids
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # small tensors: threads only add contention on shared CPUs
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     info = make_fixture(tmp_path_factory.mktemp("glrb") / "data", n_train=6, n_test=4)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -181,23 +183,38 @@ def test_dispatch_uses_triton_on_gpu(monkeypatch):
 
 @pytest.fixture(scope="module")
 def interpreted():
-    """The three kernel modules re-imported with TRITON_INTERPRET=1, small tiles so tiny inputs span many tiles."""
+    """The three kernel modules under TRITON_INTERPRET=1, small tiles so tiny inputs span many tiles.
+
+    The interpreter must be on before triton first loads, so these tests run in a fresh process started by
+    :func:`test_kernels_under_the_interpreter`; in any other process they skip.
+    """
     if not HAS_TRITON:
         pytest.skip("triton is not installed")
     if torch.cuda.is_available():
         pytest.skip("a GPU is present: the compiled kernels are tested instead")
-    before = os.environ.get("TRITON_INTERPRET")
-    os.environ["TRITON_INTERPRET"] = "1"  # read when kernels are defined and when triton loads lazily: keep it set
-    scan, lru, conv = [importlib.reload(importlib.import_module(name)) for name in KERNEL_MODULES]
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("runs in its own process (test_kernels_under_the_interpreter)")
+    scan, lru, conv = [importlib.import_module(name) for name in KERNEL_MODULES]
     scan.TILE_ELEMENTS = {"backward": 128}
     scan.PASS_CHUNKS, scan.PASS_ELEMENTS = 4, 64
     lru.BD, lru.T = 16, 8
     conv.BLOCK = {"length_major": (8, 8), "channels_first": (4, 16)}
-    yield scan, lru, conv
-    if before is None:
-        os.environ.pop("TRITON_INTERPRET")
-    else:
-        os.environ["TRITON_INTERPRET"] = before
+    return scan, lru, conv
+
+
+def test_kernels_under_the_interpreter():
+    """The ``*_interpreted`` tests below, in a fresh process with TRITON_INTERPRET=1."""
+    if not HAS_TRITON or torch.cuda.is_available():
+        pytest.skip("needs triton and no GPU")
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        pytest.skip("already inside the interpreter process")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "_interpreted"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "3 passed" in proc.stdout, proc.stdout[-2000:]
 
 
 def test_selective_scan_interpreted(interpreted):

@@ -20,14 +20,6 @@ from lrgen.tracks.predict import predict
 MODEL = "caduceus-ps-tiny"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()  # two threads on a loaded two-core machine are several times slower than one
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def lm():
     return lrgen.load_model(MODEL).eval()

@@ -25,14 +25,6 @@ ALL = ("llr", "wt-marginal", "embedding")
 FAST = dict(context=512, recompute_span=256, embedding_span=64, progress=False)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models on a shared CPU: more threads only contend
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
     """Tiny models saved once, so that every run (and a resumed run) uses the same weights."""

@@ -15,14 +15,6 @@ from lrgen.variants.triage import Allele, Entry
 from lrgen.variants.windows import group_windows
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 REPLACEMENTS = [  # at the left end (zero forward state), inside, an insertion, a deletion, at the right end
     Replacement(3, 4, torch.tensor([MASK_ID]), margin=8),
     Replacement(150, 151, torch.tensor([MASK_ID]), margin=8),
