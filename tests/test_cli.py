@@ -2,6 +2,9 @@
 
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from typer.testing import CliRunner
 
@@ -31,8 +34,25 @@ def test_info_reports_backends():
     assert "torch" in result.output
 
 
-def test_user_error_is_one_line_without_traceback():
-    code = "from lrgen.cli import main; main(['embed', '/nonexistent.bed', '--model', 'x', '--genome', '/nonexistent.fa', '-o', '/tmp/x.npz'])"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode in (1, 2)
-    assert "Traceback" not in proc.stderr
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["embed", "/nonexistent.bed", "--model", "caduceus-ps-tiny", "--genome", "/nonexistent.fa", "-o", "x.npz"],
+         "/nonexistent.fa not found"),
+        (["score-vcf", "/nonexistent.vcf", "--model", "caduceus-ps-tiny", "--genome", "GENOME", "--context", "1kb",
+          "-o", "x.vcf"], "/nonexistent.vcf not found"),
+        (["predict", "/nonexistent.bed", "--model", "caduceus-ps-tiny", "--genome", "GENOME", "-o", "x.bw"],
+         "/nonexistent.bed"),
+        (["embed", "r.bed", "--model", "no-such-model", "--genome", "GENOME", "-o", "x.npz"], "unknown model"),
+    ],
+)
+def test_user_error_is_one_line_without_traceback(args, expected, tmp_path):
+    genome = Path(__file__).resolve().parents[1] / "examples" / "data" / "chr20_1-1.2Mb.fa.gz"
+    (tmp_path / "r.bed").write_text("20\t1000000\t1000100\n")
+    args = [str(genome) if a == "GENOME" else a for a in args]
+    code = f"from lrgen.cli import main; main({args!r})"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("lrgen: error: ") and expected in lines[0], proc.stderr
+    assert not list(tmp_path.glob("x.*"))
