@@ -41,9 +41,10 @@ def pretrain_command(
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda [auto]."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 on GPU), bf16 or fp32."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint."),
+    fsdp: bool = typer.Option(False, "--fsdp", help="Shard the model over torchrun processes with FSDP2 instead of DDP (torch >= 2.6)."),
     config: Optional[str] = typer.Option(None, "--config", help="TOML/YAML/JSON file of these settings; flags win."),
 ) -> None:
-    """Masked-LM pretraining on FASTA genomes; resumable; data-parallel under torchrun."""
+    """Masked-LM pretraining on FASTA genomes; resumable; data-parallel (DDP, or FSDP with --fsdp) under torchrun."""
     from lrgen.pretrain.loop import run_pretrain
 
     flags = dict(
@@ -54,7 +55,7 @@ def pretrain_command(
         save_every=save_every, keep_checkpoints=keep_checkpoints, mask_prob=mask_prob, max_n_fraction=max_n_fraction,
         rc_augment=rc_augment, seed=seed, device=device, precision=precision, resume=resume or None,
     )
-    summary = run_pretrain(flags, config)
+    summary = run_pretrain(flags, config, fsdp=fsdp)
     if os.environ.get("RANK", "0") == "0":  # one line from the main process under torchrun
         val = summary["val"].get("loss")
         val_text = f", validation loss {val:.4f}" if val is not None else ""

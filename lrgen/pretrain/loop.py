@@ -2,8 +2,10 @@
 
 Everything random in a step is a function of ``(seed, rank, batch index)`` (windows, reverse-complement
 augmentation, masking), and a checkpoint stores the model, optimizer, scheduler, torch RNG and the sampler counter,
-so a resumed run repeats the losses of an uninterrupted one. Under torchrun the model is wrapped in DDP, each rank
-draws its own windows, metrics are summed over ranks, and only rank 0 writes files or shows progress.
+so a resumed run repeats the losses of an uninterrupted one. Under torchrun the model is wrapped in DDP (or sharded
+with FSDP2 when ``fsdp``), each rank draws its own windows, metrics are summed over ranks, and only rank 0 writes files
+or shows progress. With FSDP every rank takes part in validation and in gathering the full weights and optimizer state
+that rank 0 writes, so checkpoints keep the layout of an unsharded run.
 """
 
 from __future__ import annotations
@@ -30,7 +32,19 @@ from lrgen.pretrain.data import (
     tokenize_windows,
     whole_segments,
 )
-from lrgen.pretrain.distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed, wrap_ddp
+from lrgen.pretrain.distributed import (
+    DistInfo,
+    all_reduce_sum,
+    barrier,
+    check_fsdp,
+    cleanup,
+    full_model_state,
+    full_optimizer_state,
+    init_distributed,
+    load_full_optimizer_state,
+    wrap_ddp,
+    wrap_fsdp,
+)
 from lrgen.pretrain.masking import MaskingScheme, mask_tokens, mlm_sums, summarize
 
 METRICS_NAME = "metrics.jsonl"
@@ -39,19 +53,24 @@ _VAL_STREAM = 0x7A1  # seed key of the validation windows, apart from every rank
 _MASK_STREAM = 0x3A5  # seed key of the masking draws
 
 
-def run_pretrain(flags: dict[str, Any], config_file: str | None = None) -> dict[str, Any]:
+def run_pretrain(flags: dict[str, Any], config_file: str | None = None, fsdp: bool = False) -> dict[str, Any]:
     """Resolve the configuration (a resumed run's saved config < ``config_file`` < ``flags``) and train."""
     given = {**(read_config_file(config_file) if config_file else {}), **{k: v for k, v in flags.items() if v is not None}}
     saved = load_saved_config(given["out"]) if given.get("resume") and given.get("out") else None
-    return train(resolve_config(flags, config_file, base=saved))
+    return train(resolve_config(flags, config_file, base=saved), fsdp=fsdp)
 
 
-def train(config: PretrainConfig) -> dict[str, Any]:
-    """Run (or resume) the pretraining described by ``config``; returns the run summary (also ``summary.json``)."""
+def train(config: PretrainConfig, fsdp: bool = False) -> dict[str, Any]:
+    """Run (or resume) the pretraining described by ``config``; returns the run summary (also ``summary.json``).
+
+    ``fsdp`` shards the model over the torchrun processes with FSDP2 instead of replicating it with DDP.
+    """
     config.validate()
     info = init_distributed(config.device)
     try:
-        summary = _Trainer(config, info).run()
+        if fsdp:
+            check_fsdp(info)
+        summary = _Trainer(config, info, fsdp).run()
         barrier(info)  # rank 0 has written its files before any process leaves
         return summary
     finally:
@@ -78,9 +97,10 @@ def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
 
 
 class _Trainer:
-    def __init__(self, config: PretrainConfig, info: DistInfo) -> None:
+    def __init__(self, config: PretrainConfig, info: DistInfo, fsdp: bool = False) -> None:
         self.config = config
         self.info = info
+        self.fsdp = fsdp
         self.run_dir = Path(config.out)
         self.resume_from = ckpt.latest_checkpoint(self.run_dir) if self.run_dir.is_dir() else None
         if config.resume and self.resume_from is None:
@@ -93,6 +113,9 @@ class _Trainer:
         self.scheme = MaskingScheme.for_kind(self.kind)
         self.rc_augment = (not self.model.rc_equivariant) if config.rc_augment is None else config.rc_augment
         self._build_data()
+        self.num_parameters = self.model.num_parameters()
+        self._plain = None  # rank 0's unsharded copy that FSDP checkpoints are written from
+        self.ddp = wrap_fsdp(self.model, info) if fsdp else wrap_ddp(self.model, info)
 
         self.tokens_per_step = config.context * config.batch_size * config.grad_accum * info.world_size
         self.total_steps = config.steps or math.ceil(config.tokens / self.tokens_per_step)
@@ -115,7 +138,6 @@ class _Trainer:
         self.best_val = math.inf
         if self.resume_from is not None:
             self._load_state(ckpt.load_training_state(self.resume_from))
-        self.ddp = wrap_ddp(self.model, info)
 
     # ---- data -------------------------------------------------------------------------------------------------
     def _build_data(self) -> None:
@@ -162,7 +184,7 @@ class _Trainer:
             "tokens": self.tokens,
             "best_val": self.best_val,
             "world_size": self.info.world_size,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": full_optimizer_state(self.model, self.optimizer) if self.fsdp else self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "sampler": self.sampler.state_dict(),
             "rng_cpu": torch.get_rng_state(),
@@ -172,7 +194,15 @@ class _Trainer:
         return state
 
     def _load_state(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+        by_name = isinstance(state["optimizer"]["param_groups"][0]["params"][0], str)  # FSDP checkpoints
+        if by_name != self.fsdp:
+            written, give = ("with", "pass") if by_name else ("without", "drop")
+            raise LrgenError(f"{self.resume_from}: this checkpoint was written {written} --fsdp; "
+                             f"{give} --fsdp to resume it")
+        if self.fsdp:
+            load_full_optimizer_state(self.model, self.optimizer, state["optimizer"])
+        else:
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.load_state_dict(state["sampler"])
         self.step, self.tokens, self.best_val = int(state["step"]), int(state["tokens"]), float(state["best_val"])
@@ -181,8 +211,23 @@ class _Trainer:
             torch.cuda.set_rng_state(state["rng_cuda"], self.info.device)
 
     def _save(self, name: str, with_state: bool = True, update_latest: bool = True) -> None:
-        ckpt.save_checkpoint(self.run_dir, name, self.model, self._state() if with_state else None,
-                             update_latest=update_latest)
+        """Write checkpoint ``name`` from rank 0; with FSDP every process must call this (it gathers the shards)."""
+        model = self._gathered() if self.fsdp else self.model
+        state = self._state() if with_state else None
+        if self.info.is_main:
+            ckpt.save_checkpoint(self.run_dir, name, model, state, update_latest=update_latest)
+
+    def _gathered(self) -> torch.nn.Module | None:
+        """On rank 0 an unsharded CPU model holding the FSDP model's current weights (``None`` elsewhere)."""
+        from lrgen.models.registry import build_model
+
+        weights = full_model_state(self.model)
+        if not self.info.is_main:
+            return None
+        if self._plain is None:
+            self._plain = build_model(self.model.config)
+        self._plain.load_state_dict(weights)
+        return self._plain
 
     # ---- steps ------------------------------------------------------------------------------------------------
     def _train_step(self) -> dict[str, float]:
@@ -192,7 +237,9 @@ class _Trainer:
         for micro in range(c.grad_accum):
             inputs, labels = self._batch()
             last = micro == c.grad_accum - 1
-            sync = nullcontext() if (last or not self.info.distributed) else self.ddp.no_sync()
+            if self.fsdp:
+                self.model.set_requires_gradient_sync(last)
+            sync = nullcontext() if (last or not self.info.distributed or self.fsdp) else self.ddp.no_sync()
             with sync:
                 with self.autocast:
                     logits = self.ddp(inputs)
@@ -200,6 +247,8 @@ class _Trainer:
                 (loss_sum / count.clamp(min=1) / c.grad_accum).backward()
             sums += torch.stack([loss_sum.detach().double(), count.double(), correct.double()])
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+        if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP
+            grad_norm = grad_norm.full_tensor()
         self.optimizer.step()
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
@@ -246,17 +295,21 @@ class _Trainer:
                 record = {"step": self.step, "split": "train", **last_train, "tokens": self.tokens,
                           "tokens_per_s": self.tokens_per_step / dt, "elapsed_s": time.perf_counter() - started}
                 final = self.step == self.total_steps
+                takes_part = main or self.fsdp  # FSDP forwards and gathers need every rank
                 if main:
                     _write(log, writer, record)
-                    if self.val_batches and (self.step % c.val_every == 0 or final):
-                        last_val = self._validate()
+                if takes_part and self.val_batches and (self.step % c.val_every == 0 or final):
+                    last_val = self._validate()
+                    if main:
                         _write(log, writer, {"step": self.step, "split": "val", **last_val, "tokens": self.tokens})
-                        if last_val["loss"] < self.best_val:
-                            self.best_val = last_val["loss"]
-                            self._save(ckpt.BEST, with_state=False, update_latest=False)
-                    if self.step % c.save_every == 0 or final:
-                        self._save(ckpt.step_name(self.step))
+                    if last_val["loss"] < self.best_val:
+                        self.best_val = last_val["loss"]
+                        self._save(ckpt.BEST, with_state=False, update_latest=False)
+                if takes_part and (self.step % c.save_every == 0 or final):
+                    self._save(ckpt.step_name(self.step))
+                    if main:
                         ckpt.prune_checkpoints(self.run_dir, c.keep_checkpoints)
+                if main:
                     done = self.step - first_step
                     speed = done * self.tokens_per_step / (time.perf_counter() - started)
                     progress.update(task, completed=self.step, loss=f"{last_train['loss']:.4f}", speed=f"{speed:,.0f}")
@@ -265,7 +318,7 @@ class _Trainer:
             "run_dir": str(self.run_dir),
             "model": c.model,
             "family": self.model.family,
-            "parameters": self.model.num_parameters(),
+            "parameters": self.num_parameters,
             "world_size": self.info.world_size,
             "precision": self.precision,
             "rc_augment": self.rc_augment,
