@@ -113,9 +113,10 @@ def test_fsdp_run_matches_ddp_loads_and_resumes(tmp_path):
     wr = _weights(resumed, "step-0000004")
     assert all(torch.equal(wr[k], wf[k]) for k in wf)
 
-    # an FSDP checkpoint (optimizer state keyed by name) does not resume without --fsdp
+    # the saved config keeps fsdp: resuming the run in one process asks for torchrun
     (resumed / "checkpoints" / "latest").write_text("step-0000002\n")
-    with pytest.raises(LrgenError, match="written with --fsdp; pass --fsdp to resume it"):
+    assert json.loads((resumed / "pretrain_config.json").read_text())["fsdp"] is True
+    with pytest.raises(LrgenError, match="needs torchrun with 2 or more"):
         run_pretrain({"out": str(resumed), "resume": True, "device": "cpu"})
 
 def test_fsdp_needs_torchrun(tmp_path, monkeypatch):
@@ -124,7 +125,7 @@ def test_fsdp_needs_torchrun(tmp_path, monkeypatch):
     fasta.write_text(">c0\n" + "ACGT" * 100 + "\n")
     flags = dict(model="hawk-tiny", fasta=[str(fasta)], out=str(tmp_path / "run"), context=64, steps=1, device="cpu")
     with pytest.raises(LrgenError, match="--fsdp .* needs torchrun with 2 or more"):
-        run_pretrain(flags, fsdp=True)
+        run_pretrain(dict(flags, fsdp=True))
     assert not (tmp_path / "run").exists()
 
 

@@ -53,9 +53,9 @@ def pretrain_command(
         weight_decay=weight_decay, grad_clip=grad_clip, weights=weights, val_fasta=val_fasta or None,
         val_region=val_region or None, val_fraction=val_fraction, val_every=val_every, val_windows=val_windows,
         save_every=save_every, keep_checkpoints=keep_checkpoints, mask_prob=mask_prob, max_n_fraction=max_n_fraction,
-        rc_augment=rc_augment, seed=seed, device=device, precision=precision, resume=resume or None,
+        rc_augment=rc_augment, seed=seed, device=device, precision=precision, fsdp=fsdp or None, resume=resume or None,
     )
-    summary = run_pretrain(flags, config, fsdp=fsdp)
+    summary = run_pretrain(flags, config)
     if os.environ.get("RANK", "0") == "0":  # one line from the main process under torchrun
         val = summary["val"].get("loss")
         val_text = f", validation loss {val:.4f}" if val is not None else ""

@@ -51,6 +51,7 @@ class PretrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
+    fsdp: bool = False
     resume: bool = False
 
     def validate(self) -> None:

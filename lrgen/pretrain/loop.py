@@ -53,24 +53,24 @@ _VAL_STREAM = 0x7A1  # seed key of the validation windows, apart from every rank
 _MASK_STREAM = 0x3A5  # seed key of the masking draws
 
 
-def run_pretrain(flags: dict[str, Any], config_file: str | None = None, fsdp: bool = False) -> dict[str, Any]:
+def run_pretrain(flags: dict[str, Any], config_file: str | None = None) -> dict[str, Any]:
     """Resolve the configuration (a resumed run's saved config < ``config_file`` < ``flags``) and train."""
     given = {**(read_config_file(config_file) if config_file else {}), **{k: v for k, v in flags.items() if v is not None}}
     saved = load_saved_config(given["out"]) if given.get("resume") and given.get("out") else None
-    return train(resolve_config(flags, config_file, base=saved), fsdp=fsdp)
+    return train(resolve_config(flags, config_file, base=saved))
 
 
-def train(config: PretrainConfig, fsdp: bool = False) -> dict[str, Any]:
+def train(config: PretrainConfig) -> dict[str, Any]:
     """Run (or resume) the pretraining described by ``config``; returns the run summary (also ``summary.json``).
 
-    ``fsdp`` shards the model over the torchrun processes with FSDP2 instead of replicating it with DDP.
+    ``config.fsdp`` shards the model over the torchrun processes with FSDP2 instead of replicating it with DDP.
     """
     config.validate()
     info = init_distributed(config.device)
     try:
-        if fsdp:
+        if config.fsdp:
             check_fsdp(info)
-        summary = _Trainer(config, info, fsdp).run()
+        summary = _Trainer(config, info).run()
         barrier(info)  # rank 0 has written its files before any process leaves
         return summary
     finally:
@@ -97,10 +97,10 @@ def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
 
 
 class _Trainer:
-    def __init__(self, config: PretrainConfig, info: DistInfo, fsdp: bool = False) -> None:
+    def __init__(self, config: PretrainConfig, info: DistInfo) -> None:
         self.config = config
         self.info = info
-        self.fsdp = fsdp
+        self.fsdp = config.fsdp
         self.run_dir = Path(config.out)
         self.resume_from = ckpt.latest_checkpoint(self.run_dir) if self.run_dir.is_dir() else None
         if config.resume and self.resume_from is None:
@@ -115,7 +115,7 @@ class _Trainer:
         self._build_data()
         self.num_parameters = self.model.num_parameters()
         self._plain = None  # rank 0's unsharded copy that FSDP checkpoints are written from
-        self.ddp = wrap_fsdp(self.model, info) if fsdp else wrap_ddp(self.model, info)
+        self.ddp = wrap_fsdp(self.model, info) if self.fsdp else wrap_ddp(self.model, info)
 
         self.tokens_per_step = config.context * config.batch_size * config.grad_accum * info.world_size
         self.total_steps = config.steps or math.ceil(config.tokens / self.tokens_per_step)
