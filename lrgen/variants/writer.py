@@ -81,11 +81,7 @@ def assemble_vcf(out: Path, header: str, body: Path, scratch: Path) -> str | Non
     import pysam
 
     plain = scratch / "assembled.vcf"
-    with open(plain, "w") as fh:
-        fh.write(header)
-        with open(body) as src:
-            while chunk := src.read(1 << 20):
-                fh.write(chunk)
+    _concatenate(header, body, plain)
     if not out.name.endswith(".gz"):
         os.replace(plain, out)
         return None
@@ -110,9 +106,14 @@ def assemble_vcf(out: Path, header: str, body: Path, scratch: Path) -> str | Non
 def assemble_tsv(out: Path, header: str, body: Path, scratch: Path) -> None:
     """Write the TSV ``header`` + ``body`` to ``out`` atomically."""
     tmp = scratch / "assembled.tsv"
-    with open(tmp, "w") as fh:
+    _concatenate(header, body, tmp)
+    os.replace(tmp, out)
+
+
+def _concatenate(header: str, body: Path, dest: Path) -> None:
+    """Write ``header`` and then the contents of ``body`` to ``dest``, streaming the body in 1 MiB pieces."""
+    with open(dest, "w") as fh:
         fh.write(header)
         with open(body) as src:
             while chunk := src.read(1 << 20):
                 fh.write(chunk)
-    os.replace(tmp, out)
