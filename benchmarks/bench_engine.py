@@ -17,6 +17,8 @@ import json
 import subprocess
 import sys
 
+from mdtable import print_table
+
 
 def measure(mode: str, preset: str, length: int, device: str, chunk_size: int, dtype: str | None) -> dict:
     """One pass in this process; returns seconds and peak bytes above the pre-pass level."""
@@ -123,10 +125,7 @@ def main() -> None:
              f"{', autocast ' + args.dtype if args.dtype else ''}: seconds and peak MiB above the model")
     header = ["length"] + [f"{m} {what}" for m in modes for what in ("s", "MiB")]
     print(f"\n{title}\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---:" for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(header, rows, align="---:")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import time
 
 import torch
 
+from mdtable import print_table
+
 from lrgen.engine import stream
 from lrgen.models.registry import build_model, preset_config
 from lrgen.ops.backend import select_backend
@@ -95,10 +97,7 @@ def main() -> None:
         torch.cuda.empty_cache()
     print(f"\nForward over {length:,} tokens, batch 1, bf16 autocast, fp32 scan states, output='hidden'\n")
     header = ["model", "params", "mode", "seconds", "peak GB", "speed-up vs full", "peer (official, H100)"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(header, rows)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import itertools
 import torch
 import triton.testing
 
+from mdtable import print_table
+
 from lrgen.ops import triton_scan
 from lrgen.ops.reference import causal_conv1d_ref, linear_scan_ref, selective_scan_ref
 from lrgen.ops.triton_conv import causal_conv1d_triton
@@ -171,10 +173,7 @@ def lru_conv_table(args, bw):
 
 def table(title, header, rows):
     print(f"\n{title}\n")
-    print("| " + " | ".join(map(str, header)) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(map(str, row)) + " |")
+    print_table(header, rows)
 
 
 def main() -> None:

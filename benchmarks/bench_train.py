@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mdtable import print_table
+
 from lrgen.models.registry import build_model, preset_config
 from lrgen.ops.backend import select_backend
 from lrgen.sizes import parse_size
@@ -99,10 +101,7 @@ def main() -> None:
         torch.cuda.empty_cache()
     print(f"\nTraining step at {bases:,} bp, bf16 autocast, AdamW (fused), MLM loss on 15% of positions\n")
     header = ["model", "params", "batch", "tokens/seq", "s/step", "tokens/s", "bp/s", "peak GB"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(header, rows)
 
 
 if __name__ == "__main__":
