@@ -8,9 +8,9 @@ import torch
 from torch import Tensor
 
 from lrgen.errors import LrgenError
-from lrgen.models.scan import ScanFn, State
+from lrgen.models.scan import Marks, ScanFn, State
 
-BoundaryHook = Callable[[int, State], None]
+MarkHook = Callable[[list[int], list[State]], None]
 
 
 def check_positive(name: str, value: int) -> int:
@@ -20,17 +20,33 @@ def check_positive(name: str, value: int) -> int:
     return value
 
 
-def chunk_bounds(length: int, chunk_size: int, every: int | None = None, phase: int = 0) -> list[int]:
-    """Sorted chunk boundaries ``[0, ..., length]``: multiples of ``chunk_size`` and, when given, the positions
-    ``p`` with ``p % every == phase % every``.
+def chunk_bounds(length: int, chunk_size: int) -> list[int]:
+    """Sorted chunk boundaries ``[0, c, 2c, ..., length]`` (``c = chunk_size``).
 
     Boundaries sit at absolute positions, so both scan directions share them; the last (forward) or first
     (reverse) chunk is the short one when ``chunk_size`` does not divide ``length``.
     """
-    cuts = set(range(0, length, chunk_size)) | {length}
-    if every is not None:
-        cuts |= set(range(phase % every, length, every))
-    return sorted(cuts)
+    return sorted(set(range(0, length, chunk_size)) | {length})
+
+
+def chunk_marks(start: int, end: int, every: int, phase: int, reverse: bool) -> tuple[Marks | None, list[int]]:
+    """The ``marks`` argument (:mod:`lrgen.models.scan`) that asks chunk ``[start, end)`` for the states at the
+    positions ``p ≡ phase (mod every)`` it reaches, and those positions in the order ``fn`` returns them.
+
+    Going forward the chunk reaches the positions in ``(start, end]`` (the state at p is after ``[0, p)``, i.e.
+    after ``p - start`` of the chunk's positions); in reverse it is walked from ``end`` down to ``start`` and reaches
+    ``[start, end)`` (the state at p is after ``[p, L)``, i.e. after ``end - p`` positions). ``(None, [])`` when
+    the chunk reaches none.
+    """
+    length = end - start
+    if reverse:
+        first = (end - phase) % every or every  # count of the largest p < end with p ≡ phase
+    else:
+        first = (phase - start) % every or every  # count of the smallest p > start with p ≡ phase
+    if first > length:
+        return None, []
+    counts = range(first, length + 1, every)
+    return (first, every), [end - c if reverse else start + c for c in counts]
 
 
 def map_state(state: State, fn: Callable[[Tensor], Tensor]) -> State:
@@ -53,16 +69,18 @@ def scan_chunks(
     *,
     reverse: bool,
     state: State = None,
-    on_boundary: BoundaryHook | None = None,
+    grid: tuple[int, int] | None = None,
+    on_marks: MarkHook | None = None,
     compute_device: torch.device | None = None,
     out_device: torch.device | None = None,
 ) -> Tensor:
     """Run ``fn`` over ``x`` (B, L, D) chunk by chunk, carrying ``state``; return ``y`` (B, L, D_out) in sequence order.
 
     Forward walks ``bounds`` left to right; reverse walks them right to left and hands ``fn`` each chunk flipped.
-    After each chunk ``on_boundary(position, state)`` is told the state at the boundary just reached (the chunk's
-    right edge going forward, its left edge in reverse). Chunks move to ``compute_device`` and results to
-    ``out_device`` (both default to ``x``'s device); ``y`` is allocated once, on the first chunk.
+    With ``grid=(every, phase)`` each chunk is asked (``marks``) for the states at the positions ``p ≡ phase
+    (mod every)`` it reaches (:func:`chunk_marks`), and ``on_marks(positions, states)`` is told them after the
+    chunk. Chunks move to ``compute_device`` and results to ``out_device`` (both default to ``x``'s device); ``y`` is
+    allocated once, on the first chunk.
     """
     compute_device = compute_device or x.device
     out_device = out_device or x.device
@@ -74,14 +92,21 @@ def scan_chunks(
         xc = x[:, start:end].to(compute_device, non_blocking=True)
         if reverse:
             xc = xc.flip(1)
-        yc, state = fn(xc, state)
+        marks, positions = chunk_marks(start, end, *grid, reverse) if grid is not None else (None, [])
+        if marks is None:
+            yc, state = fn(xc, state)
+        else:
+            yc, state, marked = fn(xc, state, marks)
+            if len(marked) != len(positions):
+                raise LrgenError(f"a scan returned {len(marked)} states for {len(positions)} marks: the model "
+                                 "breaks the scan-runner contract")
+            if on_marks is not None:
+                on_marks(positions, marked)
         if reverse:
             yc = yc.flip(1)
         if y is None:
             y = torch.empty((x.shape[0], x.shape[1], *yc.shape[2:]), dtype=yc.dtype, device=out_device)
         y[:, start:end].copy_(yc, non_blocking=True)
-        if on_boundary is not None:
-            on_boundary(start if reverse else end, state)
     if y is None:
         raise LrgenError("cannot scan an empty sequence (length 0)")
     return y

@@ -19,8 +19,8 @@ class StateRecord:
     ``states[key][p]`` is the state of scan ``key`` at boundary ``p`` (0 < p < L, p ≡ phase mod every): for a
     forward scan the state after positions ``[0, p)``, for a reverse scan the state after positions ``[p, L)``
     walked right to left. The zero state at 0 (forward) and L (reverse) is implied. ``input_ids`` are the pass's
-    tokens (on CPU), used to fill the gap between a restarted span and its nearest boundaries. ``rc`` is the record of the
-    reverse-complement pass of a conjoined run, whose ``phase`` is ``L % every`` so that its boundaries are the
+    tokens (on CPU), used to fill the gap between a restarted span and its nearest boundaries. ``rc`` is the record
+    of the reverse-complement pass of a conjoined run, whose ``phase`` is ``L % every`` so that its boundaries are the
     mirror images of the forward strand's.
     """
 
@@ -41,18 +41,23 @@ class StateRecord:
     def batch(self) -> int:
         return self.input_ids.shape[0]
 
+    @property
+    def grid(self) -> tuple[int, int]:
+        """``(every, phase)``: the positions a scan runner asks its chunks for (``scan_chunks``' ``grid``)."""
+        return self.every, self.phase % self.every
+
     def hook(self, key: str, reverse: bool):
-        """The ``on_boundary`` callback that stores scan ``key``'s states at the recorded boundaries."""
+        """The ``on_marks`` callback that stores scan ``key``'s states at the recorded boundaries."""
         if key in self.states:
             raise LrgenError(f"scan key {key!r} used twice in one pass: the model breaks the scan-runner contract")
         self.states[key] = {}
         self.reverse[key] = reverse
-        length, every, phase, slot = self.length, self.every, self.phase % self.every, self.states[key]
-        device = self.store_device
+        length, slot, device = self.length, self.states[key], self.store_device
 
-        def store(position: int, state: State) -> None:
-            if 0 < position < length and position % every == phase:
-                slot[position] = map_state(state, lambda t: t.detach().to(device or t.device, copy=True))
+        def store(positions: list[int], states: list[State]) -> None:
+            for position, state in zip(positions, states):
+                if 0 < position < length:
+                    slot[position] = map_state(state, lambda t: t.detach().to(device or t.device, copy=True))
 
         return store
 

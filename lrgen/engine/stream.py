@@ -25,7 +25,8 @@ InitialState = Callable[[str, bool, int, torch.device], State]
 class ChunkRunner:
     """Scan runner (see :mod:`lrgen.models.scan`) that cuts each direction into chunks and carries the state.
 
-    ``record`` stores states at its boundaries; ``initial(key, reverse, batch, device)`` gives each scan's start
+    ``record`` stores states at its boundaries (asked of the chunks as marks, so recording does not cut chunks);
+    ``initial(key, reverse, batch, device)`` gives each scan's start
     state (zero when omitted). ``compute_device``/``out_device`` move chunks in and results out (offloading).
     """
 
@@ -46,15 +47,15 @@ class ChunkRunner:
 
     def __call__(self, fn: ScanFn, x: Tensor, *, reverse: bool, key: str) -> Tensor:
         record = self.record
-        bounds = chunk_bounds(x.shape[1], self.chunk_size, *((record.every, record.phase) if record else ()))
         device = self.compute_device or x.device
         return scan_chunks(
             fn,
             x,
-            bounds,
+            chunk_bounds(x.shape[1], self.chunk_size),
             reverse=reverse,
             state=self.initial(key, reverse, x.shape[0], device) if self.initial is not None else None,
-            on_boundary=record.hook(key, reverse) if record is not None else None,
+            grid=record.grid if record is not None else None,
+            on_marks=record.hook(key, reverse) if record is not None else None,
             compute_device=self.compute_device,
             out_device=self.out_device,
         )

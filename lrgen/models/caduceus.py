@@ -36,7 +36,7 @@ from lrgen.models.base import LanguageModel
 from lrgen.models.config import ModelConfig
 from lrgen.models.layers import RMSNorm
 from lrgen.models.scan import ScanRunner, run_whole
-from lrgen.ops import causal_conv1d, selective_scan
+from lrgen.ops import causal_conv1d, conv_states, selective_scan
 from lrgen.tokenizer import COMPLEMENT_IDS, VOCAB_SIZE
 
 FAMILY = "caduceus"
@@ -145,14 +145,18 @@ class Mamba(nn.Module):
         dt = torch.exp(torch.rand(self.d_inner) * (hi - lo) + lo).clamp(min=ssm["dt_init_floor"])
         self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
 
-    def scan(self, x: Tensor, state: tuple[Tensor, Tensor] | None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        conv_state, ssm_state = (None, None) if state is None else state
+    def scan(self, x: Tensor, state: tuple[Tensor, Tensor] | None, marks: tuple[int, int] | None = None):
+        """One chunk from ``state = (conv_state, ssm_state)``; with ``marks`` also the states there
+        (:mod:`lrgen.models.scan`)."""
+        conv_in, ssm_state = (None, None) if state is None else state
         xz = self.in_proj(x).transpose(1, 2)  # (B, 2·d_inner, T)
         u, z = xz.chunk(2, dim=1)
-        u, conv_state = causal_conv1d(u, self.conv1d.weight[:, 0], self.conv1d.bias, conv_state, "silu")
+        conv_weight = self.conv1d.weight[:, 0]
+        conv_marks = None if marks is None else conv_states(u, conv_in, conv_weight.shape[-1], marks)
+        u, conv_state = causal_conv1d(u, conv_weight, self.conv1d.bias, conv_in, "silu")
         dt, B, C = self.x_proj(u.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)
-        y, ssm_state = selective_scan(
+        y, ssm_state, *ssm_marks = selective_scan(
             u,
             dt,
             -torch.exp(self.A_log.float()),
@@ -163,8 +167,12 @@ class Mamba(nn.Module):
             self.dt_proj.bias.float(),
             True,
             ssm_state,
+            marks,
         )
-        return self.out_proj(y.transpose(1, 2)), (conv_state, ssm_state)
+        out = self.out_proj(y.transpose(1, 2))
+        if marks is None:
+            return out, (conv_state, ssm_state)
+        return out, (conv_state, ssm_state), list(zip(conv_marks.unbind(1), ssm_marks[0].unbind(1)))
 
 
 class BiMamba(nn.Module):

@@ -43,7 +43,7 @@ from lrgen.models.base import LanguageModel
 from lrgen.models.config import ModelConfig
 from lrgen.models.layers import RMSNorm
 from lrgen.models.scan import ScanRunner, run_whole
-from lrgen.ops import causal_conv1d, linear_scan
+from lrgen.ops import causal_conv1d, conv_states, linear_scan
 from lrgen.tokenizer import VOCAB_SIZE
 
 FAMILY = "hawk"
@@ -111,16 +111,19 @@ class RGLRU(nn.Module):
         multiplier = torch.sqrt(-torch.expm1(2 * log_a))  # sqrt(1 - a²), accurate for a near 1
         return a, multiplier * i * xf
 
-    def scan(self, x: Tensor, state: tuple[Tensor, Tensor] | None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """One chunk ``(B, T, D)`` left to right from ``state = (conv_state, h)`` (``None``: zeros)."""
-        conv_state, h = (None, None) if state is None else state
-        xc, conv_state = causal_conv1d(
-            x.transpose(1, 2), self.conv_weight, self.conv_bias, conv_state, activation=None
-        )
-        xc = xc.transpose(1, 2)
-        a, b = self.gates(xc)
+    def scan(self, x: Tensor, state: tuple[Tensor, Tensor] | None, marks: tuple[int, int] | None = None):
+        """One chunk ``(B, T, D)`` left to right from ``state = (conv_state, h)`` (``None``: zeros); with ``marks``
+        also the states there (:mod:`lrgen.models.scan`; the LRU's states are its outputs)."""
+        conv_in, h = (None, None) if state is None else state
+        xt = x.transpose(1, 2)
+        xc, conv_state = causal_conv1d(xt, self.conv_weight, self.conv_bias, conv_in, activation=None)
+        a, b = self.gates(xc.transpose(1, 2))
         y, h = linear_scan(a, b, h)
-        return y.to(x.dtype), (conv_state, h)
+        if marks is None:
+            return y.to(x.dtype), (conv_state, h)
+        convs = conv_states(xt, conv_in, self.conv_weight.shape[-1], marks)
+        hs = y[:, marks[0] - 1 :: marks[1]].float()
+        return y.to(x.dtype), (conv_state, h), list(zip(convs.unbind(1), hs.unbind(1)))
 
 
 class RecurrentBlock(nn.Module):

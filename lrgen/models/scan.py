@@ -4,16 +4,21 @@ Every sequence mixer of a streamable model runs each of its directions through a
 
     y = runner(fn, x, reverse=False, key="layers.3.fwd")
 
-``x`` is the direction's whole input ``(B, L, D_in)`` in sequence order; ``fn(x_chunk, state) -> (y_chunk, state)``
-processes one chunk *in scan order* starting from ``state`` (``None`` is the zero state) and returns the chunk's
-output and the state after its last position; ``y`` is ``(B, L, D_out)`` in sequence order. For ``reverse=True`` the
-runner walks the sequence right to left and hands ``fn`` each chunk flipped along length, so ``fn`` is always a
-left-to-right scan. ``key`` names the scan uniquely within one forward pass (the engine uses it to record and restart
-states).
+``x`` is the direction's whole input ``(B, L, D_in)`` in sequence order; ``y`` is ``(B, L, D_out)`` in sequence
+order. ``fn(x_chunk, state, marks=None)`` processes one chunk ``(B, T, D_in)`` *in scan order* starting from
+``state`` (``None`` is the zero state) and returns ``(y_chunk, state)``: the chunk's output and the state after its
+last position. With ``marks=(first, every)`` (ints, ``first ≥ 1``, ``every ≥ 1``) it returns
+``(y_chunk, state, marked)``, where ``marked`` is a list with one state (same structure as ``state``) for each
+count p = first, first + every, … ≤ T, in that order: the state after the chunk's first p positions in scan order
+(the list is empty when first > T). ``y_chunk`` and ``state`` are the same with or without marks. For
+``reverse=True`` the runner walks the sequence right to left and hands ``fn`` each chunk flipped along length, so
+``fn`` is always a left-to-right scan. ``key`` names the scan uniquely within one forward pass (the engine uses it
+to record and restart states).
 
 Models call their runner for every mixer direction and do everything position-wise themselves; the default runner,
-:func:`run_whole`, is the one-chunk case. The streaming engine (:mod:`lrgen.engine`) supplies a runner that cuts the
-sequence into chunks and carries the state, so a streamed pass runs exactly the same arithmetic as ``model(x)``.
+:func:`run_whole`, is the one-chunk case without marks. The streaming engine (:mod:`lrgen.engine`) supplies a
+runner that cuts the sequence into chunks and carries the state, so a streamed pass runs exactly the same
+arithmetic as ``model(x)``; it asks for marks to record states inside chunks.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from typing import Any, Callable, Protocol
 from torch import Tensor
 
 State = Any
-ScanFn = Callable[[Tensor, State], "tuple[Tensor, State]"]
+Marks = tuple[int, int]
+ScanFn = Callable[..., "tuple[Tensor, State] | tuple[Tensor, State, list[State]]"]
 
 
 class ScanRunner(Protocol):

@@ -3,22 +3,40 @@
 Shapes follow mamba-ssm's channels-first convention for the Mamba ops and ``(batch, length, dim)`` for the linear
 recurrence used by RG-LRU. States are always float32.
 
-- ``selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, state=None)``
-  -> ``(y, last_state)``; u, delta, z ``(b, d, l)``; A ``(d, n)``; B, C ``(b, n, l)``; D, delta_bias ``(d,)``;
-  state / last_state ``(b, d, n)`` float32; y in u's dtype, ``y = (C·h + D·u) * silu(z)`` when z is given.
+- ``selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, state=None,
+  marks=None)`` -> ``(y, last_state)``; u, delta, z ``(b, d, l)``; A ``(d, n)``; B, C ``(b, n, l)``; D, delta_bias
+  ``(d,)``; state / last_state ``(b, d, n)`` float32; y in u's dtype, ``y = (C·h + D·u) * silu(z)`` when z is
+  given. With ``marks=(first, every)`` (both ≥ 1) it returns ``(y, last_state, marked)``: ``marked`` float32
+  ``(b, m, d, n)`` holds the state after the p-th position for p = first, first + every, … ≤ l (m may be 0); it
+  is a fresh tensor, not differentiable.
 - ``causal_conv1d(x, weight, bias=None, state=None, activation="silu")`` -> ``(y, new_state)``; x ``(b, d, l)``;
   weight ``(d, w)``; state ``(b, d, w-1)`` = the w-1 inputs before this chunk (zeros when None); new_state = the last
-  w-1 inputs seen, so chunked calls equal one call.
+  w-1 inputs seen, so chunked calls equal one call. ``conv_states(x, state, width, marks)`` gives the conv states
+  at the marks (the last w-1 inputs before each p) as float32 ``(b, m, d, w-1)``.
 - ``linear_scan(a, b, state=None)`` -> ``(h, last_state)``: ``h_t = a_t * h_{t-1} + b_t``; a, b ``(batch, l, d)``;
-  state ``(batch, d)`` float32; h in b's dtype.
+  state ``(batch, d)`` float32; h in b's dtype. It needs no marks: its output is its state sequence.
 """
 
 from __future__ import annotations
 
+import torch
+from torch import Tensor
+
 from lrgen.ops.backend import select_backend
 
+Marks = tuple[int, int]
 
-def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, state=None):
+
+def mark_counts(marks: Marks, length: int) -> range:
+    """The counts p = first, first + every, … ≤ ``length`` that ``marks=(first, every)`` names."""
+    first, every = marks
+    if first < 1 or every < 1:
+        raise ValueError(f"marks must be (first, every) with both ≥ 1, got {marks}")
+    return range(first, length + 1, every)
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, state=None,
+                   marks: Marks | None = None):
     backend = select_backend(u.device, ("reference", "triton", "mamba"))
     if backend == "mamba":
         from lrgen.ops.mamba_backend import selective_scan_mamba as impl
@@ -26,7 +44,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         from lrgen.ops.triton_scan import selective_scan_triton as impl
     else:
         from lrgen.ops.reference import selective_scan_ref as impl
-    return impl(u, delta, A, B, C, D, z, delta_bias, delta_softplus, state)
+    args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, state)
+    return impl(*args) if marks is None else impl(*args, marks)
 
 
 def causal_conv1d(x, weight, bias=None, state=None, activation="silu"):
@@ -36,6 +55,19 @@ def causal_conv1d(x, weight, bias=None, state=None, activation="silu"):
     else:
         from lrgen.ops.reference import causal_conv1d_ref as impl
     return impl(x, weight, bias, state, activation)
+
+
+def conv_states(x: Tensor, state: Tensor | None, width: int, marks: Marks) -> Tensor:
+    """States of a width-``width`` causal conv over x ``(b, d, l)`` from ``state`` after the p-th position for each
+    p of ``marks``: the inputs ``p-w+1 … p-1`` (earlier ones from ``state``), float32 ``(b, m, d, w-1)``."""
+    batch, dim, length = x.shape
+    if state is None:
+        state = x.new_zeros(batch, dim, width - 1, dtype=torch.float32)
+    counts = torch.tensor(list(mark_counts(marks, length)), device=x.device, dtype=torch.long)
+    pos = counts[:, None] + torch.arange(1 - width, 0, device=x.device)  # (m, w-1): positions p-w+1 … p-1
+    from_x = x[:, :, pos.clamp(min=0)].float()  # (b, d, m, w-1)
+    from_state = state.float()[:, :, (pos + width - 1).clamp(max=width - 2)]  # positions < 0 are in the state
+    return torch.where(pos < 0, from_state, from_x).transpose(1, 2).contiguous()
 
 
 def linear_scan(a, b, state=None):

@@ -8,9 +8,13 @@ sequence's. Everything stays differentiable, so the reference also trains.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from lrgen.ops import mark_counts
 
 BLOCK = 64  # fastest of 32..512 on a 2-core CPU (2,000 x 384 x 16: 0.33 s); one block stays in cache
 
@@ -26,13 +30,18 @@ def selective_scan_ref(
     delta_bias: Tensor | None = None,
     delta_softplus: bool = False,
     state: Tensor | None = None,
-) -> tuple[Tensor, Tensor]:
+    marks: tuple[int, int] | None = None,
+) -> tuple[Tensor, ...]:
     """Mamba's selective scan: ``h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t u_t``, ``y_t = C_t·h_t (+ D u_t)(· silu(z_t))``.
 
     u, delta, z ``(b, d, l)``; A ``(d, n)``; B, C ``(b, n, l)``; D, delta_bias ``(d,)``; state ``(b, d, n)``.
-    Returns ``(y, last_state)``: y ``(b, d, l)`` in u's dtype, last_state float32 ``(b, d, n)``.
+    Returns ``(y, last_state)``: y ``(b, d, l)`` in u's dtype, last_state float32 ``(b, d, n)``; with
+    ``marks=(first, every)`` also ``marked`` float32 ``(b, m, d, n)``, the states after the p-th position for
+    p = first, first + every, … ≤ l (taken from the states the scan forms anyway).
     """
     batch, dim, length = u.shape
+    counts = mark_counts(marks, length) if marks is not None else range(0)
+    marked: list[Tensor] = []
     A = A.float()
     dt = delta.float()
     if delta_bias is not None:
@@ -62,13 +71,19 @@ def selective_scan_ref(
             for t in range(decay.shape[0]):
                 h = inp[t].addcmul_(decay[t], h)
             states, h = inp, h.clone()
+        wanted = [p - 1 - start for p in counts[bisect_right(counts, start) : bisect_right(counts, sl.stop)]]
+        if wanted:
+            marked.append(states[wanted].detach())  # advanced indexing: a copy, so inp may be reused
         ys.append((states * C_t[sl, :, None, :]).sum(-1))  # (T, b, d)
     y = torch.cat(ys).permute(1, 2, 0) if ys else u.new_zeros(batch, dim, 0, dtype=torch.float32)
     if D is not None:
         y = y + D.float()[:, None] * u.float()
     if z is not None:
         y = y * F.silu(z.float())
-    return y.to(u.dtype), h
+    if marks is None:
+        return y.to(u.dtype), h
+    stacked = torch.cat(marked) if marked else h.new_empty(0, batch, dim, A.shape[1])
+    return y.to(u.dtype), h, stacked.transpose(0, 1).contiguous()
 
 
 def causal_conv1d_ref(
