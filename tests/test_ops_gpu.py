@@ -95,6 +95,23 @@ def check_scan_chunked(impl, b, d, n, length, split, device):
     assert rel(torch.cat([y1, y2], -1), y) <= 1e-5 and rel(s2, last) <= 1e-5
 
 
+def check_scan_marks(impl, b, d, n, length, marks, device):
+    """The states returned at ``marks=(first, every)`` equal the final states of the reference run on each prefix
+    (in scan order: forward, and reverse as the reference on flipped inputs); y and the last state are unchanged."""
+    u, delta, A, B, C, D, z, bias, state = ssm_inputs(b, d, n, length, torch.float32, device)
+    first, every = marks
+    counts = list(range(first, length + 1, every))
+    for reverse in (False, True):
+        seq = [t.flip(-1) if reverse else t for t in (u, delta, B, C, z)]
+        y, last, marked = impl(u, delta, A, B, C, D, z, bias, True, state, marks, reverse=reverse)
+        y0, last0 = impl(u, delta, A, B, C, D, z, bias, True, state, reverse=reverse)
+        assert rel(y, y0) == 0 and rel(last, last0) == 0 and marked.shape == (b, len(counts), d, n)
+        for k, p in enumerate(counts):
+            ref = selective_scan_ref(*(t[..., :p] for t in seq[:2]), A, seq[2][..., :p], seq[3][..., :p], D,
+                                     seq[4][..., :p], bias, True, state)[1]
+            assert rel(marked[:, k], ref) <= 1e-4, (reverse, p, rel(marked[:, k], ref))
+
+
 def check_linear_scan(impl, b, length, d, dtype, device, tol):
     a = torch.rand(b, length, d, device=device).to(dtype)
     x = torch.randn(b, length, d, device=device).to(dtype)
@@ -147,6 +164,7 @@ def test_selective_scan_gpu_length_major_and_chunked():
 
     check_selective_scan(selective_scan_triton, 2, 48, 16, 3001, torch.bfloat16, "cuda", 1e-2, layout="length_major")
     check_scan_chunked(selective_scan_triton, 2, 40, 16, 5001, 1777, "cuda")
+    check_scan_marks(selective_scan_triton, 1, 40, 16, 20001, (777, 2048), "cuda")
 
 
 @pytest.mark.gpu
@@ -221,6 +239,8 @@ def test_selective_scan_interpreted(interpreted):
     scan = interpreted[0]
     check_selective_scan(scan.selective_scan_triton, 2, 3, 5, 37, torch.float32, "cpu", 1e-4)
     check_scan_chunked(scan.selective_scan_triton, 1, 3, 4, 29, 11, "cpu")
+    check_scan_marks(scan.selective_scan_triton, 1, 3, 4, 29, (3, 7), "cpu")
+    check_scan_marks(scan.selective_scan_triton, 1, 3, 4, 9, (10, 4), "cpu")
     inputs = ssm_inputs(1, 6, 4, 21, torch.float32, "cpu", layout="length_major")
     compare(ssm_call(scan.selective_scan_triton), ssm_call(selective_scan_ref), inputs, 1e-4)
 

@@ -5,7 +5,8 @@ Shapes are those of :func:`lrgen.ops.selective_scan`; any strides are accepted (
 float32 whatever the input dtype.
 
 Forward: each program owns a block of channels and walks its stretch of positions one by one with the
-``(channels, state)`` block in registers. When (batch × channel blocks) is too few programs to fill the GPU, the
+``(state, channels)`` block in registers, each thread holding every state of its channels (``C·h`` is then a sum
+inside the thread). When (batch × channel blocks) is too few programs to fill the GPU, the
 sequence is cut into chunks: (1) each chunk's end state from zero and its summed Δ (``exp(A ΣΔ)`` is its decay),
 (2) a pass over chunks that turns them into each chunk's incoming state (blocks of chunks combined by an associative
 scan), (3) every chunk recomputed from its incoming state, writing y.
@@ -29,10 +30,10 @@ from torch import Tensor
 # Settings from the sweep of benchmarks/bench_kernels.py on an H100 (docs/benchmarks.md).
 BLOCK_D = {"length_major": 64, "channels_first": 32}
 TILE_ELEMENTS = {"backward": 2048}
-NUM_WARPS = {"forward": 2, "backward": 4}
+NUM_WARPS = {"forward": 1, "backward": 4}
 MIN_T = {"backward": 16}  # the backward keeps one state per tile: long tiles keep that small
 PROGRAMS_PER_SM = 32  # the forward splits the sequence into chunks until it has this many programs per SM
-UNROLL = 8  # positions of the forward kernel whose loads are issued together
+UNROLL = 4  # positions of the forward kernel whose loads are issued together
 PASS_CHUNKS, PASS_ELEMENTS = 32, 2048  # chunks combined at once by the state pass, and its block size
 
 
@@ -191,30 +192,32 @@ def _state_pass_kernel(
 
 @triton.jit
 def _fwd_kernel(
-    u_ptr, delta_ptr, bias_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, y_ptr, hin_ptr, hout_ptr, sdt_ptr,
-    L, D, N, NDB, CL, s_hin_b, s_hin_c,
+    u_ptr, delta_ptr, bias_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, y_ptr, hin_ptr, hout_ptr, sdt_ptr, marked_ptr,
+    L, D, N, NDB, CL, s_hin_b, s_hin_c, M, MARK_FIRST, MARK_EVERY,
     s_ub, s_ud, s_ul, s_db, s_dd, s_dl, s_Bb, s_Bn, s_Bl, s_Cb, s_Cn, s_Cl, s_zb, s_zd, s_zl, s_yb, s_yd, s_yl,
     BD: tl.constexpr, BN: tl.constexpr, U: tl.constexpr, HAS_HIN: tl.constexpr, STATE_ONLY: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, REVERSE: tl.constexpr,
+    HAS_MARKS: tl.constexpr,
 ):
-    """One chunk of CL positions (a multiple of U) for BD channels, position by position with the (BD, BN) state
-    in registers, U positions unrolled so their loads are in flight together. STATE_ONLY: write the chunk's end
-    state from h_in (zero) and its Δ sum to hout/sdt (b, nc, d, ·) instead of y; else write y, and the final
-    state to hout (b, d, n) from the last chunk."""
+    """One chunk of CL positions (a multiple of U) for BD channels, position by position with the (BN, BD) state
+    in registers: the state index is the tile's slow axis, so each thread holds whole columns (every state of its
+    channels) and ``C·h`` sums inside the thread. U positions are unrolled so their loads are in flight together.
+    STATE_ONLY: write the chunk's end state from h_in (zero) and its Δ sum to hout/sdt (b, nc, d, ·) instead of y;
+    else write y, the final state to hout (b, d, n) from the last chunk, and with HAS_MARKS the state after the
+    p-th position (scan order) to marked (b, M, d, n) for p = MARK_FIRST + k·MARK_EVERY."""
     c = tl.program_id(0)
     pid = tl.program_id(1)
     b = pid // NDB
     offs_d = (pid % NDB) * BD + tl.arange(0, BD)
     offs_n = tl.arange(0, BN)
     mask_d = offs_d < D
-    mask_dn = mask_d[:, None] & (offs_n < N)[None, :]
-    A2 = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32)
-    A2 = A2 * 1.4426950408889634
+    mask_nd = (offs_n < N)[:, None] & mask_d[None, :]
+    nd = offs_n[:, None] + offs_d[None, :] * N  # (BN, BD) offsets of a (d, n) state
+    A2 = tl.load(A_ptr + nd, mask=mask_nd, other=0.0).to(tl.float32) * 1.4426950408889634
     if HAS_HIN:
-        h = tl.load(hin_ptr + b * s_hin_b + c * s_hin_c + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn,
-                    other=0.0)
+        h = tl.load(hin_ptr + b * s_hin_b + c * s_hin_c + nd, mask=mask_nd, other=0.0)
     else:
-        h = tl.zeros((BD, BN), dtype=tl.float32)
+        h = tl.zeros((BN, BD), dtype=tl.float32)
     if HAS_BIAS:
         bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
     if HAS_D:
@@ -235,24 +238,28 @@ def _fwd_kernel(
             dt = tl.where(md, dt, 0.0)
             uu = tl.load(u_b + offs_d * s_ud + p * s_ul, mask=md, other=0.0).to(tl.float32)
             Bt = tl.load(B_b + offs_n * s_Bn + p * s_Bl, mask=mn, other=0.0).to(tl.float32)
-            h = tl.exp2(A2 * dt[:, None]) * h + (dt * uu)[:, None] * Bt[None, :]
+            h = tl.exp2(A2 * dt[None, :]) * h + Bt[:, None] * (dt * uu)[None, :]
             if STATE_ONLY:
                 sdt += dt
             else:
                 Ct = tl.load(C_b + offs_n * s_Cn + p * s_Cl, mask=mn, other=0.0).to(tl.float32)
-                y = tl.sum(h * Ct[None, :], axis=1)
+                y = tl.sum(h * Ct[:, None], axis=0)
                 if HAS_D:
                     y += Dv * uu
                 if HAS_Z:
                     zz = tl.load(z_ptr + b * s_zb + offs_d * s_zd + p * s_zl, mask=md, other=0.0).to(tl.float32)
                     y = y * zz * tl.sigmoid(zz)
                 tl.store(y_ptr + b * s_yb + offs_d * s_yd + p * s_yl, y.to(y_ptr.dtype.element_ty), mask=md)
+                if HAS_MARKS:
+                    k = t + 1 - MARK_FIRST
+                    if (k >= 0) & (k % MARK_EVERY == 0) & (t < L):
+                        tl.store(marked_ptr + (b * M + k // MARK_EVERY) * D * N + nd, h, mask=mask_nd)
     if STATE_ONLY:
-        base = (b * tl.num_programs(0) + c) * D
-        tl.store(hout_ptr + (base + offs_d)[:, None] * N + offs_n[None, :], h, mask=mask_dn)
-        tl.store(sdt_ptr + base + offs_d, sdt, mask=mask_d)
+        base = (b * tl.num_programs(0) + c) * D * N
+        tl.store(hout_ptr + base + nd, h, mask=mask_nd)
+        tl.store(sdt_ptr + (b * tl.num_programs(0) + c) * D + offs_d, sdt, mask=mask_d)
     elif c == tl.num_programs(0) - 1:
-        tl.store(hout_ptr + (b * D + offs_d)[:, None] * N + offs_n[None, :], h, mask=mask_dn)
+        tl.store(hout_ptr + b * D * N + nd, h, mask=mask_nd)
 
 
 @triton.jit
@@ -427,7 +434,15 @@ def _state_pass(hloc: Tensor, sdt: Tensor, A: Tensor, h0: Tensor | None, hlast: 
     )
 
 
-def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse):
+def _mark_count(length: int, marks: tuple[int, int] | None) -> int:
+    """How many of the counts first, first + every, … are ≤ length."""
+    if marks is None:
+        return 0
+    first, every = marks
+    return 0 if first > length else (length - first) // every + 1
+
+
+def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, marks=None):
     batch, d, length = u.shape
     n = A.shape[1]
     bn = triton.next_power_of_2(n)
@@ -438,6 +453,9 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse):
     chunk_len = per_chunk * UNROLL
     y = _empty_like(u, u.dtype)
     hlast = torch.empty(batch, d, n, device=u.device, dtype=torch.float32)
+    m = _mark_count(length, marks)
+    marked = torch.empty(batch, m, d, n, device=u.device, dtype=torch.float32)
+    first, every = marks if m else (1, 1)
     args = (length, d, n, ndb, chunk_len)
     strides = (*_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(y))
     flags = dict(BD=bd, BN=bn, U=UNROLL, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, HAS_D=D is not None,
@@ -446,18 +464,18 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse):
         hin = torch.empty(batch, nc, d, n, device=u.device, dtype=torch.float32)
         sdt = torch.empty(batch, nc, d, device=u.device, dtype=torch.float32)
         _fwd_kernel[(nc, batch * ndb)](
-            u, delta, delta_bias, A, B, C, D, z, y, None, hin, sdt, *args, 0, 0, *strides, HAS_HIN=False,
-            STATE_ONLY=True, **flags,
+            u, delta, delta_bias, A, B, C, D, z, y, None, hin, sdt, None, *args, 0, 0, 0, 1, 1, *strides,
+            HAS_HIN=False, STATE_ONLY=True, HAS_MARKS=False, **flags,
         )
         _state_pass(hin, sdt, A, state, hlast, False)
         s_hin = (nc * d * n, d * n)
     else:
         hin, s_hin = state, (d * n, 0)
     _fwd_kernel[(nc, batch * ndb)](
-        u, delta, delta_bias, A, B, C, D, z, y, hin, hlast, None, *args, *s_hin, *strides, HAS_HIN=hin is not None,
-        STATE_ONLY=False, **flags,
+        u, delta, delta_bias, A, B, C, D, z, y, hin, hlast, None, marked, *args, *s_hin, m, first, every, *strides,
+        HAS_HIN=hin is not None, STATE_ONLY=False, HAS_MARKS=m > 0, **flags,
     )
-    return y, hlast
+    return y, hlast, marked
 
 
 def _backward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy, dlast):
@@ -492,14 +510,15 @@ def _backward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy,
 
 class _SelectiveScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse):
-        y, hlast = _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse)
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, marks):
+        y, hlast, marked = _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, marks)
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, state)
         ctx.flags = (softplus, reverse)
-        return y, hlast
+        ctx.mark_non_differentiable(marked)
+        return y, hlast, marked
 
     @staticmethod
-    def backward(ctx, dy, dlast):
+    def backward(ctx, dy, dlast, dmarked):
         u, delta, A, B, C, D, z, delta_bias, state = ctx.saved_tensors
         softplus, reverse = ctx.flags
         du, ddelta, dA, dB, dC, dD, dz, dbias, dh0 = _backward(
@@ -508,7 +527,7 @@ class _SelectiveScan(torch.autograd.Function):
         return (
             du, ddelta.to(delta.dtype), dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype),
             None if D is None else dD.to(D.dtype), dz, None if delta_bias is None else dbias.to(delta_bias.dtype),
-            None, None if state is None else dh0, None,
+            None, None if state is None else dh0, None, None,
         )
 
 
@@ -523,19 +542,26 @@ def selective_scan_triton(
     delta_bias: Tensor | None = None,
     delta_softplus: bool = False,
     state: Tensor | None = None,
+    marks: tuple[int, int] | None = None,
     *,
     reverse: bool = False,
-) -> tuple[Tensor, Tensor]:
+) -> tuple[Tensor, ...]:
     """Selective scan on CUDA tensors; see :func:`lrgen.ops.selective_scan`. Differentiable in every tensor input.
 
     ``reverse=True`` runs the recurrence from position ``l-1`` down to 0 (as on the flipped sequence, with y in the
-    original order) and returns the state after position 0.
+    original order) and returns the state after position 0. ``marks=(first, every)`` also returns the states after
+    the p-th position in scan order, p = first, first + every, … ≤ l, as float32 ``(b, m, d, n)`` (not
+    differentiable).
     """
     A = A.contiguous()
     if state is not None:
         state = state.float().contiguous()
+    if marks is not None and (marks[0] < 1 or marks[1] < 1):
+        raise ValueError(f"marks must be (first, every) with both ≥ 1, got {marks}")
     if u.shape[-1] == 0:
         last = u.new_zeros(u.shape[0], u.shape[1], A.shape[1], dtype=torch.float32) if state is None else state
-        return torch.empty_like(u), last
-    return _SelectiveScan.apply(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus), state, bool(reverse))
-
+        marked = last.new_empty(u.shape[0], 0, *last.shape[1:])
+        return (torch.empty_like(u), last) + ((marked,) if marks is not None else ())
+    y, last, marked = _SelectiveScan.apply(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus), state,
+                                           bool(reverse), None if marks is None else tuple(marks))
+    return (y, last) if marks is None else (y, last, marked)
