@@ -24,6 +24,7 @@ left to right (that is what running them on the reverse complement means in forw
 from __future__ import annotations
 
 import math
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -34,7 +35,7 @@ from torch import Tensor, nn
 from lrgen.errors import LrgenError
 from lrgen.models.base import LanguageModel
 from lrgen.models.config import ModelConfig
-from lrgen.models.layers import RMSNorm
+from lrgen.models.layers import RMSNorm, rms_norm
 from lrgen.models.scan import ScanRunner, run_whole
 from lrgen.ops import causal_conv1d, conv_states, selective_scan
 from lrgen.tokenizer import COMPLEMENT_IDS, VOCAB_SIZE
@@ -114,10 +115,6 @@ def default_complement_map() -> dict[str, int]:
     return {str(i): c for i, c in enumerate(COMPLEMENT_IDS)}
 
 
-def _flip_c(x: Tensor) -> Tensor:
-    return x.flip(-1)
-
-
 class Mamba(nn.Module):
     """One Mamba-1 direction; :meth:`scan` processes a chunk ``(B, T, d_model)`` from a state."""
 
@@ -145,11 +142,16 @@ class Mamba(nn.Module):
         dt = torch.exp(torch.rand(self.d_inner) * (hi - lo) + lo).clamp(min=ssm["dt_init_floor"])
         self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
 
-    def scan(self, x: Tensor, state: tuple[Tensor, Tensor] | None, marks: tuple[int, int] | None = None):
+    def scan(self, x: Tensor, state: tuple[Tensor, Tensor] | None, marks: tuple[int, int] | None = None, *,
+             flip_channels: bool = False):
         """One chunk from ``state = (conv_state, ssm_state)``; with ``marks`` also the states there
-        (:mod:`lrgen.models.scan`)."""
+        (:mod:`lrgen.models.scan`). ``flip_channels`` computes ``flip_C(scan(flip_C(x)))`` by flipping the
+        projection weights instead of the activations."""
         conv_in, ssm_state = (None, None) if state is None else state
-        xz = self.in_proj(x).transpose(1, 2)  # (B, 2·d_inner, T)
+        w_in, w_out, b_out = self.in_proj.weight, self.out_proj.weight, self.out_proj.bias
+        if flip_channels:
+            w_in, w_out, b_out = w_in.flip(1), w_out.flip(0), None if b_out is None else b_out.flip(0)
+        xz = F.linear(x, w_in, self.in_proj.bias).transpose(1, 2)  # (B, 2·d_inner, T)
         u, z = xz.chunk(2, dim=1)
         conv_weight = self.conv1d.weight[:, 0]
         conv_marks = None if marks is None else conv_states(u, conv_in, conv_weight.shape[-1], marks)
@@ -169,7 +171,7 @@ class Mamba(nn.Module):
             ssm_state,
             marks,
         )
-        out = self.out_proj(y.transpose(1, 2))
+        out = F.linear(y.transpose(1, 2), w_out, b_out)
         if marks is None:
             return out, (conv_state, ssm_state)
         return out, (conv_state, ssm_state), list(zip(conv_marks.unbind(1), ssm_marks[0].unbind(1)))
@@ -191,12 +193,18 @@ class BiMamba(nn.Module):
             self.mamba_rev.out_proj.bias = self.mamba_fwd.out_proj.bias
 
     def forward(self, x: Tensor, runner: ScanRunner, key: str, rc: bool = False) -> Tensor:
-        """``rc=True`` computes ``flip_L(BiMamba(flip_L(x)))``: the directions swap their walking order."""
-        out = runner(self.mamba_fwd.scan, x, reverse=rc, key=f"{key}.mamba_fwd")
-        if self.mamba_rev is None:
+        """``rc=True`` computes ``flip_LC(BiMamba(flip_LC(x)))`` for the RC half: the directions swap their
+        walking order and the channels are flipped through the weights."""
+        fwd, rev = self.mamba_fwd.scan, None if self.mamba_rev is None else self.mamba_rev.scan
+        if rc:
+            fwd, rev = partial(fwd, flip_channels=True), rev and partial(rev, flip_channels=True)
+        out = runner(fwd, x, reverse=rc, key=f"{key}.mamba_fwd")
+        if rev is None:
             return out
-        out_rev = runner(self.mamba_rev.scan, x, reverse=not rc, key=f"{key}.mamba_rev")
-        return out + out_rev if self.strategy == "add" else out * out_rev
+        out_rev = runner(rev, x, reverse=not rc, key=f"{key}.mamba_rev")
+        if torch.is_grad_enabled():
+            return out + out_rev if self.strategy == "add" else out * out_rev
+        return out.add_(out_rev) if self.strategy == "add" else out.mul_(out_rev)
 
 
 class Wrapper(nn.Module):
@@ -214,41 +222,66 @@ def _norm_layer(config: CaduceusConfig) -> nn.Module:
 
 
 class CaduceusBlock(nn.Module):
-    """Residual add → norm → BiMamba; per half for PS (see the module docstring for the fused half swap)."""
+    """Norm → BiMamba of the residual stream; per half for PS (see the module docstring for the fused half swap).
+
+    :meth:`forward` takes the residual sum and returns the mixer output in the same channel layout. With
+    ``swapped`` the layout holds the halves in the other order than this block's (forward, RC) order: the fused
+    half swap is then a relabelling, never a copy.
+    """
 
     def __init__(self, config: CaduceusConfig) -> None:
         super().__init__()
         self.rcps = config.rcps
-        self.swap_halves = config.rcps and config.fused_add_norm
-        self.residual_in_fp32 = config.residual_in_fp32
         self.mixer: nn.Module = Wrapper(BiMamba(config)) if config.rcps else BiMamba(config)
         norm = _norm_layer(config)
         self.norm: nn.Module = Wrapper(norm) if config.rcps and not config.fused_add_norm else norm
 
-    def forward(
-        self, hidden: Tensor, residual: Tensor | None, runner: ScanRunner, key: str
-    ) -> tuple[Tensor, Tensor]:
-        s = hidden if residual is None else hidden + residual
-        if self.swap_halves:
-            fwd, rc = s.chunk(2, dim=-1)
-            s = torch.cat([rc, fwd], dim=-1)
-        residual = s.float() if self.residual_in_fp32 else s
-        x = _apply_norm(self.norm, s, self.rcps).to(hidden.dtype)
+    def forward(self, s: Tensor, runner: ScanRunner, key: str, swapped: bool = False) -> Tensor:
+        norm = self.norm.submodule if isinstance(self.norm, Wrapper) else self.norm
+        dtype = torch.get_autocast_dtype(s.device.type) if torch.is_autocast_enabled(s.device.type) else s.dtype
         if not self.rcps:
-            return self.mixer(x, runner, key), residual
+            return self.mixer(_norm(norm, s, dtype), runner, key)
         bimamba = self.mixer.submodule
-        fwd, rc = x.chunk(2, dim=-1)
-        out_rc = _flip_c(bimamba(_flip_c(rc), runner, f"{key}.rc", rc=True))
-        return torch.cat([bimamba(fwd, runner, key), out_rc], dim=-1), residual
+        first, second = s.chunk(2, dim=-1)
+        fwd, rc = (second, first) if swapped else (first, second)
+        out_fwd = bimamba(_norm(norm, fwd, dtype), runner, key)
+        out_rc = bimamba(_norm(norm, rc, dtype, flip_channels=True), runner, f"{key}.rc", rc=True)
+        return torch.cat([out_rc, out_fwd] if swapped else [out_fwd, out_rc], dim=-1)
 
 
-def _apply_norm(norm: nn.Module, x: Tensor, rcps: bool) -> Tensor:
-    """Position-wise norm; for PS the forward half directly and the RC half in its own channel order."""
-    norm = norm.submodule if isinstance(norm, Wrapper) else norm
-    if not rcps:
-        return norm(x)
-    fwd, rc = x.chunk(2, dim=-1)
-    return torch.cat([norm(fwd), _flip_c(norm(_flip_c(rc)))], dim=-1)
+NORM_CHUNK = 65536  # positions normalised at once outside autograd: bounds the float32 temporaries
+
+
+def _norm(norm: nn.Module, x: Tensor, dtype: torch.dtype, flip_channels: bool = False) -> Tensor:
+    """``norm(x)`` in ``dtype``; ``flip_channels`` gives ``flip_C(norm(flip_C(x)))`` (the norm's weights flipped).
+
+    Outside autograd long inputs are normalised :data:`NORM_CHUNK` positions at a time into one output.
+    """
+    weight = norm.weight.flip(0) if flip_channels else norm.weight
+    bias = getattr(norm, "bias", None)
+    bias = bias.flip(0) if flip_channels and bias is not None else bias
+
+    def apply(part: Tensor) -> Tensor:
+        if isinstance(norm, RMSNorm):
+            return rms_norm(part, weight, norm.eps).to(dtype)
+        return F.layer_norm(part, part.shape[-1:], weight, bias, norm.eps).to(dtype)
+
+    if torch.is_grad_enabled() or x.shape[1] <= NORM_CHUNK:
+        return apply(x)
+    out = torch.empty(x.shape, dtype=dtype, device=x.device)
+    for start in range(0, x.shape[1], NORM_CHUNK):
+        out[:, start : start + NORM_CHUNK] = apply(x[:, start : start + NORM_CHUNK])
+    return out
+
+
+def _add_residual(residual: Tensor | None, hidden: Tensor, in_fp32: bool) -> Tensor:
+    """The residual stream after adding a block's output (in place outside autograd, where dtypes allow)."""
+    if residual is None:
+        return hidden.float() if in_fp32 else hidden
+    if not torch.is_grad_enabled() and residual.dtype == torch.promote_types(residual.dtype, hidden.dtype):
+        return residual.add_(hidden)
+    total = residual + hidden
+    return total.float() if in_fp32 else total
 
 
 class RCEmbedding(nn.Module):
@@ -275,7 +308,7 @@ class RCLMHead(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         fwd, rc = x.chunk(2, dim=-1)
         weight = self.lm_head.weight
-        return F.linear(fwd, weight) + F.linear(_flip_c(rc), weight[self.complement_map])
+        return F.linear(fwd, weight) + F.linear(rc, weight[self.complement_map].flip(1))
 
 
 class Backbone(nn.Module):
@@ -332,12 +365,20 @@ class Caduceus(LanguageModel):
         return 2 * self.config.d_model if self.config.rcps else self.config.d_model
 
     def embed(self, input_ids: Tensor, runner: ScanRunner = run_whole) -> Tensor:
-        backbone = self.backbone
+        backbone, config = self.backbone, self.config
+        swap = config.rcps and config.fused_add_norm
         hidden, residual = backbone.embeddings["word_embeddings"](input_ids), None
         for i, layer in enumerate(backbone.layers):
-            hidden, residual = layer(hidden, residual, runner, f"layers.{i}")
-        s = hidden if residual is None else hidden + residual
-        return _apply_norm(backbone.norm_f, s, self.config.rcps).to(hidden.dtype)
+            residual = _add_residual(residual, hidden, config.residual_in_fp32)
+            # the fused blocks swap the halves at every block: in layer 0's order the stored layout is swapped
+            hidden = layer(residual, runner, f"layers.{i}", swapped=swap and i % 2 == 0)
+        s = _add_residual(residual, hidden, config.residual_in_fp32)
+        norm = backbone.norm_f.submodule if isinstance(backbone.norm_f, Wrapper) else backbone.norm_f
+        if not config.rcps:
+            return _norm(norm, s, hidden.dtype)
+        first, second = s.chunk(2, dim=-1)
+        fwd, rc = (second, first) if swap and (config.n_layer - 1) % 2 == 0 else (first, second)
+        return torch.cat([_norm(norm, fwd, hidden.dtype), _norm(norm, rc, hidden.dtype, flip_channels=True)], -1)
 
     def forward(self, input_ids: Tensor, runner: ScanRunner = run_whole) -> Tensor:
         return self.lm_head(self.embed(input_ids, runner)).float()[..., :VOCAB_SIZE]

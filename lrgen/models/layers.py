@@ -6,6 +6,12 @@ import torch
 from torch import Tensor, nn
 
 
+def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
+    """``x / rms(x) * weight`` computed in float32, returned in float32."""
+    xf = x.float()
+    return xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps) * weight.float()
+
+
 class RMSNorm(nn.Module):
     """Root-mean-square layer norm, computed in float32 and returned in the input dtype."""
 
@@ -15,6 +21,4 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        xf = x.float()
-        out = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return (out * self.weight.float()).to(x.dtype)
+        return rms_norm(x, self.weight, self.eps).to(x.dtype)
