@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from functools import partial
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -192,19 +192,32 @@ class BiMamba(nn.Module):
             self.mamba_rev.out_proj.weight = self.mamba_fwd.out_proj.weight
             self.mamba_rev.out_proj.bias = self.mamba_fwd.out_proj.bias
 
-    def forward(self, x: Tensor, runner: ScanRunner, key: str, rc: bool = False) -> Tensor:
+    def forward(self, x: Tensor, runner: ScanRunner, key: str, rc: bool = False,
+                prenorm: Callable[[Tensor], Tensor] | None = None) -> Tensor:
         """``rc=True`` computes ``flip_LC(BiMamba(flip_LC(x)))`` for the RC half: the directions swap their
-        walking order and the channels are flipped through the weights."""
-        fwd, rev = self.mamba_fwd.scan, None if self.mamba_rev is None else self.mamba_rev.scan
+        walking order and the channels are flipped through the weights. ``prenorm`` (position-wise) is applied
+        to each chunk inside the scans, so its output never exists for the whole sequence."""
+        scans = [m.scan for m in (self.mamba_fwd, self.mamba_rev) if m is not None]
         if rc:
-            fwd, rev = partial(fwd, flip_channels=True), rev and partial(rev, flip_channels=True)
-        out = runner(fwd, x, reverse=rc, key=f"{key}.mamba_fwd")
-        if rev is None:
+            scans = [partial(scan, flip_channels=True) for scan in scans]
+        if prenorm is not None:
+            scans = [_after(prenorm, scan) for scan in scans]
+        out = runner(scans[0], x, reverse=rc, key=f"{key}.mamba_fwd")
+        if len(scans) == 1:
             return out
-        out_rev = runner(rev, x, reverse=not rc, key=f"{key}.mamba_rev")
+        out_rev = runner(scans[1], x, reverse=not rc, key=f"{key}.mamba_rev")
         if torch.is_grad_enabled():
             return out + out_rev if self.strategy == "add" else out * out_rev
         return out.add_(out_rev) if self.strategy == "add" else out.mul_(out_rev)
+
+
+def _after(prenorm: Callable[[Tensor], Tensor], scan: Callable) -> Callable:
+    """``scan`` on ``prenorm(x)``: a scan fn of the runner contract (:mod:`lrgen.models.scan`)."""
+
+    def fn(x: Tensor, state, marks=None):
+        return scan(prenorm(x), state, marks)
+
+    return fn
 
 
 class Wrapper(nn.Module):
@@ -240,12 +253,13 @@ class CaduceusBlock(nn.Module):
         norm = self.norm.submodule if isinstance(self.norm, Wrapper) else self.norm
         dtype = torch.get_autocast_dtype(s.device.type) if torch.is_autocast_enabled(s.device.type) else s.dtype
         if not self.rcps:
-            return self.mixer(_norm(norm, s, dtype), runner, key)
+            return self.mixer(s, runner, key, prenorm=partial(_norm, norm, dtype=dtype))
         bimamba = self.mixer.submodule
         first, second = s.chunk(2, dim=-1)
         fwd, rc = (second, first) if swapped else (first, second)
-        out_fwd = bimamba(_norm(norm, fwd, dtype), runner, key)
-        out_rc = bimamba(_norm(norm, rc, dtype, flip_channels=True), runner, f"{key}.rc", rc=True)
+        out_fwd = bimamba(fwd, runner, key, prenorm=partial(_norm, norm, dtype=dtype))
+        rc_norm = partial(_norm, norm, dtype=dtype, flip_channels=True)
+        out_rc = bimamba(rc, runner, f"{key}.rc", rc=True, prenorm=rc_norm)
         return torch.cat([out_rc, out_fwd] if swapped else [out_fwd, out_rc], dim=-1)
 
 
