@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--context", default="1Mbp")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--chunk-size", default="4096")
+    parser.add_argument("--chunk-size", default=None, help="default: score-vcf's (65536)")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--dtype", default=None, help="bfloat16 or float16 autocast (default float32)")
     parser.add_argument("--wt-variants", type=int, default=None, help="records for wt-marginal (default: all)")

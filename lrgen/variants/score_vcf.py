@@ -22,6 +22,7 @@ from lrgen.variants.windows import Window, group_windows
 DEFAULT_RECOMPUTE_SPAN = 8192  # bp; chosen by measurement (docs/score-vcf.md)
 DEFAULT_EMBEDDING_SPAN = 1536  # bp around the allele, as GLRB's variant tasks
 DEFAULT_BATCH_SIZE = 16  # edited passes per batch in local mode (exact mode defaults to 1)
+DEFAULT_CHUNK_SIZE = 65536  # positions per streamed scan chunk: few chunks, so few kernel calls (docs/score-vcf.md)
 MIN_CONTEXT = 64
 
 
@@ -201,7 +202,7 @@ def score_vcf(
     on_ref_mismatch: str = "skip",
     batch_size: int | None = None,
     device: str | None = None,
-    chunk_size: str | int = 4096,
+    chunk_size: str | int | None = None,
     dtype: str | None = None,
     command: str | None = None,
     progress: bool = True,
@@ -212,7 +213,8 @@ def score_vcf(
     ``exact`` runs full passes for every edited sequence, otherwise only ``recompute_span`` bp around each allele
     are recomputed from the reference pass's recorded states. ``out`` (``.vcf`` or ``.vcf.gz``) and ``tsv`` are
     written atomically; ``resume`` continues an interrupted run with the same inputs and options. ``dtype``
-    (``bfloat16`` or ``float16``) runs the model under autocast (scan states stay float32).
+    (``bfloat16`` or ``float16``) runs the model under autocast (scan states stay float32). ``batch_size`` and
+    ``chunk_size`` default to ``DEFAULT_BATCH_SIZE`` (1 with ``exact``) and ``DEFAULT_CHUNK_SIZE``.
     """
     import torch
     from rich.console import Console
@@ -225,7 +227,7 @@ def score_vcf(
     context = parse_size(context)
     recompute_span = parse_size(recompute_span)
     embedding_span = parse_size(embedding_span)
-    chunk_size = parse_size(chunk_size)
+    chunk_size = parse_size(chunk_size if chunk_size is not None else DEFAULT_CHUNK_SIZE)
     _check_options(scores, context, recompute_span, embedding_span, on_ref_mismatch, exact)
     batch_size = batch_size or (1 if exact else DEFAULT_BATCH_SIZE)
     if dtype not in (None, "float32", "bfloat16", "float16"):
