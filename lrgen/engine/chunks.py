@@ -62,6 +62,18 @@ def map_state(state: State, fn: Callable[[Tensor], Tensor]) -> State:
     raise TypeError(f"unsupported scan state element {type(state).__name__}")
 
 
+def merge_states(states: list[State], fn: Callable[[list[Tensor]], Tensor]) -> State:
+    """One state of the structure of ``states[0]`` whose every tensor is ``fn`` of the matching tensors of all."""
+    first = states[0]
+    if isinstance(first, Tensor):
+        return fn(states)
+    if isinstance(first, (tuple, list)):
+        return type(first)(merge_states([s[i] for s in states], fn) for i in range(len(first)))
+    if isinstance(first, dict):
+        return {k: merge_states([s[k] for s in states], fn) for k in first}
+    raise TypeError(f"unsupported scan state element {type(first).__name__}")
+
+
 def scan_chunks(
     fn: ScanFn,
     x: Tensor,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from lrgen.engine.chunks import map_state
+from lrgen.engine.chunks import map_state, merge_states
 from lrgen.errors import LrgenError
 from lrgen.models.scan import State
 
@@ -70,15 +70,19 @@ class StateRecord:
         last = min(self.length, -(-(end - phase) // self.every) * self.every + phase)
         return first, last
 
-    def start_state(self, key: str, reverse: bool, position: int, batch: int, device: torch.device) -> State:
-        """The state to restart scan ``key`` from at ``position``, broadcast to ``batch`` rows on ``device``."""
+    def _slot(self, key: str, reverse: bool) -> dict[int, State]:
         if key not in self.states:
             raise LrgenError(f"scan key {key!r} is not in the state record: record and model do not match")
         if self.reverse[key] != reverse:
             raise LrgenError(f"scan key {key!r} changed direction between the recorded pass and the restart")
+        return self.states[key]
+
+    def start_state(self, key: str, reverse: bool, position: int, batch: int, device: torch.device) -> State:
+        """The state to restart scan ``key`` from at ``position``, broadcast to ``batch`` rows on ``device``."""
+        slot = self._slot(key, reverse)
         if position == (self.length if reverse else 0):
             return None
-        state = self.states[key][position]
+        state = slot[position]
 
         def fit(t: Tensor) -> Tensor:
             t = t.to(device)
@@ -91,6 +95,19 @@ class StateRecord:
             )
 
         return map_state(state, fit)
+
+    def row_states(self, key: str, reverse: bool, positions: list[int], device: torch.device) -> State:
+        """The states to restart scan ``key`` from, row ``i`` at ``positions[i]``, from a batch-1 record: the
+        recorded states (zeros at the sequence end) concatenated along the batch and moved to ``device`` at once."""
+        if len(set(positions)) == 1:
+            return self.start_state(key, reverse, positions[0], len(positions), device)
+        slot = self._slot(key, reverse)
+        if self.batch != 1:
+            raise LrgenError(f"per-row restarts need a batch-1 record, not batch {self.batch}")
+        end = self.length if reverse else 0
+        zero = map_state(next(slot[p] for p in positions if p != end), torch.zeros_like)
+        rows = [zero if p == end else slot[p] for p in positions]
+        return merge_states(rows, lambda parts: torch.cat(parts).to(device))
 
     def nbytes(self) -> int:
         """Bytes held by the recorded states (this strand and the reverse-complement one)."""

@@ -19,7 +19,6 @@ import torch
 from torch import Tensor
 
 from lrgen.engine import ChunkRunner, PassRouter, StateRecord, stream
-from lrgen.engine.chunks import map_state
 from lrgen.models.conjoin import conjoin
 
 
@@ -41,30 +40,12 @@ class Region:
     offset: int
 
 
-def _cat_states(states: list) -> object:
-    first = states[0]
-    if isinstance(first, Tensor):
-        return torch.cat(states, dim=0)
-    if isinstance(first, (tuple, list)):
-        return type(first)(_cat_states([s[i] for s in states]) for i in range(len(first)))
-    if isinstance(first, dict):
-        return {k: _cat_states([s[k] for s in states]) for k in first}
-    raise TypeError(f"unsupported scan state element {type(first).__name__}")
-
-
 def _restart(record: StateRecord, firsts: list[int], lasts: list[int]):
     """A :class:`ChunkRunner` ``initial`` callback: row ``i``'s forward scans restart at ``firsts[i]``, its reverse
     scans at ``lasts[i]``, from the recorded states (zero at the sequence ends)."""
 
     def initial(key: str, reverse: bool, batch: int, device: torch.device):
-        positions = lasts if reverse else firsts
-        if len(set(positions)) == 1:
-            return record.start_state(key, reverse, positions[0], batch, device)
-        states = [record.start_state(key, reverse, p, 1, device) for p in positions]
-        template = next((s for s in states if s is not None), None)
-        if template is None:
-            return None
-        return _cat_states([s if s is not None else map_state(template, torch.zeros_like) for s in states])
+        return record.row_states(key, reverse, lasts if reverse else firsts, device)
 
     return initial
 
