@@ -55,9 +55,14 @@ class StateRecord:
         length, slot, device = self.length, self.states[key], self.store_device
 
         def store(positions: list[int], states: list[State]) -> None:
-            for position, state in zip(positions, states):
-                if 0 < position < length:
-                    slot[position] = map_state(state, lambda t: t.detach().to(device or t.device, copy=True))
+            kept = [(p, state) for p, state in zip(positions, states) if 0 < p < length]
+            if not kept:
+                return
+            # one copy per state tensor for the whole chunk: stacked (fresh memory), then moved to the store device
+            stacked = merge_states([state for _, state in kept],
+                                   lambda parts: torch.stack([t.detach() for t in parts]).to(device or parts[0].device))
+            for i, (position, _) in enumerate(kept):
+                slot[position] = map_state(stacked, lambda t: t[i])
 
         return store
 
