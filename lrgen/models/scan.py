@@ -10,10 +10,10 @@ order. ``fn(x_chunk, state, marks=None)`` processes one chunk ``(B, T, D_in)`` *
 last position. With ``marks=(first, every)`` (ints, ``first ≥ 1``, ``every ≥ 1``) it returns
 ``(y_chunk, state, marked)``, where ``marked`` is a list with one state (same structure as ``state``) for each
 count p = first, first + every, … ≤ T, in that order: the state after the chunk's first p positions in scan order
-(the list is empty when first > T). ``y_chunk`` and ``state`` are the same with or without marks. For
-``reverse=True`` the runner walks the sequence right to left and hands ``fn`` each chunk flipped along length, so
-``fn`` is always a left-to-right scan. ``key`` names the scan uniquely within one forward pass (the engine uses it
-to record and restart states).
+(the list is empty when first > T). ``y_chunk`` and ``state`` equal those of the call without marks (to float
+tolerance). For ``reverse=True`` the runner walks the sequence right to left and hands ``fn`` each chunk flipped
+along length, so ``fn`` is always a left-to-right scan. ``key`` names the scan uniquely within one forward pass (the
+engine uses it to record and restart states).
 
 Models call their runner for every mixer direction and do everything position-wise themselves; the default runner,
 :func:`run_whole`, is the one-chunk case without marks. The streaming engine (:mod:`lrgen.engine`) supplies a
