@@ -20,7 +20,7 @@ from lrgen.ops.mamba_backend import selective_scan_with_state
 from lrgen.ops.reference import causal_conv1d_ref, linear_scan_ref, selective_scan_ref
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
-KERNEL_MODULES = ("lrgen.ops.triton_scan", "lrgen.ops.triton_lru", "lrgen.ops.triton_conv")
+KERNEL_MODULES = ("lrgen.ops.triton_scan", "lrgen.ops.triton_lru", "lrgen.ops.triton_conv", "lrgen.ops.triton_norm")
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -112,6 +112,20 @@ def check_scan_marks(impl, b, d, n, length, marks, device):
             assert rel(marked[:, k], ref) <= 1e-4, (reverse, p, rel(marked[:, k], ref))
 
 
+def check_rms_norm(impl, b, length, c, dtype, device, tol):
+    """The fused norm of a strided half of a wider tensor against the PyTorch composite, in ``dtype``."""
+    from lrgen.models.layers import rms_norm
+
+    wide = torch.randn(b, length, 2 * c, device=device)
+    weight = torch.randn(c, device=device)
+    for x in (wide[..., c:], wide[..., :c].to(dtype)):
+        with torch.no_grad():
+            ref = (lambda xf: xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-5) * weight)(x.float())
+            got = impl(x, weight, 1e-5, dtype)
+        assert got.dtype == dtype and got.shape == x.shape and rel(got, ref.to(dtype)) <= tol
+        assert torch.equal(rms_norm(x, weight, 1e-5, dtype), got) or device == "cpu"
+
+
 def check_linear_scan(impl, b, length, d, dtype, device, tol):
     a = torch.rand(b, length, d, device=device).to(dtype)
     x = torch.randn(b, length, d, device=device).to(dtype)
@@ -169,6 +183,14 @@ def test_selective_scan_gpu_length_major_and_chunked():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rms_norm_gpu(dtype):
+    from lrgen.ops.triton_norm import rms_norm_triton
+
+    check_rms_norm(rms_norm_triton, 2, 3001, 256, dtype, "cuda", TOL[dtype])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("shape", [(2, 1001, 96), (1, 20003, 40)])
 def test_linear_scan_gpu(dtype, shape):
     from lrgen.ops.triton_lru import linear_scan_triton
@@ -212,12 +234,13 @@ def interpreted():
         pytest.skip("a GPU is present: the compiled kernels are tested instead")
     if os.environ.get("TRITON_INTERPRET") != "1":
         pytest.skip("runs in its own process (test_kernels_under_the_interpreter)")
-    scan, lru, conv = [importlib.import_module(name) for name in KERNEL_MODULES]
+    scan, lru, conv, norm = [importlib.import_module(name) for name in KERNEL_MODULES]
     scan.TILE_ELEMENTS = {"backward": 128}
     scan.PASS_CHUNKS, scan.PASS_ELEMENTS = 4, 64
     lru.BD, lru.T = 16, 8
     conv.BLOCK = {"length_major": (8, 8), "channels_first": (4, 16)}
-    return scan, lru, conv
+    norm.ROWS = 4
+    return scan, lru, conv, norm
 
 
 def test_kernels_under_the_interpreter():
@@ -232,7 +255,7 @@ def test_kernels_under_the_interpreter():
         env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert "3 passed" in proc.stdout, proc.stdout[-2000:]
+    assert "4 passed" in proc.stdout, proc.stdout[-2000:]
 
 
 def test_selective_scan_interpreted(interpreted):
@@ -247,6 +270,10 @@ def test_selective_scan_interpreted(interpreted):
 
 def test_linear_scan_interpreted(interpreted):
     check_linear_scan(interpreted[1].linear_scan_triton, 2, 27, 20, torch.float32, "cpu", 1e-5)
+
+
+def test_rms_norm_interpreted(interpreted):
+    check_rms_norm(interpreted[3].rms_norm_triton, 2, 9, 12, torch.float32, "cpu", 1e-5)
 
 
 def test_causal_conv1d_interpreted(interpreted):

@@ -277,7 +277,7 @@ def _norm(norm: nn.Module, x: Tensor, dtype: torch.dtype, flip_channels: bool = 
 
     def apply(part: Tensor) -> Tensor:
         if isinstance(norm, RMSNorm):
-            return rms_norm(part, weight, norm.eps).to(dtype)
+            return rms_norm(part, weight, norm.eps, dtype)
         return F.layer_norm(part, part.shape[-1:], weight, bias, norm.eps).to(dtype)
 
     if torch.is_grad_enabled() or x.shape[1] <= NORM_CHUNK:
@@ -384,6 +384,7 @@ class Caduceus(LanguageModel):
         hidden, residual = backbone.embeddings["word_embeddings"](input_ids), None
         for i, layer in enumerate(backbone.layers):
             residual = _add_residual(residual, hidden, config.residual_in_fp32)
+            del hidden  # the block's output is the next hidden: never hold two
             # the fused blocks swap the halves at every block: in layer 0's order the stored layout is swapped
             hidden = layer(residual, runner, f"layers.{i}", swapped=swap and i % 2 == 0)
         s = _add_residual(residual, hidden, config.residual_in_fp32)

@@ -5,11 +5,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from lrgen.ops.backend import select_backend
 
-def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
-    """``x / rms(x) * weight`` computed in float32, returned in float32."""
+
+def rms_norm(x: Tensor, weight: Tensor, eps: float, dtype: torch.dtype | None = None) -> Tensor:
+    """``x / rms(x) * weight`` computed in float32, returned in ``dtype`` (default x's). Outside autograd on a GPU
+    with the Triton backend, one fused kernel (:mod:`lrgen.ops.triton_norm`); else PyTorch ops."""
+    dtype = dtype or x.dtype
+    if x.dim() == 3 and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):
+        if select_backend(x.device, ("reference", "triton")) == "triton":
+            from lrgen.ops.triton_norm import rms_norm_triton
+
+            return rms_norm_triton(x, weight, eps, dtype)
     xf = x.float()
-    return xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps) * weight.float()
+    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps) * weight.float()).to(dtype)
 
 
 class RMSNorm(nn.Module):
@@ -21,4 +30,4 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        return rms_norm(x, self.weight, self.eps).to(x.dtype)
+        return rms_norm(x, self.weight, self.eps)
