@@ -307,8 +307,10 @@ class RCEmbedding(nn.Module):
         self.embedding = nn.Embedding(vocab, d_model)
 
     def forward(self, input_ids: Tensor) -> Tensor:
-        rc_ids = self.complement_map[input_ids].flip(-1)
-        return torch.cat([self.embedding(input_ids), self.embedding(rc_ids).flip(-2, -1)], dim=-1)
+        # flip_LC(E(rc(x))) at position l is E(complement(x_l)) with channels flipped: one lookup in a
+        # (vocab, 2·d_model) table gives both halves without whole-sequence temporaries
+        weight = self.embedding.weight
+        return F.embedding(input_ids, torch.cat([weight, weight[self.complement_map].flip(1)], dim=1))
 
 
 class RCLMHead(nn.Module):

@@ -32,8 +32,8 @@ BLOCK_D = {"length_major": 64, "channels_first": 32}
 TILE_ELEMENTS = {"backward": 2048}
 NUM_WARPS = {"forward": 1, "backward": 4}
 MIN_T = {"backward": 16}  # the backward keeps one state per tile: long tiles keep that small
-PROGRAMS_PER_SM = 32  # the forward splits the sequence into chunks until it has this many programs per SM
-UNROLL = 4  # positions of the forward kernel whose loads are issued together
+PROGRAMS_PER_SM = 64  # the forward splits the sequence into chunks until it has this many programs per SM
+UNROLL = 2  # positions of the forward kernel whose loads are issued together
 PASS_CHUNKS, PASS_ELEMENTS = 32, 2048  # chunks combined at once by the state pass, and its block size
 
 
