@@ -78,7 +78,7 @@ def test_conjoining_ps_changes_nothing_in_logits():
 def chunked_runner(chunk: int, keys: list[str]):
     """A runner that cuts each direction into chunks of ``chunk`` positions and carries the state."""
 
-    def run(fn, x, *, reverse, key):
+    def run(fn, x, *, reverse, key, out=None):
         keys.append(key)
         xs = x.flip(1) if reverse else x
         state, outs = None, []
@@ -86,7 +86,8 @@ def chunked_runner(chunk: int, keys: list[str]):
             y, state = fn(xs[:, start : start + chunk], state)
             outs.append(y)
         y = torch.cat(outs, 1)
-        return y.flip(1) if reverse else y
+        y = y.flip(1) if reverse else y
+        return y if out is None else out.add_(y)
 
     return run
 

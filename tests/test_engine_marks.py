@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lrgen.engine import PassRouter, restream_span, stream
+from lrgen.engine import ChunkRunner, PassRouter, StateRecord, restream_span, stream
 from lrgen.engine.chunks import chunk_marks, map_state, scan_chunks
 from lrgen.engine.stream import _run
 from lrgen.errors import LrgenError
@@ -22,7 +22,7 @@ class SplitRecorder:
         self.chunk_size, self.every, self.phase = chunk_size, every, phase
         self.states: dict[str, dict[int, object]] = {}
 
-    def __call__(self, fn, x, *, reverse: bool, key: str):
+    def __call__(self, fn, x, *, reverse: bool, key: str, out=None):
         length = x.shape[1]
         bounds = sorted(set(range(0, length, self.chunk_size)) | set(range(self.phase, length, self.every))
                         | {length})
@@ -37,7 +37,7 @@ class SplitRecorder:
                 slot[position] = map_state(state, lambda t: t.clone())
             return yc, state
 
-        return scan_chunks(whole_chunks, x, bounds, reverse=reverse)
+        return scan_chunks(whole_chunks, x, bounds, reverse=reverse, out=out)
 
 
 def assert_same_states(new: dict, old: dict) -> None:
@@ -99,3 +99,25 @@ def test_a_scan_that_returns_too_few_marked_states_is_an_error():
 
     with pytest.raises(LrgenError, match="scan-runner contract"):
         scan_chunks(forgetful, torch.ones(1, 10, 1), [0, 10], reverse=False, grid=(4, 0))
+
+
+def test_recording_does_not_cut_chunks():
+    """A running sum through the runner: the same chunks with and without a record, and the recorded states are the
+    sums of [0, p) going forward and of [p, L) in reverse."""
+    x = torch.arange(1.0, 11.0).view(1, 10, 1)
+    calls: list[int] = []
+
+    def running_sum(chunk, state, marks=None):
+        calls.append(chunk.shape[1])
+        y = chunk.cumsum(1) + (0 if state is None else state)
+        if marks is None:
+            return y, y[:, -1:]
+        return y, y[:, -1:], [y[:, p - 1 : p] for p in range(marks[0], chunk.shape[1] + 1, marks[1])]
+
+    record = StateRecord(3, torch.zeros(1, 10, dtype=torch.long), "logits")
+    forward = ChunkRunner(4, record=record)(running_sum, x, reverse=False, key="fwd")
+    backward = ChunkRunner(4, record=record)(running_sum, x, reverse=True, key="rev")
+    assert calls == [4, 4, 2, 2, 4, 4]
+    assert torch.equal(forward, x.cumsum(1)) and torch.equal(backward, x.flip(1).cumsum(1).flip(1))
+    assert {p: s.item() for p, s in record.states["fwd"].items()} == {3: 6.0, 6: 21.0, 9: 45.0}
+    assert {p: s.item() for p, s in record.states["rev"].items()} == {3: 49.0, 6: 34.0, 9: 10.0}

@@ -85,8 +85,10 @@ def scan_chunks(
     on_marks: MarkHook | None = None,
     compute_device: torch.device | None = None,
     out_device: torch.device | None = None,
+    out: Tensor | None = None,
 ) -> Tensor:
-    """Run ``fn`` over ``x`` (B, L, D) chunk by chunk, carrying ``state``; return ``y`` (B, L, D_out) in sequence order.
+    """Run ``fn`` over ``x`` (B, L, D) chunk by chunk, carrying ``state``; return ``y`` (B, L, D_out) in sequence order
+    (added into ``out`` when given, which is returned).
 
     Forward walks ``bounds`` left to right; reverse walks them right to left and hands ``fn`` each chunk flipped.
     With ``grid=(every, phase)`` each chunk is asked (``marks``) for the states at the positions ``p ≡ phase
@@ -99,7 +101,7 @@ def scan_chunks(
     spans = list(zip(bounds[:-1], bounds[1:]))
     if reverse:
         spans.reverse()
-    y: Tensor | None = None
+    y = out
     for start, end in spans:
         xc = x[:, start:end].to(compute_device, non_blocking=True)
         if reverse:
@@ -116,6 +118,9 @@ def scan_chunks(
                 on_marks(positions, marked)
         if reverse:
             yc = yc.flip(1)
+        if out is not None:
+            out[:, start:end].add_(yc.to(out.device))
+            continue
         if y is None:
             y = torch.empty((x.shape[0], x.shape[1], *yc.shape[2:]), dtype=yc.dtype, device=out_device)
         y[:, start:end].copy_(yc, non_blocking=True)

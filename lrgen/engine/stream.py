@@ -45,7 +45,7 @@ class ChunkRunner:
         self.compute_device = compute_device
         self.out_device = out_device
 
-    def __call__(self, fn: ScanFn, x: Tensor, *, reverse: bool, key: str) -> Tensor:
+    def __call__(self, fn: ScanFn, x: Tensor, *, reverse: bool, key: str, out: Tensor | None = None) -> Tensor:
         record = self.record
         device = self.compute_device or x.device
         return scan_chunks(
@@ -58,6 +58,7 @@ class ChunkRunner:
             on_marks=record.hook(key, reverse) if record is not None else None,
             compute_device=self.compute_device,
             out_device=self.out_device,
+            out=out,
         )
 
 
@@ -69,13 +70,13 @@ class PassRouter:
         self.runners = runners
         self.uses: Counter[str] = Counter()
 
-    def __call__(self, fn: ScanFn, x: Tensor, *, reverse: bool, key: str) -> Tensor:
+    def __call__(self, fn: ScanFn, x: Tensor, *, reverse: bool, key: str, out: Tensor | None = None) -> Tensor:
         n = self.uses[key]
         if n >= len(self.runners):
             raise LrgenError(f"scan key {key!r} used {n + 1} times in {len(self.runners)} pass(es): the model breaks "
                              "the scan-runner contract (one key per scan and pass)")
         self.uses[key] += 1
-        return self.runners[n](fn, x, reverse=reverse, key=key)
+        return self.runners[n](fn, x, reverse=reverse, key=key, out=out)
 
 
 def _check_model(model) -> None:

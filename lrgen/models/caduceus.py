@@ -193,15 +193,20 @@ class BiMamba(nn.Module):
             self.mamba_rev.out_proj.bias = self.mamba_fwd.out_proj.bias
 
     def forward(self, x: Tensor, runner: ScanRunner, key: str, rc: bool = False,
-                prenorm: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+                prenorm: Callable[[Tensor], Tensor] | None = None, out: Tensor | None = None) -> Tensor:
         """``rc=True`` computes ``flip_LC(BiMamba(flip_LC(x)))`` for the RC half: the directions swap their
         walking order and the channels are flipped through the weights. ``prenorm`` (position-wise) is applied
-        to each chunk inside the scans, so its output never exists for the whole sequence."""
+        to each chunk inside the scans, so its output never exists for the whole sequence. ``out`` (strategy
+        ``add``, outside autograd): both directions are added into it."""
         scans = [m.scan for m in (self.mamba_fwd, self.mamba_rev) if m is not None]
         if rc:
             scans = [partial(scan, flip_channels=True) for scan in scans]
         if prenorm is not None:
             scans = [_after(prenorm, scan) for scan in scans]
+        if out is not None:
+            for scan, reverse, name in zip(scans, (rc, not rc), ("mamba_fwd", "mamba_rev")):
+                runner(scan, x, reverse=reverse, key=f"{key}.{name}", out=out)
+            return out
         out = runner(scans[0], x, reverse=rc, key=f"{key}.mamba_fwd")
         if len(scans) == 1:
             return out
@@ -252,14 +257,22 @@ class CaduceusBlock(nn.Module):
     def forward(self, s: Tensor, runner: ScanRunner, key: str, swapped: bool = False) -> Tensor:
         norm = self.norm.submodule if isinstance(self.norm, Wrapper) else self.norm
         dtype = torch.get_autocast_dtype(s.device.type) if torch.is_autocast_enabled(s.device.type) else s.dtype
+        bimamba = self.mixer.submodule if self.rcps else self.mixer
+        # outside autograd both directions (and both halves) add into one output buffer
+        out = None
+        if not torch.is_grad_enabled() and bimamba.strategy == "add":
+            out = torch.zeros(s.shape, dtype=dtype, device=s.device)
         if not self.rcps:
-            return self.mixer(s, runner, key, prenorm=partial(_norm, norm, dtype=dtype))
-        bimamba = self.mixer.submodule
+            return bimamba(s, runner, key, prenorm=partial(_norm, norm, dtype=dtype), out=out)
         first, second = s.chunk(2, dim=-1)
         fwd, rc = (second, first) if swapped else (first, second)
-        out_fwd = bimamba(fwd, runner, key, prenorm=partial(_norm, norm, dtype=dtype))
+        out_first, out_second = (None, None) if out is None else out.chunk(2, dim=-1)
+        out_fwd, out_rc = (out_second, out_first) if swapped else (out_first, out_second)
+        out_fwd = bimamba(fwd, runner, key, prenorm=partial(_norm, norm, dtype=dtype), out=out_fwd)
         rc_norm = partial(_norm, norm, dtype=dtype, flip_channels=True)
-        out_rc = bimamba(rc, runner, f"{key}.rc", rc=True, prenorm=rc_norm)
+        out_rc = bimamba(rc, runner, f"{key}.rc", rc=True, prenorm=rc_norm, out=out_rc)
+        if out is not None:
+            return out
         return torch.cat([out_rc, out_fwd] if swapped else [out_fwd, out_rc], dim=-1)
 
 

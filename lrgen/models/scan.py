@@ -5,7 +5,8 @@ Every sequence mixer of a streamable model runs each of its directions through a
     y = runner(fn, x, reverse=False, key="layers.3.fwd")
 
 ``x`` is the direction's whole input ``(B, L, D_in)`` in sequence order; ``y`` is ``(B, L, D_out)`` in sequence
-order. ``fn(x_chunk, state, marks=None)`` processes one chunk ``(B, T, D_in)`` *in scan order* starting from
+order. With ``out=`` (a ``(B, L, D_out)`` tensor, used outside autograd) the output is added into ``out`` chunk by
+chunk and ``out`` is returned, so two directions can sum into one buffer without a whole-sequence temporary. ``fn(x_chunk, state, marks=None)`` processes one chunk ``(B, T, D_in)`` *in scan order* starting from
 ``state`` (``None`` is the zero state) and returns ``(y_chunk, state)``: the chunk's output and the state after its
 last position. With ``marks=(first, every)`` (ints, ``first ≥ 1``, ``every ≥ 1``) it returns
 ``(y_chunk, state, marked)``, where ``marked`` is a list with one state (same structure as ``state``) for each
@@ -33,11 +34,10 @@ ScanFn = Callable[..., "tuple[Tensor, State] | tuple[Tensor, State, list[State]]
 
 
 class ScanRunner(Protocol):
-    def __call__(self, fn: ScanFn, x: Tensor, *, reverse: bool, key: str) -> Tensor: ...
+    def __call__(self, fn: ScanFn, x: Tensor, *, reverse: bool, key: str, out: Tensor | None = None) -> Tensor: ...
 
 
-def run_whole(fn: ScanFn, x: Tensor, *, reverse: bool, key: str) -> Tensor:
+def run_whole(fn: ScanFn, x: Tensor, *, reverse: bool, key: str, out: Tensor | None = None) -> Tensor:
     """Run one scan direction over the whole sequence from the zero state."""
-    if reverse:
-        return fn(x.flip(1), None)[0].flip(1)
-    return fn(x, None)[0]
+    y = fn(x.flip(1), None)[0].flip(1) if reverse else fn(x, None)[0]
+    return y if out is None else out.add_(y)
