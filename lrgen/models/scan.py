@@ -6,9 +6,10 @@ Every sequence mixer of a streamable model runs each of its directions through a
 
 ``x`` is the direction's whole input ``(B, L, D_in)`` in sequence order; ``y`` is ``(B, L, D_out)`` in sequence
 order. With ``out=`` (a ``(B, L, D_out)`` tensor, used outside autograd) the output is added into ``out`` chunk by
-chunk and ``out`` is returned, so two directions can sum into one buffer without a whole-sequence temporary. ``fn(x_chunk, state, marks=None)`` processes one chunk ``(B, T, D_in)`` *in scan order* starting from
-``state`` (``None`` is the zero state) and returns ``(y_chunk, state)``: the chunk's output and the state after its
-last position. With ``marks=(first, every)`` (ints, ``first ≥ 1``, ``every ≥ 1``) it returns
+chunk and ``out`` is returned, so two directions can sum into one buffer without a whole-sequence temporary.
+``fn(x_chunk, state, marks=None)`` processes one chunk ``(B, T, D_in)`` *in scan order* starting from ``state``
+(``None`` is the zero state) and returns ``(y_chunk, state)``: the chunk's output and the state after its last
+position. With ``marks=(first, every)`` (ints, ``first ≥ 1``, ``every ≥ 1``) it returns
 ``(y_chunk, state, marked)``, where ``marked`` is a list with one state (same structure as ``state``) for each
 count p = first, first + every, … ≤ T, in that order: the state after the chunk's first p positions in scan order
 (the list is empty when first > T). ``y_chunk`` and ``state`` equal those of the call without marks (to float
