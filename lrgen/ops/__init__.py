@@ -64,7 +64,7 @@ def conv_states(x: Tensor, state: Tensor | None, width: int, marks: Marks) -> Te
     if state is None:
         state = x.new_zeros(batch, dim, width - 1, dtype=torch.float32)
     counts = mark_counts(marks, length)
-    counts = torch.arange(counts.start, counts.stop, counts.step, device=x.device)
+    counts = counts.start + counts.step * torch.arange(len(counts), device=x.device)
     pos = counts[:, None] + torch.arange(1 - width, 0, device=x.device)  # (m, w-1): positions p-w+1 … p-1
     from_x = x[:, :, pos.clamp(min=0)].float()  # (b, d, m, w-1)
     from_state = state.float()[:, :, (pos + width - 1).clamp(max=width - 2)]  # positions < 0 are in the state
