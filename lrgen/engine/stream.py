@@ -26,8 +26,8 @@ class ChunkRunner:
     """Scan runner (see :mod:`lrgen.models.scan`) that cuts each direction into chunks and carries the state.
 
     ``record`` stores states at its boundaries (asked of the chunks as marks, so recording does not cut chunks);
-    ``initial(key, reverse, batch, device)`` gives each scan's start
-    state (zero when omitted). ``compute_device``/``out_device`` move chunks in and results out (offloading).
+    ``initial(key, reverse, batch, device)`` gives each scan's start state (zero when omitted).
+    ``compute_device``/``out_device`` move chunks in and results out (offloading).
     """
 
     def __init__(

@@ -308,9 +308,9 @@ def score_vcf(
     return summary
 
 
-def _run(reader, genome, model, finetuned, partial: PartialRun, summary: Summary, console, shard: Shard, *, scores, values, context, exact,
-         recompute_span, embedding_span, on_ref_mismatch, batch_size, chunk_size, regions, source, total,
-         dtype) -> None:
+def _run(reader, genome, model, finetuned, partial: PartialRun, summary: Summary, console, shard: Shard, *, scores,
+         values, context, exact, recompute_span, embedding_span, on_ref_mismatch, batch_size, chunk_size, regions,
+         source, total, dtype) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
@@ -391,7 +391,8 @@ def print_summary(summary: Summary, console) -> None:
     scored = summary.outcomes.get("scored", 0)
     console.print(f"[bold]{summary.output}[/]: {summary.records:,} records, {summary.alleles:,} ALT alleles, "
                   f"{scored:,} scored in {summary.windows:,} windows "
-                  f"({summary.rate:,.1f} variants/s over {summary.seconds:,.1f} s{', resumed' if summary.resumed else ''})")
+                  f"({summary.rate:,.1f} variants/s over {summary.seconds:,.1f} s"
+                  f"{', resumed' if summary.resumed else ''})")
     for reason, n in sorted(summary.outcomes.items()):
         if reason != "scored":
             console.print(f"  skipped {n:,}: {reason} — {SKIP_REASONS[reason]}")
