@@ -279,10 +279,12 @@ class CaduceusBlock(nn.Module):
 NORM_CHUNK = 65536  # positions normalised at once outside autograd: bounds the float32 temporaries
 
 
-def _norm(norm: nn.Module, x: Tensor, dtype: torch.dtype, flip_channels: bool = False) -> Tensor:
+def _norm(norm: nn.Module, x: Tensor, dtype: torch.dtype, flip_channels: bool = False,
+          out: Tensor | None = None) -> Tensor:
     """``norm(x)`` in ``dtype``; ``flip_channels`` gives ``flip_C(norm(flip_C(x)))`` (the norm's weights flipped).
 
-    Outside autograd long inputs are normalised :data:`NORM_CHUNK` positions at a time into one output.
+    Outside autograd long inputs are normalised :data:`NORM_CHUNK` positions at a time into one output (``out``
+    when given, of x's shape and ``dtype``).
     """
     weight = norm.weight.flip(0) if flip_channels else norm.weight
     bias = getattr(norm, "bias", None)
@@ -293,9 +295,10 @@ def _norm(norm: nn.Module, x: Tensor, dtype: torch.dtype, flip_channels: bool = 
             return rms_norm(part, weight, norm.eps, dtype)
         return F.layer_norm(part, part.shape[-1:], weight, bias, norm.eps).to(dtype)
 
-    if torch.is_grad_enabled() or x.shape[1] <= NORM_CHUNK:
+    if out is None and (torch.is_grad_enabled() or x.shape[1] <= NORM_CHUNK):
         return apply(x)
-    out = torch.empty(x.shape, dtype=dtype, device=x.device)
+    if out is None:
+        out = torch.empty(x.shape, dtype=dtype, device=x.device)
     for start in range(0, x.shape[1], NORM_CHUNK):
         out[:, start : start + NORM_CHUNK] = apply(x[:, start : start + NORM_CHUNK])
     return out
@@ -404,11 +407,18 @@ class Caduceus(LanguageModel):
             hidden = layer(residual, runner, f"layers.{i}", swapped=swap and i % 2 == 0)
         s = _add_residual(residual, hidden, config.residual_in_fp32)
         norm = backbone.norm_f.submodule if isinstance(backbone.norm_f, Wrapper) else backbone.norm_f
+        # outside autograd the last block's output buffer, now added into s, receives the normalised result
+        out = hidden if not torch.is_grad_enabled() and hidden is not s else None
         if not config.rcps:
-            return _norm(norm, s, hidden.dtype)
+            return _norm(norm, s, hidden.dtype, out=out)
         first, second = s.chunk(2, dim=-1)
         fwd, rc = (second, first) if swap and (config.n_layer - 1) % 2 == 0 else (first, second)
-        return torch.cat([_norm(norm, fwd, hidden.dtype), _norm(norm, rc, hidden.dtype, flip_channels=True)], -1)
+        if out is None:
+            return torch.cat([_norm(norm, fwd, hidden.dtype), _norm(norm, rc, hidden.dtype, flip_channels=True)], -1)
+        out_fwd, out_rc = out.chunk(2, dim=-1)
+        _norm(norm, fwd, hidden.dtype, out=out_fwd)
+        _norm(norm, rc, hidden.dtype, flip_channels=True, out=out_rc)
+        return out
 
     def forward(self, input_ids: Tensor, runner: ScanRunner = run_whole) -> Tensor:
         return self.lm_head(self.embed(input_ids, runner)).float()[..., :VOCAB_SIZE]
