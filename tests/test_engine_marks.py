@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -40,7 +42,7 @@ class SplitRecorder:
         return scan_chunks(whole_chunks, x, bounds, reverse=reverse, out=out)
 
 
-def assert_same_states(new: dict, old: dict) -> None:
+def assert_same_states(new: dict, old: dict, tol: float = TOL) -> None:
     assert new.keys() == old.keys()
     for key in old:
         assert sorted(new[key]) == sorted(old[key]), key
@@ -50,7 +52,7 @@ def assert_same_states(new: dict, old: dict) -> None:
             map_state(state, lambda t: flat_old.append(t) or t)
             for a, b in zip(flat_new, flat_old, strict=True):
                 assert a.shape == b.shape and a.dtype == b.dtype == torch.float32
-                assert (a - b).abs().max().item() <= TOL, (key, p)
+                assert (a - b).abs().max().item() <= tol, (key, p)
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -121,3 +123,17 @@ def test_recording_does_not_cut_chunks():
     assert torch.equal(forward, x.cumsum(1)) and torch.equal(backward, x.flip(1).cumsum(1).flip(1))
     assert {p: s.item() for p, s in record.states["fwd"].items()} == {3: 6.0, 6: 21.0, 9: 45.0}
     assert {p: s.item() for p, s in record.states["rev"].items()} == {3: 49.0, 6: 34.0, 9: 10.0}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", PRESETS)
+def test_marked_record_equals_chunk_split_record_on_gpu(name):
+    """The GPU kernels' marks (Triton selective scan, conv states on the device) against chunk-end states."""
+    model = copy.deepcopy(tiny(name)).cuda()
+    ids = dna(2, seed=13).cuda()
+    out, record = stream(model, ids, chunk_size=64, record_every=12, conjoin=True)
+    old = [SplitRecorder(64, 12, 0), SplitRecorder(64, 12, LENGTH % 12)]
+    expected = _run(model, ids, PassRouter(old), "logits", True, None, False)
+    assert (out - expected).abs().max().item() <= 1e-4
+    assert_same_states(record.states, old[0].states, tol=1e-4)
+    assert_same_states(record.rc.states, old[1].states, tol=1e-4)
