@@ -20,6 +20,8 @@ channels in the program; dA, dD, dbias as per-tile partial sums). ``reverse=True
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -35,6 +37,17 @@ MIN_T = {"backward": 16}  # the backward keeps one state per tile: long tiles ke
 PROGRAMS_PER_SM = 64  # the forward splits the sequence into chunks until it has this many programs per SM
 UNROLL = 2  # positions of the forward kernel whose loads are issued together
 PASS_CHUNKS, PASS_ELEMENTS = 32, 2048  # chunks combined at once by the state pass, and its block size
+FAST_EXP = True  # the forward's decay exponentials as single ex2.approx.ftz instructions
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # the interpreter has no inline PTX
+
+
+@triton.jit
+def _exp2(x, FAST: tl.constexpr):
+    """2**x; FAST: one ``ex2.approx.ftz.f32`` instruction (relative error ≤ 2^-22; not under the interpreter)."""
+    if FAST:
+        return tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=f,f", [x], dtype=tl.float32, is_pure=True,
+                                         pack=1)
+    return tl.exp2(x)
 
 
 @triton.jit
@@ -197,7 +210,7 @@ def _fwd_kernel(
     s_ub, s_ud, s_ul, s_db, s_dd, s_dl, s_Bb, s_Bn, s_Bl, s_Cb, s_Cn, s_Cl, s_zb, s_zd, s_zl, s_yb, s_yd, s_yl,
     BD: tl.constexpr, BN: tl.constexpr, U: tl.constexpr, HAS_HIN: tl.constexpr, STATE_ONLY: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, REVERSE: tl.constexpr,
-    HAS_MARKS: tl.constexpr,
+    HAS_MARKS: tl.constexpr, FAST_EXP: tl.constexpr,
 ):
     """One chunk of CL positions (a multiple of U) for BD channels, position by position with the (BN, BD) state
     in registers: the state index is the tile's slow axis, so each thread holds whole columns (every state of its
@@ -238,7 +251,7 @@ def _fwd_kernel(
             dt = tl.where(md, dt, 0.0)
             uu = tl.load(u_b + offs_d * s_ud + p * s_ul, mask=md, other=0.0).to(tl.float32)
             Bt = tl.load(B_b + offs_n * s_Bn + p * s_Bl, mask=mn, other=0.0).to(tl.float32)
-            h = tl.exp2(A2 * dt[None, :]) * h + Bt[:, None] * (dt * uu)[None, :]
+            h = _exp2(A2 * dt[None, :], FAST_EXP) * h + Bt[:, None] * (dt * uu)[None, :]
             if STATE_ONLY:
                 sdt += dt
             else:
@@ -459,7 +472,8 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, mark
     args = (length, d, n, ndb, chunk_len)
     strides = (*_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(y))
     flags = dict(BD=bd, BN=bn, U=UNROLL, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, HAS_D=D is not None,
-                 HAS_Z=z is not None, REVERSE=reverse, num_warps=NUM_WARPS["forward"])
+                 HAS_Z=z is not None, REVERSE=reverse, FAST_EXP=FAST_EXP and not INTERPRETED,
+                 num_warps=NUM_WARPS["forward"])
     if nc > 1:
         hin = torch.empty(batch, nc, d, n, device=u.device, dtype=torch.float32)
         sdt = torch.empty(batch, nc, d, device=u.device, dtype=torch.float32)
