@@ -118,7 +118,7 @@ def embed_regions(
     genome: str | os.PathLike,
     output: str | os.PathLike,
     context: int | None = None,
-    chunk_size: int = 4096,
+    chunk_size: int | None = None,
     pool: str = "mean",
     conjoin: bool = False,
     device: str = "auto",
@@ -135,7 +135,7 @@ def embed_regions(
     """
     from lrgen import load_model
     from lrgen.engine import stream
-    from lrgen.engine.chunks import check_positive
+    from lrgen.engine.chunks import check_positive, default_chunk_size
     from lrgen.io.bed import read_bed
     from lrgen.io.genome import Genome
     from lrgen.tokenizer import encode_batch
@@ -148,7 +148,6 @@ def embed_regions(
         raise LrgenError(f"output folder {output.parent} does not exist")
     if pool not in POOLS:
         raise LrgenError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
-    check_positive("chunk_size", chunk_size)
     check_positive("batch_size", batch_size)
     if context is not None:
         check_positive("context", context)
@@ -163,6 +162,7 @@ def embed_regions(
         for key, r in zip(region_keys(regions), regions)
     ]
     net = (load_model(model) if isinstance(model, (str, os.PathLike)) else model).to(torch_device).eval()
+    chunk_size = check_positive("chunk_size", default_chunk_size(torch_device) if chunk_size is None else chunk_size)
     model_name = str(model) if isinstance(model, (str, os.PathLike)) else net.family
     if getattr(net, "tokenizer_kind", "char") != "char":
         raise LrgenError(f"model {model_name}: embed needs a single-nucleotide model (caduceus or hawk)")

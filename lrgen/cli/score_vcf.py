@@ -29,7 +29,7 @@ def score_vcf_command(
     on_ref_mismatch: str = typer.Option("skip", "--on-ref-mismatch", help="error, skip or score."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Passes per batch (16; 1 with --exact)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    chunk_size: Optional[str] = typer.Option(None, "--chunk-size", help="Positions per scan chunk (65536)."),
+    chunk_size: Optional[str] = typer.Option(None, "--chunk-size", help="Positions per scan chunk [65536 on a GPU, 4096 on a CPU]."),
     dtype: str = typer.Option("float32", "--dtype", help="float32, or bfloat16/float16 autocast on GPU."),
 ) -> None:
     """Score every variant of a VCF with a DNA language model and megabase context (docs/score-vcf.md)."""

@@ -13,6 +13,13 @@ from lrgen.models.scan import Marks, ScanFn, State
 MarkHook = Callable[[list[int], list[State]], None]
 
 
+def default_chunk_size(device: torch.device | str) -> int:
+    """Positions per chunk when none is given: 65,536 on a GPU, where every chunk costs a fixed kernel-launch
+    overhead per scan (docs/benchmarks.md), and 4,096 on a CPU, where long chunks allocate fresh memory on every
+    call (docs/score-vcf.md)."""
+    return 65536 if torch.device(device).type == "cuda" else 4096
+
+
 def check_positive(name: str, value: int) -> int:
     """``value`` as an int ≥ 1, or an LrgenError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from lrgen.engine.chunks import check_positive, chunk_bounds, scan_chunks
+from lrgen.engine.chunks import check_positive, chunk_bounds, default_chunk_size, scan_chunks
 from lrgen.engine.offload import HostActivations
 from lrgen.engine.record import StateRecord
 from lrgen.errors import LrgenError
@@ -115,7 +115,7 @@ def _run(
 def stream(
     model,
     input_ids: Tensor,
-    chunk_size: int = 4096,
+    chunk_size: int | None = None,
     output: str = "logits",
     conjoin: bool = False,
     offload: bool = False,
@@ -124,7 +124,8 @@ def stream(
 ) -> Tensor | tuple[Tensor, StateRecord]:
     """Evaluate ``model`` on ``input_ids`` (B, L) chunk by chunk; equal to ``model(ids)`` / ``model.embed(ids)``.
 
-    Each scan direction of each layer runs over chunks of ``chunk_size`` positions carrying its state, so peak
+    Each scan direction of each layer runs over chunks of ``chunk_size`` positions (default
+    :func:`~lrgen.engine.chunks.default_chunk_size` of the model's device) carrying its state, so peak
     memory is one layer's activations for the whole sequence plus one chunk's working set. ``output`` is
     ``"logits"`` (B, L, V) or ``"hidden"`` (B, L, H). ``conjoin`` averages with the reverse-complement pass
     (:func:`lrgen.models.conjoin.conjoin`). ``dtype`` (e.g. ``torch.bfloat16``) runs under autocast; kernels keep
@@ -135,7 +136,7 @@ def stream(
     """
     _check_model(model)
     input_ids = _check_ids(input_ids)
-    check_positive("chunk_size", chunk_size)
+    chunk_size = check_positive("chunk_size", default_chunk_size(model.device) if chunk_size is None else chunk_size)
     records: list[StateRecord] = []
     if record_every is not None:
         every = check_positive("record_every", record_every)
@@ -167,7 +168,7 @@ def restream_span(
     record: StateRecord,
     input_ids: Tensor,
     span: tuple[int, int],
-    chunk_size: int = 4096,
+    chunk_size: int | None = None,
     output: str | None = None,
     dtype: torch.dtype | None = None,
 ) -> Tensor:
@@ -184,7 +185,7 @@ def restream_span(
     """
     _check_model(model)
     input_ids = _check_ids(input_ids)
-    check_positive("chunk_size", chunk_size)
+    chunk_size = check_positive("chunk_size", default_chunk_size(model.device) if chunk_size is None else chunk_size)
     start, end = span
     first, last = record.window(start, end)
     n, length = input_ids.shape[0], record.length

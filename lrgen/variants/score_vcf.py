@@ -22,7 +22,6 @@ from lrgen.variants.windows import Window, group_windows
 DEFAULT_RECOMPUTE_SPAN = 8192  # bp; chosen by measurement (docs/score-vcf.md)
 DEFAULT_EMBEDDING_SPAN = 1536  # bp around the allele, as GLRB's variant tasks
 DEFAULT_BATCH_SIZE = 16  # edited passes per batch in local mode (exact mode defaults to 1)
-DEFAULT_CHUNK_SIZE = 65536  # positions per streamed scan chunk: few chunks, so few kernel calls (docs/score-vcf.md)
 MIN_CONTEXT = 64
 
 
@@ -214,11 +213,13 @@ def score_vcf(
     are recomputed from the reference pass's recorded states. ``out`` (``.vcf`` or ``.vcf.gz``) and ``tsv`` are
     written atomically; ``resume`` continues an interrupted run with the same inputs and options. ``dtype``
     (``bfloat16`` or ``float16``) runs the model under autocast (scan states stay float32). ``batch_size`` and
-    ``chunk_size`` default to ``DEFAULT_BATCH_SIZE`` (1 with ``exact``) and ``DEFAULT_CHUNK_SIZE``.
+    ``chunk_size`` default to ``DEFAULT_BATCH_SIZE`` (1 with ``exact``) and the engine's
+    :func:`~lrgen.engine.chunks.default_chunk_size` for the model's device.
     """
     import torch
     from rich.console import Console
 
+    from lrgen.engine.chunks import check_positive, default_chunk_size
     from lrgen.io.genome import Genome
     from lrgen.io.vcf import open_vcf
     from lrgen.variants.writer import check_output_name
@@ -227,7 +228,7 @@ def score_vcf(
     context = parse_size(context)
     recompute_span = parse_size(recompute_span)
     embedding_span = parse_size(embedding_span)
-    chunk_size = parse_size(chunk_size if chunk_size is not None else DEFAULT_CHUNK_SIZE)
+    chunk_size = None if chunk_size is None else parse_size(chunk_size)
     _check_options(scores, context, recompute_span, embedding_span, on_ref_mismatch, exact)
     batch_size = batch_size or (1 if exact else DEFAULT_BATCH_SIZE)
     if dtype not in (None, "float32", "bfloat16", "float16"):
@@ -250,6 +251,7 @@ def score_vcf(
     if device is None and shard.sharded and torch.cuda.is_available():
         device = f"cuda:{shard.local_rank}"
     loaded, finetuned = _load(model, device, scores)
+    chunk_size = check_positive("chunk_size", default_chunk_size(loaded.device) if chunk_size is None else chunk_size)
     if finetuned is not None and "head" in scores and not exact and recompute_span < finetuned.task.pool_bp:
         raise LrgenError(f"--recompute-span {recompute_span} is shorter than the head's pooled region "
                          f"({finetuned.task.pool_bp} bp): raise it or use --exact")
