@@ -258,18 +258,24 @@ class CaduceusBlock(nn.Module):
         norm = self.norm.submodule if isinstance(self.norm, Wrapper) else self.norm
         dtype = torch.get_autocast_dtype(s.device.type) if torch.is_autocast_enabled(s.device.type) else s.dtype
         bimamba = self.mixer.submodule if self.rcps else self.mixer
-        # outside autograd both directions (and both halves) add into one output buffer
+        fwd_norm = partial(_norm, norm, dtype=dtype)
+        rc_norm = partial(_norm, norm, dtype=dtype, flip_channels=True)
+        # outside autograd both directions (and both halves) add into one output buffer and the norms run per
+        # chunk inside the scans; under autograd each half is normalised once (one saved copy for both directions)
         out = None
         if not torch.is_grad_enabled() and bimamba.strategy == "add":
             out = torch.zeros(s.shape, dtype=dtype, device=s.device)
         if not self.rcps:
-            return bimamba(s, runner, key, prenorm=partial(_norm, norm, dtype=dtype), out=out)
+            if torch.is_grad_enabled():
+                return bimamba(fwd_norm(s), runner, key)
+            return bimamba(s, runner, key, prenorm=fwd_norm, out=out)
         first, second = s.chunk(2, dim=-1)
         fwd, rc = (second, first) if swapped else (first, second)
+        if torch.is_grad_enabled():
+            fwd, rc, fwd_norm, rc_norm = fwd_norm(fwd), rc_norm(rc), None, None
         out_first, out_second = (None, None) if out is None else out.chunk(2, dim=-1)
         out_fwd, out_rc = (out_second, out_first) if swapped else (out_first, out_second)
-        out_fwd = bimamba(fwd, runner, key, prenorm=partial(_norm, norm, dtype=dtype), out=out_fwd)
-        rc_norm = partial(_norm, norm, dtype=dtype, flip_channels=True)
+        out_fwd = bimamba(fwd, runner, key, prenorm=fwd_norm, out=out_fwd)
         out_rc = bimamba(rc, runner, f"{key}.rc", rc=True, prenorm=rc_norm, out=out_rc)
         if out is not None:
             return out

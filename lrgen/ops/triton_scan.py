@@ -1,7 +1,8 @@
 """Triton selective scan (Mamba-1) with state in and out, fused with the D skip and the SiLU(z) gate.
 
 Shapes are those of :func:`lrgen.ops.selective_scan`; any strides are accepted (a ``(b, l, d)`` tensor passed as its
-``transpose(1, 2)`` view is read in place and is the fast layout; outputs keep the input's layout). States are
+``transpose(1, 2)`` view is read in place and is the fast layout; the forward copies other layouts into it first
+and returns y in it). States are
 float32 whatever the input dtype.
 
 Forward: each program owns a block of channels and walks its stretch of positions one by one with the
@@ -455,7 +456,14 @@ def _mark_count(length: int, marks: tuple[int, int] | None) -> int:
     return 0 if first > length else (length - first) // every + 1
 
 
+def _length_major(x: Tensor | None) -> Tensor | None:
+    """x (b, c, l) with its channels contiguous (a copy when they are not)."""
+    return x if x is None or x.stride(1) == 1 else x.transpose(1, 2).contiguous().transpose(1, 2)
+
+
 def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, marks=None):
+    # each program reads the channels (and states) of one position together: they must be contiguous
+    u, delta, B, C, z = (_length_major(t) for t in (u, delta, B, C, z))
     batch, d, length = u.shape
     n = A.shape[1]
     bn = triton.next_power_of_2(n)
