@@ -154,20 +154,20 @@ def _chunk_state_kernel(
 
 @triton.jit
 def _state_pass_kernel(
-    hloc_ptr, sdt_ptr, A_ptr, h0_ptr, hlast_ptr, NC, D, N, NDB,
+    hloc_ptr, sdt_ptr, A_ptr, h0_ptr, hlast_ptr, NC, D, N, NDB, S_D, S_N,
     BD: tl.constexpr, BN: tl.constexpr, CB: tl.constexpr, HAS_H0: tl.constexpr, BACKWARD: tl.constexpr,
 ):
     """Overwrite each chunk's local state with the state entering it (from the left, or from the right for the
     adjoint), starting from h0; write the state after the last chunk. Blocks of CB chunks are combined with one
-    associative scan, the blocks in sequence."""
+    associative scan, the blocks in sequence. A (d, n) state and A have element strides S_D, S_N."""
     pid = tl.program_id(0)
     b = pid // NDB
     offs_d = (pid % NDB) * BD + tl.arange(0, BD)
     offs_n = tl.arange(0, BN)
     mask = (offs_d < D)[:, None] & (offs_n < N)[None, :]
-    A2 = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask, other=0.0).to(tl.float32)
-    A2 = A2 * 1.4426950408889634
-    sidx = (b * D + offs_d)[:, None] * N + offs_n[None, :]
+    dn = offs_d[:, None] * S_D + offs_n[None, :] * S_N
+    A2 = tl.load(A_ptr + dn, mask=mask, other=0.0).to(tl.float32) * 1.4426950408889634
+    sidx = b * D * N + dn
     if HAS_H0:
         h = tl.load(h0_ptr + sidx, mask=mask, other=0.0)
     else:
@@ -185,10 +185,12 @@ def _state_pass_kernel(
         valid_prev = valid & (k > 0)
         m3 = valid[:, None, None] & mask[None, :, :]
         m3_prev = valid_prev[:, None, None] & mask[None, :, :]
-        base = ((b * NC + c) * D)[:, None] + offs_d[None, :]  # (CB, BD)
+        base = ((b * NC + c) * D)[:, None] + offs_d[None, :]  # (CB, BD): Δ sums
         base_prev = ((b * NC + c_prev) * D)[:, None] + offs_d[None, :]
-        loc = tl.load(hloc_ptr + base[:, :, None] * N + offs_n[None, None, :], mask=m3, other=0.0)
-        loc_prev = tl.load(hloc_ptr + base_prev[:, :, None] * N + offs_n[None, None, :], mask=m3_prev, other=0.0)
+        state = ((b * NC + c) * D * N)[:, None, None] + dn[None, :, :]  # (CB, BD, BN): states
+        state_prev = ((b * NC + c_prev) * D * N)[:, None, None] + dn[None, :, :]
+        loc = tl.load(hloc_ptr + state, mask=m3, other=0.0)
+        loc_prev = tl.load(hloc_ptr + state_prev, mask=m3_prev, other=0.0)
         dmask = valid[:, None] & (offs_d < D)[None, :]
         s = tl.load(sdt_ptr + base, mask=dmask, other=0.0)
         s_prev = tl.load(sdt_ptr + base_prev, mask=valid_prev[:, None] & (offs_d < D)[None, :], other=0.0)
@@ -199,7 +201,7 @@ def _state_pass_kernel(
         ta = tl.sum(tl.where(last, ta, 0.0), axis=0)
         tb = tl.sum(tl.where(last, tb, 0.0), axis=0)
         tl.debug_barrier()  # every thread has read the block before any overwrites it (a scan prefix needs no later entry)
-        tl.store(hloc_ptr + base[:, :, None] * N + offs_n[None, None, :], ca * h[None, :, :] + cb, mask=m3)
+        tl.store(hloc_ptr + state, ca * h[None, :, :] + cb, mask=m3)
         h = ta * h + tb
     tl.store(hlast_ptr + sidx, h, mask=mask)
 
@@ -214,11 +216,12 @@ def _fwd_kernel(
     HAS_MARKS: tl.constexpr, FAST_EXP: tl.constexpr,
 ):
     """One chunk of CL positions (a multiple of U) for BD channels, position by position with the (BN, BD) state
-    in registers: the state index is the tile's slow axis, so each thread holds whole columns (every state of its
-    channels) and ``C·h`` sums inside the thread. U positions are unrolled so their loads are in flight together.
-    STATE_ONLY: write the chunk's end state from h_in (zero) and its Δ sum to hout/sdt (b, nc, d, ·) instead of y;
-    else write y, the final state to hout (b, d, n) from the last chunk, and with HAS_MARKS the state after the
-    p-th position (scan order) to marked (b, M, d, n) for p = MARK_FIRST + k·MARK_EVERY."""
+    in registers: A and every state in memory are stored (n, d), channels contiguous, so the state index is the
+    tile's slow axis, each thread holds whole columns (every state of its channels) and ``C·h`` sums inside the
+    thread. U positions are unrolled so their loads are in flight together. STATE_ONLY: write the chunk's end
+    state from h_in (zero) and its Δ sum to hout (b, nc, n, d) / sdt (b, nc, d) instead of y; else write y, the
+    final state to hout (b, n, d) from the last chunk, and with HAS_MARKS the state after the p-th position (scan
+    order) to marked (b, M, n, d) for p = MARK_FIRST + k·MARK_EVERY."""
     c = tl.program_id(0)
     pid = tl.program_id(1)
     b = pid // NDB
@@ -226,7 +229,7 @@ def _fwd_kernel(
     offs_n = tl.arange(0, BN)
     mask_d = offs_d < D
     mask_nd = (offs_n < N)[:, None] & mask_d[None, :]
-    nd = offs_n[:, None] + offs_d[None, :] * N  # (BN, BD) offsets of a (d, n) state
+    nd = offs_n[:, None] * D + offs_d[None, :]  # (BN, BD) offsets of a state stored (n, d): channels contiguous
     A2 = tl.load(A_ptr + nd, mask=mask_nd, other=0.0).to(tl.float32) * 1.4426950408889634
     if HAS_HIN:
         h = tl.load(hin_ptr + b * s_hin_b + c * s_hin_c + nd, mask=mask_nd, other=0.0)
@@ -436,14 +439,18 @@ def _launch_states(u, delta, delta_bias, A, B, C, z, dy, nc, tpc, cfg, softplus,
     return hloc
 
 
-def _state_pass(hloc: Tensor, sdt: Tensor, A: Tensor, h0: Tensor | None, hlast: Tensor, backward: bool) -> None:
-    """Turn chunk-local states (b, nc, d, n) in place into the states entering each chunk."""
-    batch, nc, d, n = hloc.shape
+def _state_pass(hloc: Tensor, sdt: Tensor, A: Tensor, h0: Tensor | None, hlast: Tensor, backward: bool,
+                state_major: bool = False) -> None:
+    """Turn chunk-local states (b, nc, d, n) in place into the states entering each chunk; with ``state_major``
+    the states, h0, hlast and A are stored (n, d) instead (``hloc`` then (b, nc, n, d))."""
+    batch, nc = hloc.shape[:2]
+    d, n = hloc.shape[2:] if not state_major else hloc.shape[2:][::-1]
     bn = triton.next_power_of_2(n)
     bd = max(1, min(triton.next_power_of_2(d), PASS_ELEMENTS // (PASS_CHUNKS * bn)))
     ndb = triton.cdiv(d, bd)
+    s_d, s_n = (1, d) if state_major else (n, 1)
     _state_pass_kernel[(batch * ndb,)](
-        hloc, sdt, A, h0, hlast, nc, d, n, ndb, BD=bd, BN=bn, CB=PASS_CHUNKS, HAS_H0=h0 is not None,
+        hloc, sdt, A, h0, hlast, nc, d, n, ndb, s_d, s_n, BD=bd, BN=bn, CB=PASS_CHUNKS, HAS_H0=h0 is not None,
         BACKWARD=backward, num_warps=4,
     )
 
@@ -464,8 +471,10 @@ def _length_major(x: Tensor | None) -> Tensor | None:
 def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, marks=None):
     # each program reads the channels (and states) of one position together: they must be contiguous
     u, delta, B, C, z = (_length_major(t) for t in (u, delta, B, C, z))
+    A = A.t().contiguous()  # (n, d): the kernels keep A and every state channels-contiguous
+    state = None if state is None else state.transpose(1, 2).contiguous()
     batch, d, length = u.shape
-    n = A.shape[1]
+    n = A.shape[0]
     bn = triton.next_power_of_2(n)
     bd = max(1, min(triton.next_power_of_2(d), BLOCK_D[_layout(u)]))
     ndb = triton.cdiv(d, bd)
@@ -473,9 +482,9 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, mark
     nc, per_chunk = _chunks(steps, batch * ndb, u.device)
     chunk_len = per_chunk * UNROLL
     y = _empty_like(u, u.dtype)
-    hlast = torch.empty(batch, d, n, device=u.device, dtype=torch.float32)
+    hlast = torch.empty(batch, n, d, device=u.device, dtype=torch.float32)
     m = _mark_count(length, marks)
-    marked = torch.empty(batch, m, d, n, device=u.device, dtype=torch.float32)
+    marked = torch.empty(batch, m, n, d, device=u.device, dtype=torch.float32)
     first, every = marks if m else (1, 1)
     args = (length, d, n, ndb, chunk_len)
     strides = (*_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(y))
@@ -483,13 +492,13 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, mark
                  HAS_Z=z is not None, REVERSE=reverse, FAST_EXP=FAST_EXP and not INTERPRETED,
                  num_warps=NUM_WARPS["forward"])
     if nc > 1:
-        hin = torch.empty(batch, nc, d, n, device=u.device, dtype=torch.float32)
+        hin = torch.empty(batch, nc, n, d, device=u.device, dtype=torch.float32)
         sdt = torch.empty(batch, nc, d, device=u.device, dtype=torch.float32)
         _fwd_kernel[(nc, batch * ndb)](
             u, delta, delta_bias, A, B, C, D, z, y, None, hin, sdt, None, *args, 0, 0, 0, 1, 1, *strides,
             HAS_HIN=False, STATE_ONLY=True, HAS_MARKS=False, **flags,
         )
-        _state_pass(hin, sdt, A, state, hlast, False)
+        _state_pass(hin, sdt, A, state, hlast, False, state_major=True)
         s_hin = (nc * d * n, d * n)
     else:
         hin, s_hin = state, (d * n, 0)
@@ -497,7 +506,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, mark
         u, delta, delta_bias, A, B, C, D, z, y, hin, hlast, None, marked, *args, *s_hin, m, first, every, *strides,
         HAS_HIN=hin is not None, STATE_ONLY=False, HAS_MARKS=m > 0, **flags,
     )
-    return y, hlast, marked
+    return y, hlast.transpose(1, 2).contiguous(), marked.transpose(2, 3).contiguous()
 
 
 def _backward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy, dlast):
