@@ -2,13 +2,14 @@
 
 Shapes are those of :func:`lrgen.ops.selective_scan`; any strides are accepted (a ``(b, l, d)`` tensor passed as its
 ``transpose(1, 2)`` view is read in place and is the fast layout; the forward copies other layouts into it first
-and returns y in it). States are
-float32 whatever the input dtype.
+and returns y in it). States are float32 whatever the input dtype.
 
 Forward: each program owns a block of channels and walks its stretch of positions one by one with the
-``(state, channels)`` block in registers, each thread holding every state of its channels (``C·h`` is then a sum
-inside the thread). When (batch × channel blocks) is too few programs to fill the GPU, the
-sequence is cut into chunks: (1) each chunk's end state from zero and its summed Δ (``exp(A ΣΔ)`` is its decay),
+``(state, channels)`` block in registers. A and the states are kept channels-contiguous, ``(n, d)``, in memory, so
+Triton gives each thread every state of its channels (threads along channels): ``C·h`` is a sum inside the thread,
+with no shuffles (with ``(d, n)`` memory it spread the states over 16 threads: 12.8 instead of 9.2 ms per
+1M × 512 × 16 on an H100). When (batch × channel blocks) is too few programs to fill the GPU, the sequence is cut
+into chunks: (1) each chunk's end state from zero and its summed Δ (``exp(A ΣΔ)`` is its decay),
 (2) a pass over chunks that turns them into each chunk's incoming state (blocks of chunks combined by an associative
 scan), (3) every chunk recomputed from its incoming state, writing y.
 
