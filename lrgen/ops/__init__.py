@@ -44,8 +44,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         from lrgen.ops.triton_scan import selective_scan_triton as impl
     else:
         from lrgen.ops.reference import selective_scan_ref as impl
-    args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, state)
-    return impl(*args) if marks is None else impl(*args, marks)
+    return impl(u, delta, A, B, C, D, z, delta_bias, delta_softplus, state, marks)
 
 
 def causal_conv1d(x, weight, bias=None, state=None, activation="silu"):

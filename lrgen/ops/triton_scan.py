@@ -29,6 +29,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from lrgen.ops import mark_counts
+
 # Tile shape: channels per program for each layout (length-major = channels contiguous in memory), and the
 # channels × padded state × positions held per program in the forward and in the backward kernel.
 # Settings from the sweep of benchmarks/bench_kernels.py on an H100 (docs/benchmarks.md).
@@ -39,8 +41,8 @@ MIN_T = {"backward": 16}  # the backward keeps one state per tile: long tiles ke
 PROGRAMS_PER_SM = 64  # the forward splits the sequence into chunks until it has this many programs per SM
 UNROLL = 2  # positions of the forward kernel whose loads are issued together
 PASS_CHUNKS, PASS_ELEMENTS = 32, 2048  # chunks combined at once by the state pass, and its block size
-FAST_EXP = True  # the forward's decay exponentials as single ex2.approx.ftz instructions
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # the interpreter has no inline PTX
+# the forward's decay exponentials as single ex2.approx.ftz instructions, except under the interpreter (no PTX)
+FAST_EXP = os.environ.get("TRITON_INTERPRET") != "1"
 
 
 @triton.jit
@@ -456,14 +458,6 @@ def _state_pass(hloc: Tensor, sdt: Tensor, A: Tensor, h0: Tensor | None, hlast: 
     )
 
 
-def _mark_count(length: int, marks: tuple[int, int] | None) -> int:
-    """How many of the counts first, first + every, … are ≤ length."""
-    if marks is None:
-        return 0
-    first, every = marks
-    return 0 if first > length else (length - first) // every + 1
-
-
 def _length_major(x: Tensor | None) -> Tensor | None:
     """x (b, c, l) with its channels contiguous (a copy when they are not)."""
     return x if x is None or x.stride(1) == 1 else x.transpose(1, 2).contiguous().transpose(1, 2)
@@ -484,13 +478,13 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, mark
     chunk_len = per_chunk * UNROLL
     y = _empty_like(u, u.dtype)
     hlast = torch.empty(batch, n, d, device=u.device, dtype=torch.float32)
-    m = _mark_count(length, marks)
+    m = 0 if marks is None else len(mark_counts(marks, length))
     marked = torch.empty(batch, m, n, d, device=u.device, dtype=torch.float32)
     first, every = marks if m else (1, 1)
     args = (length, d, n, ndb, chunk_len)
     strides = (*_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(y))
     flags = dict(BD=bd, BN=bn, U=UNROLL, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, HAS_D=D is not None,
-                 HAS_Z=z is not None, REVERSE=reverse, FAST_EXP=FAST_EXP and not INTERPRETED,
+                 HAS_Z=z is not None, REVERSE=reverse, FAST_EXP=FAST_EXP,
                  num_warps=NUM_WARPS["forward"])
     if nc > 1:
         hin = torch.empty(batch, nc, n, d, device=u.device, dtype=torch.float32)
@@ -588,8 +582,6 @@ def selective_scan_triton(
     A = A.contiguous()
     if state is not None:
         state = state.float().contiguous()
-    if marks is not None and (marks[0] < 1 or marks[1] < 1):
-        raise ValueError(f"marks must be (first, every) with both ≥ 1, got {marks}")
     if u.shape[-1] == 0:
         last = u.new_zeros(u.shape[0], u.shape[1], A.shape[1], dtype=torch.float32) if state is None else state
         marked = last.new_empty(u.shape[0], 0, *last.shape[1:])
