@@ -211,9 +211,7 @@ class BiMamba(nn.Module):
         if len(scans) == 1:
             return out
         out_rev = runner(scans[1], x, reverse=not rc, key=f"{key}.mamba_rev")
-        if torch.is_grad_enabled():
-            return out + out_rev if self.strategy == "add" else out * out_rev
-        return out.add_(out_rev) if self.strategy == "add" else out.mul_(out_rev)
+        return out + out_rev if self.strategy == "add" else out * out_rev
 
 
 def _after(prenorm: Callable[[Tensor], Tensor], scan: Callable) -> Callable:
