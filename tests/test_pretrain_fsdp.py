@@ -30,7 +30,7 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 # load a checkpoint, shard it over the processes and write the sharded model's logits and gathered weights from rank 0
 _SHARDED_LOGITS = """
 import sys, torch, lrgen
-from lrgen.pretrain.distributed import cleanup, full_model_state, init_distributed, wrap_fsdp
+from lrgen.pretrain.distributed import barrier, cleanup, full_model_state, init_distributed, wrap_fsdp
 info = init_distributed("cpu")
 model = wrap_fsdp(lrgen.load_model(sys.argv[1]), info).eval()
 ids = torch.randint(0, 12, (2, 48), generator=torch.Generator().manual_seed(3))
@@ -39,6 +39,7 @@ with torch.no_grad():
 weights = full_model_state(model)
 if info.is_main:
     torch.save({"ids": ids, "logits": logits, "weights": weights}, sys.argv[2])
+barrier(info)  # gloo aborts a process whose peer left the group first
 cleanup(info)
 """
 

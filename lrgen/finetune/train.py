@@ -274,7 +274,6 @@ def finetune(config: FinetuneConfig) -> dict:
                 run["batch_in_epoch"] = 0
                 if not cfg.eval_every:
                     validate_and_save()
-        barrier(info)
         summary = {
             "task": task.name,
             "out": str(out),
@@ -290,6 +289,7 @@ def finetune(config: FinetuneConfig) -> dict:
             meta = json.loads((out / TASK_FILE).read_text())
             meta["summary"] = {k: summary[k] for k in ("steps", "history", "seconds", "world_size")}
             atomic_write_text(out / TASK_FILE, json.dumps(meta, indent=2) + "\n")
+        barrier(info)  # rank 0 has written its files before any process leaves the group
         return summary
     finally:
         if progress is not None:

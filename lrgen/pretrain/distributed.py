@@ -80,7 +80,10 @@ def broadcast_object(obj, info: DistInfo):
 
 
 def cleanup(info: DistInfo) -> None:
-    """Leave the process group if this module joined one."""
+    """Leave the process group if this module joined one.
+
+    Call :func:`barrier` first on the way out of a run that succeeded: gloo aborts a process whose peer left first.
+    """
     if info.distributed and dist.is_initialized():
         dist.destroy_process_group()
 

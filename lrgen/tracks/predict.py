@@ -251,6 +251,7 @@ def _predict(info, regions_path, genome_path, model, output, out_dir, tracks, co
             raise LrgenError(f"{missing.size} windows were not computed (first: {missing[0]}); rerun with --resume")
         _write_outputs(paths, header, regions, partial, res, bin_size, fmt, progress)
         partial.remove()
+    group.barrier()  # rank 0 has written the outputs before any process leaves the group
     summary.seconds = time.perf_counter() - started
     return summary
 
