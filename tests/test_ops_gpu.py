@@ -261,9 +261,11 @@ def test_kernels_under_the_interpreter():
 def test_selective_scan_interpreted(interpreted):
     scan = interpreted[0]
     check_selective_scan(scan.selective_scan_triton, 2, 3, 5, 37, torch.float32, "cpu", 1e-4)
+    check_selective_scan(scan.selective_scan_triton, 1, 8, 4, 45, torch.float32, "cpu", 1e-4)  # unmasked steps
     check_scan_chunked(scan.selective_scan_triton, 1, 3, 4, 29, 11, "cpu")
     check_scan_marks(scan.selective_scan_triton, 1, 3, 4, 29, (3, 7), "cpu")
     check_scan_marks(scan.selective_scan_triton, 1, 3, 4, 9, (10, 4), "cpu")
+    check_scan_marks(scan.selective_scan_triton, 1, 8, 4, 29, (3, 7), "cpu")
     inputs = ssm_inputs(1, 6, 4, 21, torch.float32, "cpu", layout="length_major")
     compare(ssm_call(scan.selective_scan_triton), ssm_call(selective_scan_ref), inputs, 1e-4)
 

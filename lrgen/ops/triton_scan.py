@@ -41,17 +41,36 @@ MIN_T = {"backward": 16}  # the backward keeps one state per tile: long tiles ke
 PROGRAMS_PER_SM = 64  # the forward splits the sequence into chunks until it has this many programs per SM
 UNROLL = 2  # positions of the forward kernel whose loads are issued together
 PASS_CHUNKS, PASS_ELEMENTS = 32, 2048  # chunks combined at once by the state pass, and its block size
-# the forward's decay exponentials as single ex2.approx.ftz instructions, except under the interpreter (no PTX)
-FAST_EXP = os.environ.get("TRITON_INTERPRET") != "1"
+# the forward's exponentials, logarithms and reciprocals as single MUFU instructions (ex2/lg2/rcp.approx.ftz),
+# except under the interpreter (no PTX)
+FAST_MATH = os.environ.get("TRITON_INTERPRET") != "1"
+LOG2E, LN2 = tl.constexpr(1.4426950408889634), tl.constexpr(0.6931471805599453)
 
 
 @triton.jit
-def _exp2(x, FAST: tl.constexpr):
-    """2**x; FAST: one ``ex2.approx.ftz.f32`` instruction (relative error ≤ 2^-22; not under the interpreter)."""
+def _approx(x, OP: tl.constexpr, FAST: tl.constexpr):
+    """``OP`` ∈ {ex2, lg2, rcp} of float32 x; FAST: one ``OP.approx.ftz.f32`` instruction (relative error
+    ≤ 2^-21), else the exact function (the interpreter runs no PTX)."""
     if FAST:
-        return tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=f,f", [x], dtype=tl.float32, is_pure=True,
-                                         pack=1)
-    return tl.exp2(x)
+        return tl.inline_asm_elementwise(OP + ".approx.ftz.f32 $0, $1;", "=f,f", [x], dtype=tl.float32,
+                                         is_pure=True, pack=1)
+    if OP == "ex2":
+        return tl.exp2(x)
+    if OP == "lg2":
+        return tl.log2(x)
+    return 1.0 / x
+
+
+@triton.jit
+def _softplus(x, FAST: tl.constexpr):
+    """log(1 + e^x) (x itself above 20) as ln2 · log2(1 + 2^(x log2 e))."""
+    return tl.where(x <= 20.0, LN2 * _approx(1.0 + _approx(x * LOG2E, "ex2", FAST), "lg2", FAST), x)
+
+
+@triton.jit
+def _silu(x, FAST: tl.constexpr):
+    """x · sigmoid(x) as x / (1 + 2^(-x log2 e))."""
+    return x * _approx(1.0 + _approx(-x * LOG2E, "ex2", FAST), "rcp", FAST)
 
 
 @triton.jit
@@ -113,7 +132,7 @@ def _chunk_state_kernel(
     mask_d = offs_d < D
     mask_n = offs_n < N
     A2 = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_d[:, None] & mask_n[None, :], other=0.0)
-    A2 = A2.to(tl.float32) * 1.4426950408889634
+    A2 = A2.to(tl.float32) * LOG2E
     h = tl.zeros((BD, BN), dtype=tl.float32)
     sdt = tl.zeros((BD,), dtype=tl.float32)
     delta_b = delta_ptr + b * s_db
@@ -169,7 +188,7 @@ def _state_pass_kernel(
     offs_n = tl.arange(0, BN)
     mask = (offs_d < D)[:, None] & (offs_n < N)[None, :]
     dn = offs_d[:, None] * S_D + offs_n[None, :] * S_N
-    A2 = tl.load(A_ptr + dn, mask=mask, other=0.0).to(tl.float32) * 1.4426950408889634
+    A2 = tl.load(A_ptr + dn, mask=mask, other=0.0).to(tl.float32) * LOG2E
     sidx = b * D * N + dn
     if HAS_H0:
         h = tl.load(h0_ptr + sidx, mask=mask, other=0.0)
@@ -210,13 +229,58 @@ def _state_pass_kernel(
 
 
 @triton.jit
+def _fwd_position(
+    t, h, sdt, A2, bias, Dv, u_b, d_b, B_b, C_b, z_b, y_b, marked_ptr, offs_d, offs_n, nd, mask_nd, b, L, D, N, M,
+    MARK_FIRST, MARK_EVERY, s_ud, s_ul, s_dd, s_dl, s_Bn, s_Bl, s_Cn, s_Cl, s_zd, s_zl, s_yd, s_yl,
+    MASKED: tl.constexpr, STATE_ONLY: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, REVERSE: tl.constexpr, HAS_MARKS: tl.constexpr, FAST_MATH: tl.constexpr,
+):
+    """One step of :func:`_fwd_kernel` at position t (scan order): the new (h, Δ sum); writes y and a marked state.
+    Unless MASKED, every load is in bounds (t < L, whole channel block and state)."""
+    p = _pos(t, L, REVERSE)
+    if MASKED:
+        md = offs_d < tl.where(t < L, D, 0)
+        mn = offs_n < tl.where(t < L, N, 0)
+        zero = 0.0
+    else:
+        md = None
+        mn = None
+        zero = None
+    dt = tl.load(d_b + offs_d * s_dd + p * s_dl, mask=md, other=zero).to(tl.float32)
+    if HAS_BIAS:
+        dt += bias
+    if SOFTPLUS:
+        dt = _softplus(dt, FAST_MATH)
+    if MASKED:
+        dt = tl.where(md, dt, 0.0)
+    uu = tl.load(u_b + offs_d * s_ud + p * s_ul, mask=md, other=zero).to(tl.float32)
+    Bt = tl.load(B_b + offs_n * s_Bn + p * s_Bl, mask=mn, other=zero).to(tl.float32)
+    h = _approx(A2 * dt[None, :], "ex2", FAST_MATH) * h + Bt[:, None] * (dt * uu)[None, :]
+    if STATE_ONLY:
+        sdt += dt
+    else:
+        Ct = tl.load(C_b + offs_n * s_Cn + p * s_Cl, mask=mn, other=zero).to(tl.float32)
+        y = tl.sum(h * Ct[:, None], axis=0)
+        if HAS_D:
+            y += Dv * uu
+        if HAS_Z:
+            y = y * _silu(tl.load(z_b + offs_d * s_zd + p * s_zl, mask=md, other=zero).to(tl.float32), FAST_MATH)
+        tl.store(y_b + offs_d * s_yd + p * s_yl, y.to(y_b.dtype.element_ty), mask=md)
+        if HAS_MARKS:
+            k = t + 1 - MARK_FIRST
+            if (k >= 0) & (k % MARK_EVERY == 0) & (t < L):
+                tl.store(marked_ptr + (b * M + k // MARK_EVERY) * D * N + nd, h, mask=mask_nd)
+    return h, sdt
+
+
+@triton.jit
 def _fwd_kernel(
     u_ptr, delta_ptr, bias_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, y_ptr, hin_ptr, hout_ptr, sdt_ptr, marked_ptr,
     L, D, N, NDB, CL, s_hin_b, s_hin_c, M, MARK_FIRST, MARK_EVERY,
     s_ub, s_ud, s_ul, s_db, s_dd, s_dl, s_Bb, s_Bn, s_Bl, s_Cb, s_Cn, s_Cl, s_zb, s_zd, s_zl, s_yb, s_yd, s_yl,
     BD: tl.constexpr, BN: tl.constexpr, U: tl.constexpr, HAS_HIN: tl.constexpr, STATE_ONLY: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, REVERSE: tl.constexpr,
-    HAS_MARKS: tl.constexpr, FAST_EXP: tl.constexpr,
+    HAS_MARKS: tl.constexpr, FAST_MATH: tl.constexpr, EVEN: tl.constexpr,
 ):
     """One chunk of CL positions (a multiple of U) for BD channels, position by position with the (BN, BD) state
     in registers: A and every state in memory are stored (n, d), channels contiguous, so the state index is the
@@ -224,7 +288,8 @@ def _fwd_kernel(
     thread. U positions are unrolled so their loads are in flight together. STATE_ONLY: write the chunk's end
     state from h_in (zero) and its Δ sum to hout (b, nc, n, d) / sdt (b, nc, d) instead of y; else write y, the
     final state to hout (b, n, d) from the last chunk, and with HAS_MARKS the state after the p-th position (scan
-    order) to marked (b, M, n, d) for p = MARK_FIRST + k·MARK_EVERY."""
+    order) to marked (b, M, n, d) for p = MARK_FIRST + k·MARK_EVERY. EVEN: D is a multiple of BD and N is BN,
+    so only positions past L need masks."""
     c = tl.program_id(0)
     pid = tl.program_id(1)
     b = pid // NDB
@@ -233,47 +298,31 @@ def _fwd_kernel(
     mask_d = offs_d < D
     mask_nd = (offs_n < N)[:, None] & mask_d[None, :]
     nd = offs_n[:, None] * D + offs_d[None, :]  # (BN, BD) offsets of a state stored (n, d): channels contiguous
-    A2 = tl.load(A_ptr + nd, mask=mask_nd, other=0.0).to(tl.float32) * 1.4426950408889634
+    A2 = tl.load(A_ptr + nd, mask=mask_nd, other=0.0).to(tl.float32) * LOG2E
     if HAS_HIN:
         h = tl.load(hin_ptr + b * s_hin_b + c * s_hin_c + nd, mask=mask_nd, other=0.0)
     else:
         h = tl.zeros((BN, BD), dtype=tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    if HAS_D:
-        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32) if HAS_BIAS else None
+    Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32) if HAS_D else None
     sdt = tl.zeros((BD,), dtype=tl.float32)
     u_b, d_b, B_b, C_b = u_ptr + b * s_ub, delta_ptr + b * s_db, B_ptr + b * s_Bb, C_ptr + b * s_Cb
-    for i in range(0, CL, U):
+    z_b = z_ptr + b * s_zb if HAS_Z else z_ptr
+    y_b = y_ptr + b * s_yb
+    # positions a whole channel block and state has: unmasked (the last chunk's tail and ragged blocks: masked)
+    full = tl.maximum(tl.minimum(CL, L - c * CL), 0) // U * U if EVEN else 0
+    for i in range(0, full, U):
         for j in tl.static_range(U):
-            t = c * CL + i + j
-            p = _pos(t, L, REVERSE)
-            md = offs_d < tl.where(t < L, D, 0)
-            mn = offs_n < tl.where(t < L, N, 0)
-            dt = tl.load(d_b + offs_d * s_dd + p * s_dl, mask=md, other=0.0).to(tl.float32)
-            if HAS_BIAS:
-                dt += bias
-            if SOFTPLUS:
-                dt = tl.where(dt <= 20.0, tl.log(1.0 + tl.exp(dt)), dt)
-            dt = tl.where(md, dt, 0.0)
-            uu = tl.load(u_b + offs_d * s_ud + p * s_ul, mask=md, other=0.0).to(tl.float32)
-            Bt = tl.load(B_b + offs_n * s_Bn + p * s_Bl, mask=mn, other=0.0).to(tl.float32)
-            h = _exp2(A2 * dt[None, :], FAST_EXP) * h + Bt[:, None] * (dt * uu)[None, :]
-            if STATE_ONLY:
-                sdt += dt
-            else:
-                Ct = tl.load(C_b + offs_n * s_Cn + p * s_Cl, mask=mn, other=0.0).to(tl.float32)
-                y = tl.sum(h * Ct[:, None], axis=0)
-                if HAS_D:
-                    y += Dv * uu
-                if HAS_Z:
-                    zz = tl.load(z_ptr + b * s_zb + offs_d * s_zd + p * s_zl, mask=md, other=0.0).to(tl.float32)
-                    y = y * zz * tl.sigmoid(zz)
-                tl.store(y_ptr + b * s_yb + offs_d * s_yd + p * s_yl, y.to(y_ptr.dtype.element_ty), mask=md)
-                if HAS_MARKS:
-                    k = t + 1 - MARK_FIRST
-                    if (k >= 0) & (k % MARK_EVERY == 0) & (t < L):
-                        tl.store(marked_ptr + (b * M + k // MARK_EVERY) * D * N + nd, h, mask=mask_nd)
+            h, sdt = _fwd_position(
+                c * CL + i + j, h, sdt, A2, bias, Dv, u_b, d_b, B_b, C_b, z_b, y_b, marked_ptr, offs_d, offs_n, nd,
+                mask_nd, b, L, D, N, M, MARK_FIRST, MARK_EVERY, s_ud, s_ul, s_dd, s_dl, s_Bn, s_Bl, s_Cn, s_Cl, s_zd,
+                s_zl, s_yd, s_yl, False, STATE_ONLY, HAS_BIAS, SOFTPLUS, HAS_D, HAS_Z, REVERSE, HAS_MARKS, FAST_MATH)
+    for i in range(full, CL, U):
+        for j in tl.static_range(U):
+            h, sdt = _fwd_position(
+                c * CL + i + j, h, sdt, A2, bias, Dv, u_b, d_b, B_b, C_b, z_b, y_b, marked_ptr, offs_d, offs_n, nd,
+                mask_nd, b, L, D, N, M, MARK_FIRST, MARK_EVERY, s_ud, s_ul, s_dd, s_dl, s_Bn, s_Bl, s_Cn, s_Cl, s_zd,
+                s_zl, s_yd, s_yl, True, STATE_ONLY, HAS_BIAS, SOFTPLUS, HAS_D, HAS_Z, REVERSE, HAS_MARKS, FAST_MATH)
     if STATE_ONLY:
         base = (b * tl.num_programs(0) + c) * D * N
         tl.store(hout_ptr + base + nd, h, mask=mask_nd)
@@ -317,7 +366,7 @@ def _bwd_kernel(
         mask_d = offs_d < D
         mask_dn = mask_d[:, None] & mask_n[None, :]
         A = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32)
-        A2 = A * 1.4426950408889634
+        A2 = A * LOG2E
         sidx = ((b * nt + tile) * D + offs_d)[:, None] * N + offs_n[None, :]
         h0 = tl.load(hin_ptr + sidx, mask=mask_dn, other=0.0)
         gn = tl.load(gnext_ptr + sidx, mask=mask_dn, other=0.0)
@@ -484,7 +533,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, mark
     args = (length, d, n, ndb, chunk_len)
     strides = (*_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(y))
     flags = dict(BD=bd, BN=bn, U=UNROLL, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, HAS_D=D is not None,
-                 HAS_Z=z is not None, REVERSE=reverse, FAST_EXP=FAST_EXP,
+                 HAS_Z=z is not None, REVERSE=reverse, FAST_MATH=FAST_MATH, EVEN=d % bd == 0 and n == bn,
                  num_warps=NUM_WARPS["forward"])
     if nc > 1:
         hin = torch.empty(batch, nc, n, d, device=u.device, dtype=torch.float32)
