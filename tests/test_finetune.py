@@ -103,3 +103,14 @@ def test_refusals(bench, tmp_path):
         finetune(_config(bench, tmp_path / "b", resume=True))
     with pytest.raises(LrgenError, match="needs a fine-tuned model"):
         evaluate_task("promoter", "hawk-tiny", bench[0], bench[1], contexts=[256], device="cpu")
+
+
+def test_compile_flag_compiles_the_backbone(small_bench, tmp_path, monkeypatch):
+    import lrgen.finetune.train as train
+    from lrgen.models import compile_position_wise
+
+    calls = []
+    monkeypatch.setattr(train, "compile_position_wise",
+                        lambda model: calls.append(compile_position_wise(model, backend="aot_eager")))
+    summary = finetune(_config(small_bench, tmp_path / "ft", max_steps=2, batch_size=4, hidden=16, compile=True))
+    assert summary["steps"] == 2 and len(calls) == 1 and "layers.0.mlp.forward" in calls[0]

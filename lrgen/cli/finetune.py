@@ -35,6 +35,7 @@ def finetune_command(
     num_workers: int = typer.Option(0, "--num-workers", help="DataLoader worker processes."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     seed: int = typer.Option(0, "--seed", help="Seed of the validation carve, shuffling and head initialisation."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the backbone's position-wise parts (Hawk, NTv2)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its saved state."),
 ) -> None:
     """Fine-tune a backbone with a GLRB task head; early stopping on validation; resumable; DDP under torchrun."""
@@ -46,7 +47,7 @@ def finetune_command(
         max_steps=max_steps, batch_size=batch_size, lr=lr, head_lr=head_lr, weight_decay=weight_decay,
         warmup_steps=warmup_steps, patience=patience, val_fraction=val_fraction, eval_every=eval_every,
         freeze_backbone=freeze_backbone, conjoin=conjoin, hidden=hidden, max_n_fraction=max_n_fraction,
-        num_workers=num_workers, device=device, seed=seed, resume=resume,
+        num_workers=num_workers, device=device, seed=seed, compile=compile, resume=resume,
     ))
     if os.environ.get("RANK", "0") == "0":
         typer.echo(f"fine-tuned {summary['task']} for {summary['steps']} steps; best validation {summary['metric']} "

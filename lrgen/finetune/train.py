@@ -27,6 +27,7 @@ from lrgen.glrb.heads import GlrbModel, make_spec
 from lrgen.glrb.inference import autocast, loader, new_progress, pooled_features
 from lrgen.glrb.metrics import macro
 from lrgen.glrb.tasks import CAGE, VARIANT, get_task
+from lrgen.models.compiled import compile_position_wise
 
 STATE_FILE = "train_state.pt"
 
@@ -58,6 +59,7 @@ class FinetuneConfig:
     device: str = "auto"
     seed: int = 0
     num_workers: int = 0
+    compile: bool = False  # torch.compile the backbone's position-wise parts
     resume: bool = False
 
 
@@ -178,6 +180,8 @@ def finetune(config: FinetuneConfig) -> dict:
         kind = backbone.tokenizer_kind
         if cfg.freeze_backbone:
             backbone.requires_grad_(False)
+        if cfg.compile:
+            compile_position_wise(backbone)
 
         if info.is_main:
             progress = new_progress()

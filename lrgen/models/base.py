@@ -22,6 +22,8 @@ class LanguageModel(nn.Module):
     tokenizer_kind: ClassVar[str] = "char"  # "char" (one token per base) or "kmer" (NTv2 6-mers)
     streamable: ClassVar[bool] = True
     rc_equivariant: ClassVar[bool] = False  # True for Caduceus-PS
+    # (submodule class, method) pairs of position-wise work that lrgen.models.compiled.compile_position_wise compiles
+    position_wise: ClassVar[tuple[tuple[type[nn.Module], str], ...]] = ()
 
     def __init__(self, config) -> None:
         super().__init__()

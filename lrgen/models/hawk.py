@@ -180,6 +180,7 @@ class HawkModel(LanguageModel):
     family = FAMILY
     tokenizer_kind = "char"
     streamable = True
+    position_wise = ((RMSNorm, "forward"), (RGLRU, "gates"), (GeGLU, "forward"))
 
     def __init__(self, config: HawkConfig) -> None:
         super().__init__(config)

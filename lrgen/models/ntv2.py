@@ -111,6 +111,7 @@ class NTv2Model(LanguageModel):
     family = FAMILY
     tokenizer_kind = "kmer"
     streamable = False
+    position_wise = ((NTv2Layer, "forward"),)  # whole windows of one length: attention included
 
     def __init__(self, config: NTv2Config) -> None:
         super().__init__(config)

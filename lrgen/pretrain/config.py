@@ -52,6 +52,7 @@ class PretrainConfig:
     device: str = "auto"
     precision: str = "auto"
     fsdp: bool = False
+    compile: bool = False
     resume: bool = False
 
     def validate(self) -> None:
@@ -69,6 +70,9 @@ class PretrainConfig:
                 raise LrgenError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.steps is not None and self.steps < 1:
             raise LrgenError(f"--steps must be at least 1, got {self.steps}")
+        if self.compile and self.fsdp:
+            raise LrgenError("--compile and --fsdp do not go together (FSDP swaps the parameters the compiled graphs "
+                             "guard on); drop one of them")
         if not 0.0 < self.mask_prob < 1.0:
             raise LrgenError(f"--mask-prob must lie in (0, 1), got {self.mask_prob}")
         if not 0.0 <= self.max_n_fraction <= 1.0:

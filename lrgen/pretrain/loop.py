@@ -32,6 +32,7 @@ from lrgen.pretrain.data import (
     tokenize_windows,
     whole_segments,
 )
+from lrgen.models.compiled import compile_position_wise
 from lrgen.pretrain.distributed import (
     DistInfo,
     all_reduce_sum,
@@ -109,6 +110,8 @@ class _Trainer:
             raise LrgenError(f"{self.run_dir} already holds a run: pass --resume to continue it or choose another --out")
 
         self.model = _initial_model(config, self.run_dir).to(info.device).train()
+        if config.compile:
+            compile_position_wise(self.model)
         self.kind = self.model.tokenizer_kind
         self.scheme = MaskingScheme.for_kind(self.kind)
         self.rc_augment = (not self.model.rc_equivariant) if config.rc_augment is None else config.rc_augment
