@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import torch
 
-from lrgen.errors import LrgenError
 from lrgen.models.base import LanguageModel
 
 
 def compile_position_wise(model: LanguageModel, backend: str = "inductor") -> list[str]:
     """Compile, in place, every submodule method that ``model.position_wise`` names; returns their qualified names
     (``[]`` for a family with nothing to gain, e.g. Caduceus, whose position-wise work is already Triton kernels)."""
-    if not hasattr(torch, "compile"):
-        raise LrgenError(f"--compile needs torch.compile (torch ≥ 2.0); this is torch {torch.__version__}")
     compiled = []
     for name, module in model.named_modules():
         for cls, method in model.position_wise:
