@@ -4,6 +4,7 @@ Prints one Markdown table: the best batch per model with tokens/s and bases/s (N
 
     python benchmarks/bench_train.py
     python benchmarks/bench_train.py --models hawk-50m --context 12kbp --steps 5
+    python benchmarks/bench_train.py --compile      # each model also with --compile, ratio to eager in this run
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import torch.nn.functional as F
 
 from mdtable import print_table
 
-from lrgen.models.registry import build_model, preset_config
+from lrgen.models.compiled import compile_position_wise
+from lrgen.models.registry import build_model, family_module, preset_config
 from lrgen.ops.backend import select_backend
 from lrgen.sizes import parse_size
 from lrgen.tokenizer import MASK_ID, KmerTokenizer
@@ -59,6 +61,35 @@ def step_seconds(model, opt, bases: int, batch: int, steps: int) -> tuple[float,
     return statistics.median(times), ids.shape[1]
 
 
+def measure_model(name: str, compiled: bool, bases: int, args) -> tuple | None:
+    """The best (tokens/s, batch, tokens/seq, s/step, peak GB, parameters) over doubling batches; None if even the
+    first batch does not fit."""
+    model = build_model(preset_config(name)).cuda().train()
+    if compiled:
+        compile_position_wise(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    best = None
+    batch = args.start_batch
+    while batch <= args.max_batch:
+        torch.cuda.reset_peak_memory_stats()
+        try:
+            sec, tokens = step_seconds(model, opt, bases, batch, args.steps)
+        except torch.cuda.OutOfMemoryError:
+            opt.zero_grad(set_to_none=True)
+            break
+        finally:
+            torch.cuda.empty_cache()
+        peak = torch.cuda.max_memory_allocated() / 1e9
+        print(f"measured {name}{' compiled' if compiled else ''} batch {batch}: {sec:.3f} s/step, peak {peak:.1f} GB",
+              flush=True)
+        if best is None or batch * tokens / sec > best[0]:
+            best = (batch * tokens / sec, batch, tokens, sec, peak, model.num_parameters())
+        batch *= 2
+    del model, opt
+    torch.cuda.empty_cache()
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="caduceus-ps-50m,hawk-50m,ntv2-50m")
@@ -66,6 +97,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--start-batch", type=int, default=1)
     parser.add_argument("--max-batch", type=int, default=256)
+    parser.add_argument("--compile", action="store_true", help="also measure each model with --compile")
     args = parser.parse_args()
     bases = parse_size(args.context)
     torch.manual_seed(0)
@@ -73,34 +105,22 @@ def main() -> None:
     print(f"device: {props.name}; torch {torch.__version__}; kernels: {select_backend('cuda')}")
     rows = []
     for name in args.models.split(","):
-        model = build_model(preset_config(name)).cuda().train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-        best = None
-        batch = args.start_batch
-        while batch <= args.max_batch:
-            torch.cuda.reset_peak_memory_stats()
-            try:
-                sec, tokens = step_seconds(model, opt, bases, batch, args.steps)
-            except torch.cuda.OutOfMemoryError:
-                opt.zero_grad(set_to_none=True)
-                break
-            finally:
-                torch.cuda.empty_cache()
-            peak = torch.cuda.max_memory_allocated() / 1e9
-            print(f"measured {name} batch {batch}: {sec:.3f} s/step, peak {peak:.1f} GB", flush=True)
-            if best is None or batch * tokens / sec > best[0]:
-                best = (batch * tokens / sec, batch, tokens, sec, peak)
-            batch *= 2
-        if best is None:
-            rows.append([name, "out of memory at the first batch", "", "", "", "", ""])
-        else:
-            tps, b, tokens, sec, peak = best
-            rows.append([name, f"{model.num_parameters() / 1e6:.1f}M", str(b), f"{tokens:,}", f"{sec:.3f}",
-                         f"{tps:,.0f}", f"{b * bases / sec:,.0f}", f"{peak:.1f}"])
-        del model, opt
-        torch.cuda.empty_cache()
+        eager_tps = None
+        config = preset_config(name)
+        compilable = bool(family_module(config.model_type).MODEL_CLASS.position_wise)
+        for compiled in (False, True) if args.compile and compilable else (False,):
+            best = measure_model(name, compiled, bases, args)
+            label = f"{name} (--compile)" if compiled else name
+            if best is None:
+                rows.append([label, "out of memory at the first batch", "", "", "", "", "", "", ""])
+                continue
+            tps, b, tokens, sec, peak, params = best
+            if not compiled:
+                eager_tps = tps
+            rows.append([label, f"{params / 1e6:.1f}M", str(b), f"{tokens:,}", f"{sec:.3f}", f"{tps:,.0f}",
+                         f"{b * bases / sec:,.0f}", f"{peak:.1f}", f"{tps / eager_tps:.2f}×" if eager_tps else ""])
     print(f"\nTraining step at {bases:,} bp, bf16 autocast, AdamW (fused), MLM loss on 15% of positions\n")
-    header = ["model", "params", "batch", "tokens/seq", "s/step", "tokens/s", "bp/s", "peak GB"]
+    header = ["model", "params", "batch", "tokens/seq", "s/step", "tokens/s", "bp/s", "peak GB", "vs eager"]
     print_table(header, rows)
 
 
