@@ -7,6 +7,7 @@ test compiles with Inductor on the CPU, and the GPU test on CUDA.
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -53,6 +54,7 @@ def test_caduceus_has_nothing_to_compile():
     assert compile_position_wise(model, backend="aot_eager") == []
 
 
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="Inductor on CPU needs a C++ compiler")
 def test_inductor_on_cpu():
     eager, compiled = _pair("hawk-tiny")
     compile_position_wise(compiled)
