@@ -132,18 +132,18 @@ def sweep(args):
     y, _ = selective_scan_triton(*leaves[:8], True, leaves[8])
     dy = torch.randn_like(y)
     rows, top = [], (1e9, None)
-    for te, nw in itertools.product((1024, 2048), (4, 8)):
-        ts.TILE_ELEMENTS["backward"], ts.NUM_WARPS["backward"] = te, nw
+    for bd, nw in itertools.product((32, 64, 128), (1, 2)):
+        ts.BLOCK_D["backward"], ts.NUM_WARPS["backward"] = bd, nw
         try:
             ms = bench(lambda: torch.autograd.grad(y, leaves, dy, retain_graph=True), rep_ms=50)
         except Exception as err:
-            rows.append([te, nw, type(err).__name__])
+            rows.append([bd, nw, type(err).__name__])
             continue
-        rows.append([te, nw, f"{ms:.2f}"])
+        rows.append([bd, nw, f"{ms:.2f}"])
         if ms < top[0]:
-            top = (ms, (te, nw))
-    ts.TILE_ELEMENTS["backward"], ts.NUM_WARPS["backward"] = top[1]
-    table("Selective-scan backward launch sweep, length_major (ms)", ["TILE_ELEMENTS", "num_warps", "ms"], rows)
+            top = (ms, (bd, nw))
+    ts.BLOCK_D["backward"], ts.NUM_WARPS["backward"] = top[1]
+    table("Selective-scan backward launch sweep, length_major (ms)", ["BLOCK_D", "num_warps", "ms"], rows)
 
 
 def lru_conv_table(args, bw):
@@ -195,7 +195,7 @@ def main() -> None:
         sweep(args)
         ts = triton_scan
         print(f"settings used below: BLOCK_D={ts.BLOCK_D} NUM_WARPS={ts.NUM_WARPS} UNROLL={ts.UNROLL} "
-              f"PROGRAMS_PER_SM={ts.PROGRAMS_PER_SM} TILE_ELEMENTS={ts.TILE_ELEMENTS}")
+              f"PROGRAMS_PER_SM={ts.PROGRAMS_PER_SM}")
     scan_table(args, bw)
     lru_conv_table(args, bw)
 

@@ -235,7 +235,8 @@ def interpreted():
     if os.environ.get("TRITON_INTERPRET") != "1":
         pytest.skip("runs in its own process (test_kernels_under_the_interpreter)")
     scan, lru, conv, norm = [importlib.import_module(name) for name in KERNEL_MODULES]
-    scan.TILE_ELEMENTS = {"backward": 128}
+    scan.BLOCK_D = {**scan.BLOCK_D, "backward": 4}
+    scan.CHECKPOINT_EVERY = 4
     scan.PASS_CHUNKS, scan.PASS_ELEMENTS = 4, 64
     lru.BD, lru.T = 16, 8
     conv.BLOCK = {"length_major": (8, 8), "channels_first": (4, 16)}
@@ -262,6 +263,11 @@ def test_selective_scan_interpreted(interpreted):
     scan = interpreted[0]
     check_selective_scan(scan.selective_scan_triton, 2, 3, 5, 37, torch.float32, "cpu", 1e-4)
     check_selective_scan(scan.selective_scan_triton, 1, 8, 4, 45, torch.float32, "cpu", 1e-4)  # unmasked steps
+    programs, scan.PROGRAMS_PER_SM = scan.PROGRAMS_PER_SM, 2  # chunks of many positions (above: mostly one)
+    try:
+        check_selective_scan(scan.selective_scan_triton, 2, 8, 4, 45, torch.float32, "cpu", 1e-4)
+    finally:
+        scan.PROGRAMS_PER_SM = programs
     check_scan_chunked(scan.selective_scan_triton, 1, 3, 4, 29, 11, "cpu")
     check_scan_marks(scan.selective_scan_triton, 1, 3, 4, 29, (3, 7), "cpu")
     check_scan_marks(scan.selective_scan_triton, 1, 3, 4, 9, (10, 4), "cpu")

@@ -13,11 +13,14 @@ into chunks: (1) each chunk's end state from zero and its summed Δ (``exp(A Σ�
 (2) a pass over chunks that turns them into each chunk's incoming state (blocks of chunks combined by an associative
 scan), (3) every chunk recomputed from its incoming state, writing y.
 
-Backward: tiles of T positions; the state entering every tile and the adjoint leaving it are found by the same
-steps (1)–(2), run left to right and right to left (``g_t = C_t dy'_t + exp(Δ_{t+1} A) g_{t+1}``); then one program
-per tile scans its state and adjoint in registers for all channels and writes every gradient (dB, dC summed over
-channels in the program; dA, dD, dbias as per-tile partial sums). ``reverse=True`` scans right to left in place
-(position ``l-1`` first) without flipped copies.
+Backward: the same chunks and the same walk, one position at a time. The state entering every chunk comes from
+steps (1)–(2); the adjoint arriving at every chunk from the right from the same two steps run right to left
+(``g_t = C_t dy'_t + exp(Δ_{t+1} A) g_{t+1}``; the adjoint leaving position 0 is the initial state's gradient).
+Then each program walks its chunk left to right keeping every 16th state (float32 checkpoints, L/16 ``(n, d)``
+tiles), and, block by block from the right, rebuilds the block's 16 states into a small buffer of its own and walks
+them right to left carrying the adjoint: du, dΔ, dz per position, dB and dC summed over its channels, dA, dD, dbias
+as per-chunk partial sums. ``reverse=True`` scans
+right to left in place (position ``l-1`` first) without flipped copies.
 """
 
 from __future__ import annotations
@@ -34,11 +37,10 @@ from lrgen.ops import mark_counts
 # Tile shape: channels per program for each layout (length-major = channels contiguous in memory), and the
 # channels × padded state × positions held per program in the forward and in the backward kernel.
 # Settings from the sweep of benchmarks/bench_kernels.py on an H100 (docs/benchmarks.md).
-BLOCK_D = {"length_major": 64, "channels_first": 32}
-TILE_ELEMENTS = {"backward": 2048}
-NUM_WARPS = {"forward": 1, "backward": 4}
-MIN_T = {"backward": 16}  # the backward keeps one state per tile: long tiles keep that small
-PROGRAMS_PER_SM = 64  # the forward splits the sequence into chunks until it has this many programs per SM
+BLOCK_D = {"length_major": 64, "channels_first": 32, "backward": 64}
+NUM_WARPS = {"forward": 1, "backward": 1}
+CHECKPOINT_EVERY = 16  # the backward keeps every 16th state of a chunk and rebuilds the others block by block
+PROGRAMS_PER_SM = 32  # the forward splits the sequence into chunks until it has this many programs per SM
 UNROLL = 2  # positions of the forward kernel whose loads are issued together
 PASS_CHUNKS, PASS_ELEMENTS = 32, 2048  # chunks combined at once by the state pass, and its block size
 # the forward's exponentials, logarithms and reciprocals as single MUFU instructions (ex2/lg2/rcp.approx.ftz),
@@ -83,95 +85,6 @@ def _pos(t, L, REVERSE: tl.constexpr):
     if REVERSE:
         return L - 1 - t
     return t
-
-
-@triton.jit
-def _load_dt(delta_ptr, bias_ptr, offs_d, mask_d, t, L, s_d, s_l, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-             REVERSE: tl.constexpr):
-    """Δ (softplus(delta + bias)) at logical positions t as a (BD, T) float32 tile, 0 outside [0, L); and the raw."""
-    mask = mask_d[:, None] & (t[None, :] < L) & (t[None, :] >= 0)
-    raw = tl.load(delta_ptr + offs_d[:, None] * s_d + _pos(t, L, REVERSE)[None, :] * s_l, mask=mask, other=0.0)
-    raw = raw.to(tl.float32)
-    if HAS_BIAS:
-        raw += tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)[:, None]
-    dt = raw
-    if SOFTPLUS:
-        dt = tl.where(raw <= 20.0, tl.log(1.0 + tl.exp(raw)), raw)
-    return tl.where(mask, dt, 0.0), raw
-
-
-@triton.jit
-def _load_dl(ptr, offs_d, mask_d, t, L, s_d, s_l, REVERSE: tl.constexpr):
-    mask = mask_d[:, None] & (t[None, :] < L)
-    return tl.load(ptr + offs_d[:, None] * s_d + _pos(t, L, REVERSE)[None, :] * s_l, mask=mask, other=0.0).to(
-        tl.float32)
-
-
-@triton.jit
-def _load_nl(ptr, offs_n, mask_n, t, L, s_n, s_l, REVERSE: tl.constexpr):
-    mask = mask_n[:, None] & (t[None, :] < L)
-    return tl.load(ptr + offs_n[:, None] * s_n + _pos(t, L, REVERSE)[None, :] * s_l, mask=mask, other=0.0).to(
-        tl.float32)
-
-
-@triton.jit
-def _chunk_state_kernel(
-    u_ptr, delta_ptr, bias_ptr, A_ptr, B_ptr, C_ptr, z_ptr, dy_ptr, hloc_ptr, sdt_ptr,
-    L, D, N, NDB,
-    s_ub, s_ud, s_ul, s_db, s_dd, s_dl, s_Bb, s_Bn, s_Bl, s_Cb, s_Cn, s_Cl, s_zb, s_zd, s_zl, s_yb, s_yd, s_yl,
-    BD: tl.constexpr, BN: tl.constexpr, T: tl.constexpr, TPC: tl.constexpr, ADJOINT: tl.constexpr,
-    HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_Z: tl.constexpr, REVERSE: tl.constexpr,
-):
-    """Each chunk's state from zero and its Δ sum. Forward: state after the chunk's last position. Adjoint: the
-    adjoint at the chunk's first position with nothing coming from the right, and the Δ sum shifted by one."""
-    c = tl.program_id(0)
-    pid = tl.program_id(1)
-    b = pid // NDB
-    offs_d = (pid % NDB) * BD + tl.arange(0, BD)
-    offs_n = tl.arange(0, BN)
-    mask_d = offs_d < D
-    mask_n = offs_n < N
-    A2 = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_d[:, None] & mask_n[None, :], other=0.0)
-    A2 = A2.to(tl.float32) * LOG2E
-    h = tl.zeros((BD, BN), dtype=tl.float32)
-    sdt = tl.zeros((BD,), dtype=tl.float32)
-    delta_b = delta_ptr + b * s_db
-    if ADJOINT:
-        for i in range(TPC):
-            tile = c * TPC + (TPC - 1 - i)
-            t = tile * T + tl.arange(0, T)
-            dt, _ = _load_dt(delta_b, bias_ptr, offs_d, mask_d, t, L, s_dd, s_dl, HAS_BIAS, SOFTPLUS, REVERSE)
-            dt_next, _ = _load_dt(delta_b, bias_ptr, offs_d, mask_d, t + 1, L, s_dd, s_dl, HAS_BIAS, SOFTPLUS,
-                                  REVERSE)
-            dyp = _load_dl(dy_ptr + b * s_yb, offs_d, mask_d, t, L, s_yd, s_yl, REVERSE)
-            if HAS_Z:
-                zz = _load_dl(z_ptr + b * s_zb, offs_d, mask_d, t, L, s_zd, s_zl, REVERSE)
-                dyp = dyp * zz * tl.sigmoid(zz)
-            Ct = _load_nl(C_ptr + b * s_Cb, offs_n, mask_n, t, L, s_Cn, s_Cl, REVERSE)
-            S = tl.cumsum(dt, axis=1)
-            first = tl.sum(tl.where((tl.arange(0, T) == 0)[None, :], dt, 0.0), axis=1)
-            w = tl.exp2(A2[:, :, None] * (S - first[:, None])[:, None, :])
-            contrib = tl.sum(w * (dyp[:, None, :] * Ct[None, :, :]), axis=2)
-            tsum = tl.sum(dt_next, axis=1)
-            h = contrib + tl.exp2(A2 * tsum[:, None]) * h
-            sdt += tsum
-    else:
-        for i in range(TPC):
-            tile = c * TPC + i
-            t = tile * T + tl.arange(0, T)
-            dt, _ = _load_dt(delta_b, bias_ptr, offs_d, mask_d, t, L, s_dd, s_dl, HAS_BIAS, SOFTPLUS, REVERSE)
-            uu = _load_dl(u_ptr + b * s_ub, offs_d, mask_d, t, L, s_ud, s_ul, REVERSE)
-            Bt = _load_nl(B_ptr + b * s_Bb, offs_n, mask_n, t, L, s_Bn, s_Bl, REVERSE)
-            S = tl.cumsum(dt, axis=1)
-            tsum = tl.sum(dt, axis=1)
-            w = tl.exp2(A2[:, :, None] * (tsum[:, None] - S)[:, None, :])
-            contrib = tl.sum(w * ((dt * uu)[:, None, :] * Bt[None, :, :]), axis=2)
-            h = tl.exp2(A2 * tsum[:, None]) * h + contrib
-            sdt += tsum
-    nc = tl.num_programs(0)
-    base = (b * nc + c) * D
-    tl.store(hloc_ptr + (base + offs_d)[:, None] * N + offs_n[None, :], h, mask=mask_d[:, None] & mask_n[None, :])
-    tl.store(sdt_ptr + base + offs_d, sdt, mask=mask_d)
 
 
 @triton.jit
@@ -332,118 +245,180 @@ def _fwd_kernel(
 
 
 @triton.jit
+def _adjoint_chunk_kernel(
+    delta_ptr, bias_ptr, A_ptr, C_ptr, z_ptr, dy_ptr, gloc_ptr, sdt_ptr,
+    L, D, N, NDB, CL,
+    s_db, s_dd, s_dl, s_Cb, s_Cn, s_Cl, s_zb, s_zd, s_zl, s_yb, s_yd, s_yl,
+    BD: tl.constexpr, BN: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_Z: tl.constexpr,
+    REVERSE: tl.constexpr, FAST_MATH: tl.constexpr,
+):
+    """Each chunk's adjoint from zero, walked right to left (``g_t = C_t dy'_t + exp(Δ_{t+1} A) g_{t+1}``): the
+    adjoint it passes to the position before it, ``exp(Δ_s A) g_s``, to gloc (b, nc, n, d), and its Δ sum to sdt."""
+    c = tl.program_id(0)
+    pid = tl.program_id(1)
+    b = pid // NDB
+    offs_d = (pid % NDB) * BD + tl.arange(0, BD)
+    offs_n = tl.arange(0, BN)
+    mask_d = offs_d < D
+    mask_nd = (offs_n < N)[:, None] & mask_d[None, :]
+    nd = offs_n[:, None] * D + offs_d[None, :]
+    A2 = tl.load(A_ptr + nd, mask=mask_nd, other=0.0) * LOG2E
+    bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32) if HAS_BIAS else None
+    g = tl.zeros((BN, BD), dtype=tl.float32)
+    sdt = tl.zeros((BD,), dtype=tl.float32)
+    for i in range(CL):
+        t = c * CL + CL - 1 - i
+        p = _pos(t, L, REVERSE)
+        md = offs_d < tl.where(t < L, D, 0)
+        mn = offs_n < tl.where(t < L, N, 0)
+        dt = tl.load(delta_ptr + b * s_db + offs_d * s_dd + p * s_dl, mask=md, other=0.0).to(tl.float32)
+        if HAS_BIAS:
+            dt += bias
+        if SOFTPLUS:
+            dt = _softplus(dt, FAST_MATH)
+        dt = tl.where(md, dt, 0.0)
+        dyp = tl.load(dy_ptr + b * s_yb + offs_d * s_yd + p * s_yl, mask=md, other=0.0).to(tl.float32)
+        if HAS_Z:
+            dyp = dyp * _silu(tl.load(z_ptr + b * s_zb + offs_d * s_zd + p * s_zl, mask=md, other=0.0).to(
+                tl.float32), FAST_MATH)
+        Ct = tl.load(C_ptr + b * s_Cb + offs_n * s_Cn + p * s_Cl, mask=mn, other=0.0).to(tl.float32)
+        g = _approx(A2 * dt[None, :], "ex2", FAST_MATH) * (g + Ct[:, None] * dyp[None, :])
+        sdt += dt
+    base = (b * tl.num_programs(0) + c) * D
+    tl.store(gloc_ptr + base * N + nd, g, mask=mask_nd)
+    tl.store(sdt_ptr + base + offs_d, sdt, mask=mask_d)
+
+
+@triton.jit
+def _advance(h, t, A2, bias, u_b, d_b, B_b, offs_d, offs_n, L, D, N, s_ud, s_ul, s_dd, s_dl, s_Bn, s_Bl,
+             HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, REVERSE: tl.constexpr, FAST_MATH: tl.constexpr):
+    """The state after position t (scan order) from the state before it (unchanged past L)."""
+    p = _pos(t, L, REVERSE)
+    md = offs_d < tl.where(t < L, D, 0)
+    mn = offs_n < tl.where(t < L, N, 0)
+    dt = tl.load(d_b + offs_d * s_dd + p * s_dl, mask=md, other=0.0).to(tl.float32)
+    if HAS_BIAS:
+        dt += bias
+    if SOFTPLUS:
+        dt = _softplus(dt, FAST_MATH)
+    dt = tl.where(md, dt, 0.0)
+    uu = tl.load(u_b + offs_d * s_ud + p * s_ul, mask=md, other=0.0).to(tl.float32)
+    Bt = tl.load(B_b + offs_n * s_Bn + p * s_Bl, mask=mn, other=0.0).to(tl.float32)
+    return _approx(A2 * dt[None, :], "ex2", FAST_MATH) * h + Bt[:, None] * (dt * uu)[None, :]
+
+
+@triton.jit
 def _bwd_kernel(
-    u_ptr, delta_ptr, bias_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, dy_ptr, hin_ptr, gnext_ptr,
-    du_ptr, ddelta_ptr, dz_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr, dh0_ptr,
-    L, D, N, NDB,
+    u_ptr, delta_ptr, bias_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, dy_ptr, hin_ptr, gin_ptr, ckpt_ptr, buf_ptr,
+    du_ptr, ddelta_ptr, dz_ptr, dB_ptr, dC_ptr, dA_ptr, dD_ptr, dbias_ptr,
+    L, D, N, NDB, CL,
     s_ub, s_ud, s_ul, s_db, s_dd, s_dl, s_Bb, s_Bn, s_Bl, s_Cb, s_Cn, s_Cl, s_zb, s_zd, s_zl, s_yb, s_yd, s_yl,
     s_gb, s_gd, s_gl,
-    BD: tl.constexpr, BN: tl.constexpr, T: tl.constexpr,
-    HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, REVERSE: tl.constexpr,
+    BD: tl.constexpr, BN: tl.constexpr, K: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, REVERSE: tl.constexpr, FAST_MATH: tl.constexpr,
 ):
-    """Gradients of one tile of T positions, all channels (a loop over blocks of BD), so dB and dC are summed
-    over channels here. The adjoint scan runs on inputs loaded back to front (``_r``: index r is position
-    T-1-r of the tile), so every term with g is formed in that order; the forward state is flipped into it.
-    du, ddelta, dz share the strides s_g*; dB, dC are float32 (b, n, l); per-tile partial sums: dA over the
-    tile's entries of hin (b, tiles, d, n), dD and dbias (b, tiles, d)."""
-    tile = tl.program_id(0)
-    b = tl.program_id(1)
-    nt = tl.num_programs(0)
+    """Gradients of one chunk of CL positions (a multiple of K) for BD channels, with (n, d) tiles in registers as
+    in the forward. (1) From the state entering the chunk (hin, (b, nc, n, d)) walk left to right and keep the state
+    before every K-th position in ckpt (b, nc, CL / K, n, d). (2) Block by block from the right: rebuild the K
+    states before its positions into this program's buffer (K, BN, BD) in buf, then walk them right to left with
+    the adjoint arriving from the right (gin), writing du, ddelta, dz (strides s_g*), dB and dC summed over this
+    program's channels to (b, NDB, n, l), and per-chunk partial sums of dA (b, nc, n, d), dD and dbias (b, nc, d)."""
+    c = tl.program_id(0)
+    pid = tl.program_id(1)
+    nc = tl.num_programs(0)
+    b = pid // NDB
+    blk = pid % NDB
+    offs_d = blk * BD + tl.arange(0, BD)
     offs_n = tl.arange(0, BN)
-    mask_n = offs_n < N
-    t = tile * T + tl.arange(0, T)
-    t_r = tile * T + (T - 1 - tl.arange(0, T))
-    B_b, C_b = B_ptr + b * s_Bb, C_ptr + b * s_Cb
-    Bt = _load_nl(B_b, offs_n, mask_n, t, L, s_Bn, s_Bl, REVERSE)
-    Ct = _load_nl(C_b, offs_n, mask_n, t, L, s_Cn, s_Cl, REVERSE)
-    Bt_r = _load_nl(B_b, offs_n, mask_n, t_r, L, s_Bn, s_Bl, REVERSE)
-    Ct_r = _load_nl(C_b, offs_n, mask_n, t_r, L, s_Cn, s_Cl, REVERSE)
-    dB_acc = tl.zeros((BN, T), dtype=tl.float32)
-    dC_acc = tl.zeros((BN, T), dtype=tl.float32)
-    is_last_r = (tl.arange(0, T) == T - 1)[None, None, :]
-    for db in range(NDB):
-        offs_d = db * BD + tl.arange(0, BD)
-        mask_d = offs_d < D
-        mask_dn = mask_d[:, None] & mask_n[None, :]
-        A = tl.load(A_ptr + offs_d[:, None] * N + offs_n[None, :], mask=mask_dn, other=0.0).to(tl.float32)
-        A2 = A * LOG2E
-        sidx = ((b * nt + tile) * D + offs_d)[:, None] * N + offs_n[None, :]
-        h0 = tl.load(hin_ptr + sidx, mask=mask_dn, other=0.0)
-        gn = tl.load(gnext_ptr + sidx, mask=mask_dn, other=0.0)
-        d_b = delta_ptr + b * s_db
-        dt, _ = _load_dt(d_b, bias_ptr, offs_d, mask_d, t, L, s_dd, s_dl, HAS_BIAS, SOFTPLUS, REVERSE)
-        dt_r, raw_r = _load_dt(d_b, bias_ptr, offs_d, mask_d, t_r, L, s_dd, s_dl, HAS_BIAS, SOFTPLUS, REVERSE)
-        dtn_r, _ = _load_dt(d_b, bias_ptr, offs_d, mask_d, t_r + 1, L, s_dd, s_dl, HAS_BIAS, SOFTPLUS, REVERSE)
-        u_b, y_b = u_ptr + b * s_ub, dy_ptr + b * s_yb
-        uu = _load_dl(u_b, offs_d, mask_d, t, L, s_ud, s_ul, REVERSE)
-        uu_r = _load_dl(u_b, offs_d, mask_d, t_r, L, s_ud, s_ul, REVERSE)
-        dy = _load_dl(y_b, offs_d, mask_d, t, L, s_yd, s_yl, REVERSE)
-        dy_r = _load_dl(y_b, offs_d, mask_d, t_r, L, s_yd, s_yl, REVERSE)
-        # forward state over the tile, in position order
-        dBu = (dt * uu)[:, None, :] * Bt[None, :, :]
-        ca, cb = tl.associative_scan((tl.exp2(A2[:, :, None] * dt[:, None, :]), dBu), 2, _combine)
-        hs = ca * h0[:, :, None] + cb
-        dh_r = tl.flip(hs - dBu, 2)  # exp(Δ_t A) h_{t-1}, back to front
-        m2 = mask_d[:, None] & (t < L)[None, :]
-        m2_r = mask_d[:, None] & (t_r < L)[None, :]
-        gptr = b * s_gb + offs_d[:, None] * s_gd + _pos(t, L, REVERSE)[None, :] * s_gl
-        gptr_r = b * s_gb + offs_d[:, None] * s_gd + _pos(t_r, L, REVERSE)[None, :] * s_gl
-        if HAS_Z:
-            zz = _load_dl(z_ptr + b * s_zb, offs_d, mask_d, t, L, s_zd, s_zl, REVERSE)
-            zz_r = _load_dl(z_ptr + b * s_zb, offs_d, mask_d, t_r, L, s_zd, s_zl, REVERSE)
-            sig = tl.sigmoid(zz)
-            ypre = tl.sum(hs * Ct[None, :, :], axis=1)
+    mask_d = offs_d < D
+    mask_nd = (offs_n < N)[:, None] & mask_d[None, :]
+    nd = offs_n[:, None] * D + offs_d[None, :]
+    A = tl.load(A_ptr + nd, mask=mask_nd, other=0.0)
+    A2 = A * LOG2E
+    bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32) if HAS_BIAS else None
+    Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32) if HAS_D else None
+    u_b, d_b, B_b, C_b = u_ptr + b * s_ub, delta_ptr + b * s_db, B_ptr + b * s_Bb, C_ptr + b * s_Cb
+    chunk = b * nc + c
+    ck = ckpt_ptr + chunk * (CL // K) * N * D
+    local = offs_n[:, None] * BD + tl.arange(0, BD)[None, :]
+    buf = buf_ptr + (c * tl.num_programs(1) + pid) * K * BN * BD
+    h = tl.load(hin_ptr + chunk * N * D + nd, mask=mask_nd, other=0.0)
+    for kb in range(CL // K):
+        tl.store(ck + kb * N * D + nd, h, mask=mask_nd)
+        for j in range(K):
+            h = _advance(h, c * CL + kb * K + j, A2, bias, u_b, d_b, B_b, offs_d, offs_n, L, D, N, s_ud, s_ul,
+                         s_dd, s_dl, s_Bn, s_Bl, HAS_BIAS, SOFTPLUS, REVERSE, FAST_MATH)
+    tl.debug_barrier()  # the checkpoints are written before any thread reads them back
+    g = tl.load(gin_ptr + chunk * N * D + nd, mask=mask_nd, other=0.0)  # exp(Δ_{t+1} A) g_{t+1}
+    dA = tl.zeros((BN, BD), dtype=tl.float32)
+    dD = tl.zeros((BD,), dtype=tl.float32)
+    dbias = tl.zeros((BD,), dtype=tl.float32)
+    for kb_r in range(CL // K):
+        kb = CL // K - 1 - kb_r
+        h = tl.load(ck + kb * N * D + nd, mask=mask_nd, other=0.0)
+        for j in range(K):
+            tl.store(buf + j * BN * BD + local, h)
+            h = _advance(h, c * CL + kb * K + j, A2, bias, u_b, d_b, B_b, offs_d, offs_n, L, D, N, s_ud, s_ul,
+                         s_dd, s_dl, s_Bn, s_Bl, HAS_BIAS, SOFTPLUS, REVERSE, FAST_MATH)
+        tl.debug_barrier()  # the block's states are in the buffer
+        for j_r in range(K):
+            j = K - 1 - j_r
+            t = c * CL + kb * K + j
+            p = _pos(t, L, REVERSE)
+            md = offs_d < tl.where(t < L, D, 0)
+            mn = offs_n < tl.where(t < L, N, 0)
+            raw = tl.load(d_b + offs_d * s_dd + p * s_dl, mask=md, other=0.0).to(tl.float32)
+            if HAS_BIAS:
+                raw += bias
+            dt = _softplus(raw, FAST_MATH) if SOFTPLUS else raw
+            dt = tl.where(md, dt, 0.0)
+            uu = tl.load(u_b + offs_d * s_ud + p * s_ul, mask=md, other=0.0).to(tl.float32)
+            dout = tl.load(dy_ptr + b * s_yb + offs_d * s_yd + p * s_yl, mask=md, other=0.0).to(tl.float32)
+            Bt = tl.load(B_b + offs_n * s_Bn + p * s_Bl, mask=mn, other=0.0).to(tl.float32)
+            Ct = tl.load(C_b + offs_n * s_Cn + p * s_Cl, mask=mn, other=0.0).to(tl.float32)
+            a = _approx(A2 * dt[None, :], "ex2", FAST_MATH)
+            ah = a * tl.load(buf + j * BN * BD + local)  # exp(Δ_t A) h_{t-1}
+            dtu = dt * uu
+            h = ah + Bt[:, None] * dtu[None, :]
+            gout = b * s_gb + offs_d * s_gd + p * s_gl
+            if HAS_Z:
+                zz = tl.load(z_ptr + b * s_zb + offs_d * s_zd + p * s_zl, mask=md, other=0.0).to(tl.float32)
+                sig = _approx(1.0 + _approx(-zz * LOG2E, "ex2", FAST_MATH), "rcp", FAST_MATH)
+                y = tl.sum(h * Ct[:, None], axis=0)
+                if HAS_D:
+                    y += Dv * uu
+                tl.store(dz_ptr + gout, (dout * y * sig * (1.0 + zz * (1.0 - sig))).to(dz_ptr.dtype.element_ty),
+                         mask=md)
+                dyp = dout * zz * sig
+            else:
+                dyp = dout
+            g += Ct[:, None] * dyp[None, :]
+            dbc = (b * NDB + blk) * N * L + offs_n * L + p
+            tl.store(dC_ptr + dbc, tl.sum(h * dyp[None, :], axis=1), mask=mn)
+            tl.store(dB_ptr + dbc, tl.sum(g * dtu[None, :], axis=1), mask=mn)
+            gB = tl.sum(g * Bt[:, None], axis=0)
+            gah = g * ah
+            dA += gah * dt[None, :]
+            ddt = gB * uu + tl.sum(gah * A, axis=0)
+            if SOFTPLUS:
+                ddt *= 1.0 - _approx(-dt * LOG2E, "ex2", FAST_MATH)  # softplus'(raw) = sigmoid(raw) = 1 - exp(-Δ)
+            ddt = tl.where(md, ddt, 0.0)
+            du = gB * dt
             if HAS_D:
-                Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-                ypre += Dv[:, None] * uu
-            tl.store(dz_ptr + gptr, (dy * ypre * sig * (1.0 + zz * (1.0 - sig))).to(dz_ptr.dtype.element_ty), mask=m2)
-            dyp = dy * zz * sig
-            dyp_r = dy_r * zz_r * tl.sigmoid(zz_r)
-        else:
-            dyp = dy
-            dyp_r = dy_r
-        dC_acc += tl.sum(hs * dyp[:, None, :], axis=0)
-        # adjoint g_t = C_t dy'_t + exp(Δ_{t+1} A) g_{t+1}, back to front
-        ga, gb = tl.associative_scan(
-            (tl.exp2(A2[:, :, None] * dtn_r[:, None, :]), dyp_r[:, None, :] * Ct_r[None, :, :]), 2, _combine)
-        g = ga * gn[:, :, None] + gb
-        gB = tl.sum(g * Bt_r[None, :, :], axis=1)
-        du = gB * dt_r
-        if HAS_D:
-            Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-            du += Dv[:, None] * dyp_r
-            tl.store(dD_ptr + (b * nt + tile) * D + offs_d, tl.sum(tl.where(m2_r, dyp_r * uu_r, 0.0), axis=1),
-                     mask=mask_d)
-        g_dh = g * dh_r
-        ddt = gB * uu_r + tl.sum(g_dh * A[:, :, None], axis=1)
-        if SOFTPLUS:
-            ddt = ddt * tl.sigmoid(raw_r)
-        ddt = tl.where(m2_r, ddt, 0.0)
-        if HAS_BIAS:
-            tl.store(dbias_ptr + (b * nt + tile) * D + offs_d, tl.sum(ddt, axis=1), mask=mask_d)
-        tl.store(hin_ptr + sidx, tl.sum(g_dh * dt_r[:, None, :], axis=2), mask=mask_dn)  # dA partial
-        tl.store(du_ptr + gptr_r, du.to(du_ptr.dtype.element_ty), mask=m2_r)
-        tl.store(ddelta_ptr + gptr_r, ddt.to(ddelta_ptr.dtype.element_ty), mask=m2_r)
-        dB_acc += tl.sum(g * (dt_r * uu_r)[:, None, :], axis=0)
-        if tile == 0:
-            dh0 = tl.sum(tl.where(is_last_r, tl.exp2(A2[:, :, None] * dt_r[:, None, :]) * g, 0.0), axis=2)
-            tl.store(dh0_ptr + (b * D + offs_d)[:, None] * N + offs_n[None, :], dh0, mask=mask_dn)
-    nl = (b * N + offs_n)[:, None] * L
-    tl.store(dB_ptr + nl + _pos(t_r, L, REVERSE)[None, :], dB_acc, mask=mask_n[:, None] & (t_r < L)[None, :])
-    tl.store(dC_ptr + nl + _pos(t, L, REVERSE)[None, :], dC_acc, mask=mask_n[:, None] & (t < L)[None, :])
+                du += Dv * dyp
+                dD += dyp * uu
+            dbias += ddt
+            tl.store(du_ptr + gout, du.to(du_ptr.dtype.element_ty), mask=md)
+            tl.store(ddelta_ptr + gout, ddt.to(ddelta_ptr.dtype.element_ty), mask=md)
+            g = a * g
+        tl.debug_barrier()  # the block is read before the next one overwrites the buffer
+    tl.store(dA_ptr + chunk * N * D + nd, dA, mask=mask_nd)
+    tl.store(dD_ptr + chunk * D + offs_d, dD, mask=mask_d)
+    tl.store(dbias_ptr + chunk * D + offs_d, dbias, mask=mask_d)
 
 
 def _layout(u: Tensor) -> str:
     return "length_major" if u.stride(1) < u.stride(2) else "channels_first"
-
-
-def _config(u: Tensor, n: int, kind: str) -> tuple[int, int, int]:
-    """(BD, BN, T): channels per program, padded state size, tile length."""
-    bn = triton.next_power_of_2(n)
-    te, min_t = TILE_ELEMENTS[kind], MIN_T[kind]
-    bd = max(1, min(triton.next_power_of_2(u.shape[1]), BLOCK_D[_layout(u)], te // (min_t * bn)))
-    t = max(min_t, te // (bd * bn))
-    return bd, bn, t
 
 
 def _empty_like(u: Tensor, dtype: torch.dtype) -> Tensor:
@@ -473,36 +448,15 @@ def _chunks(units: int, programs: int, device: torch.device) -> tuple[int, int]:
     return -(-units // per), per
 
 
-def _launch_states(u, delta, delta_bias, A, B, C, z, dy, nc, tpc, cfg, softplus, reverse, adjoint, h0, hlast):
-    """Steps (1) and (2): the state entering every chunk, (b, nc, d, n) float32; hlast gets the final state."""
-    batch, d, length = u.shape
-    n = A.shape[1]
-    bd, bn, t = cfg
-    ndb = triton.cdiv(d, bd)
-    hloc = torch.empty(batch, nc, d, n, device=u.device, dtype=torch.float32)
-    sdt = torch.empty(batch, nc, d, device=u.device, dtype=torch.float32)
-    _chunk_state_kernel[(nc, batch * ndb)](
-        u, delta, delta_bias, A, B, C, z, dy, hloc, sdt, length, d, n, ndb,
-        *_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(dy),
-        BD=bd, BN=bn, T=t, TPC=tpc, ADJOINT=adjoint, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus,
-        HAS_Z=z is not None, REVERSE=reverse, num_warps=NUM_WARPS["backward"],
-    )
-    _state_pass(hloc, sdt, A, h0, hlast, adjoint)
-    return hloc
-
-
-def _state_pass(hloc: Tensor, sdt: Tensor, A: Tensor, h0: Tensor | None, hlast: Tensor, backward: bool,
-                state_major: bool = False) -> None:
-    """Turn chunk-local states (b, nc, d, n) in place into the states entering each chunk; with ``state_major``
-    the states, h0, hlast and A are stored (n, d) instead (``hloc`` then (b, nc, n, d))."""
-    batch, nc = hloc.shape[:2]
-    d, n = hloc.shape[2:] if not state_major else hloc.shape[2:][::-1]
+def _state_pass(hloc: Tensor, sdt: Tensor, A: Tensor, h0: Tensor | None, hlast: Tensor, backward: bool) -> None:
+    """Turn chunk-local states (b, nc, n, d) in place into the states entering each chunk (from the right when
+    ``backward``), starting from h0 (b, n, d); hlast gets the state after the last chunk. A is (n, d)."""
+    batch, nc, n, d = hloc.shape
     bn = triton.next_power_of_2(n)
     bd = max(1, min(triton.next_power_of_2(d), PASS_ELEMENTS // (PASS_CHUNKS * bn)))
     ndb = triton.cdiv(d, bd)
-    s_d, s_n = (1, d) if state_major else (n, 1)
     _state_pass_kernel[(batch * ndb,)](
-        hloc, sdt, A, h0, hlast, nc, d, n, ndb, s_d, s_n, BD=bd, BN=bn, CB=PASS_CHUNKS, HAS_H0=h0 is not None,
+        hloc, sdt, A, h0, hlast, nc, d, n, ndb, 1, d, BD=bd, BN=bn, CB=PASS_CHUNKS, HAS_H0=h0 is not None,
         BACKWARD=backward, num_warps=4,
     )
 
@@ -542,7 +496,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, mark
             u, delta, delta_bias, A, B, C, D, z, y, None, hin, sdt, None, *args, 0, 0, 0, 1, 1, *strides,
             HAS_HIN=False, STATE_ONLY=True, HAS_MARKS=False, **flags,
         )
-        _state_pass(hin, sdt, A, state, hlast, False, state_major=True)
+        _state_pass(hin, sdt, A, state, hlast, False)
         s_hin = (nc * d * n, d * n)
     else:
         hin, s_hin = state, (d * n, 0)
@@ -554,33 +508,57 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, mark
 
 
 def _backward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy, dlast):
+    u, delta, B, C, z, dy = (_length_major(t) for t in (u, delta, B, C, z, dy))
+    A_nd = A.t().contiguous()
     batch, d, length = u.shape
     n = A.shape[1]
-    cfg = bd, bn, t = _config(u, n, "backward")
-    n_tiles = triton.cdiv(length, t)
-    scratch = torch.empty(batch, d, n, device=u.device, dtype=torch.float32)
-    hin = _launch_states(u, delta, delta_bias, A, B, C, None, None, n_tiles, 1, cfg, softplus, reverse, False,
-                         state, scratch)
-    gnext = _launch_states(u, delta, delta_bias, A, B, C, z, dy, n_tiles, 1, cfg, softplus, reverse, True,
-                           dlast, scratch)
+    bn = triton.next_power_of_2(n)
+    bd = max(1, min(triton.next_power_of_2(d), BLOCK_D["backward"]))
+    ndb = triton.cdiv(d, bd)
+    nc, blocks = _chunks(triton.cdiv(length, CHECKPOINT_EVERY), batch * ndb, u.device)
+    chunk_len = blocks * CHECKPOINT_EVERY
+    f32 = dict(device=u.device, dtype=torch.float32)
+    grid = (nc, batch * ndb)
+    common = dict(BD=bd, BN=bn, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, HAS_Z=z is not None,
+                  REVERSE=reverse, FAST_MATH=FAST_MATH, num_warps=NUM_WARPS["backward"])
+    # the state entering each chunk, as in the forward
+    hin = torch.empty(batch, nc, n, d, **f32)
+    sdt = torch.empty(batch, nc, d, **f32)
+    scratch = torch.empty(batch, n, d, **f32)
     du = _empty_like(u, u.dtype)
+    _fwd_kernel[grid](
+        u, delta, delta_bias, A_nd, B, C, None, None, du, None, hin, sdt, None,
+        length, d, n, ndb, chunk_len, 0, 0, 0, 1, 1,
+        *_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(None), *_strides(du),
+        U=1, HAS_HIN=False, STATE_ONLY=True, HAS_D=False, HAS_MARKS=False, EVEN=False,
+        **{**common, "HAS_Z": False},
+    )
+    _state_pass(hin, sdt, A_nd, None if state is None else state.transpose(1, 2).contiguous(), scratch, False)
+    # the adjoint arriving at each chunk's last position from the right; the one leaving position 0 is dh0
+    gin = torch.empty(batch, nc, n, d, **f32)
+    dh0 = torch.empty(batch, n, d, **f32)
+    _adjoint_chunk_kernel[grid](
+        delta, delta_bias, A_nd, C, z, dy, gin, sdt, length, d, n, ndb, chunk_len,
+        *_strides(delta), *_strides(C), *_strides(z), *_strides(dy), **common,
+    )
+    _state_pass(gin, sdt, A_nd, None if dlast is None else dlast.transpose(1, 2).contiguous(), dh0, True)
+    ckpt = torch.empty(batch, nc, blocks, n, d, **f32)
+    buf = torch.empty(nc, batch * ndb, CHECKPOINT_EVERY, bn, bd, **f32)
     ddelta = _empty_like(u, delta.dtype)
     dz = None if z is None else _empty_like(u, z.dtype)
-    f32 = dict(device=u.device, dtype=torch.float32)
-    dB = torch.empty(batch, n, length, **f32)
-    dC = torch.empty(batch, n, length, **f32)
-    dD = torch.empty(batch, n_tiles, d, **f32)
-    dbias = torch.empty(batch, n_tiles, d, **f32)
-    dh0 = torch.empty(batch, d, n, **f32)
-    _bwd_kernel[(n_tiles, batch)](
-        u, delta, delta_bias, A, B, C, D, z, dy, hin, gnext, du, ddelta, dz, dB, dC, dD, dbias, dh0,
-        length, d, n, triton.cdiv(d, bd),
+    dB = torch.empty(batch, ndb, n, length, **f32)
+    dC = torch.empty(batch, ndb, n, length, **f32)
+    dA = torch.empty(batch, nc, n, d, **f32)
+    dD = torch.empty(batch, nc, d, **f32)
+    dbias = torch.empty(batch, nc, d, **f32)
+    _bwd_kernel[grid](
+        u, delta, delta_bias, A_nd, B, C, D, z, dy, hin, gin, ckpt, buf, du, ddelta, dz, dB, dC, dA, dD, dbias,
+        length, d, n, ndb, chunk_len,
         *_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(dy), *_strides(du),
-        BD=bd, BN=bn, T=t, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, HAS_D=D is not None,
-        HAS_Z=z is not None, REVERSE=reverse, num_warps=NUM_WARPS["backward"],
+        K=CHECKPOINT_EVERY, HAS_D=D is not None, **common,
     )
-    dA = hin.sum(dim=(0, 1))
-    return du, ddelta, dA, dB, dC, dD.sum(dim=(0, 1)), dz, dbias.sum(dim=(0, 1)), dh0
+    return (du, ddelta, dA.sum(dim=(0, 1)).t(), dB.sum(dim=1), dC.sum(dim=1), dD.sum(dim=(0, 1)), dz,
+            dbias.sum(dim=(0, 1)), dh0.transpose(1, 2))
 
 
 class _SelectiveScan(torch.autograd.Function):
