@@ -11,6 +11,7 @@ from lrgen import load_model
 from lrgen.engine import ChunkRunner, PassRouter, restream_span, stream
 from lrgen.engine.chunks import chunk_bounds
 from lrgen.errors import LrgenError
+from lrgen.models.scan import run_whole, sequence_order
 from lrgen.tokenizer import A_ID, COMPLEMENT_IDS, N_ID, T_ID, reverse_complement_ids
 
 TOL = 1e-4
@@ -253,6 +254,30 @@ def test_chunk_runner_is_a_scan_runner_for_any_fn():
     router(cumsum, x, reverse=False, key="a")
     with pytest.raises(LrgenError, match="used 2 times"):
         router(cumsum, x, reverse=False, key="a")
+
+
+def test_sequence_order_fns_walk_reverse_chunks_themselves_and_add_into_out():
+    """The same cumulative sum taking chunks as they lie (``sequence_order``): no flips by the runner, the output
+    added into ``out`` by fn itself; equal to the plain fn through the runner and through ``run_whole``."""
+    x = torch.arange(1.0, 11.0).view(1, 10, 1)
+    seen = []
+
+    def cumsum(chunk, state, marks=None, *, reverse, out):
+        seen.append((chunk[0, 0, 0].item(), reverse, out is not None))
+        y = chunk.flip(1).cumsum(1).flip(1) if reverse else chunk.cumsum(1)
+        y = y + (0 if state is None else state)
+        last = y[:, :1] if reverse else y[:, -1:]
+        return (y, last) if out is None else (out.add_(y), last)
+
+    fn = sequence_order(cumsum)
+    runner = ChunkRunner(3)
+    assert torch.equal(runner(fn, x, reverse=False, key="a"), x.cumsum(1))
+    assert torch.equal(runner(fn, x, reverse=True, key="b"), x.flip(1).cumsum(1).flip(1))
+    assert [s[0] for s in seen[4:]] == [10.0, 7.0, 4.0, 1.0]  # reverse chunks handed over unflipped, right to left
+    out = torch.ones(1, 10, 1)
+    assert torch.equal(runner(fn, x, reverse=True, key="c", out=out), 1 + x.flip(1).cumsum(1).flip(1))
+    assert all(s[2] for s in seen[8:])
+    assert torch.equal(run_whole(fn, x, reverse=True, key="d"), x.flip(1).cumsum(1).flip(1))
 
 
 @pytest.mark.gpu

@@ -124,6 +124,10 @@ def check_rms_norm(impl, b, length, c, dtype, device, tol):
             got = impl(x, weight, 1e-5, dtype)
         assert got.dtype == dtype and got.shape == x.shape and rel(got, ref.to(dtype)) <= tol
         assert torch.equal(rms_norm(x, weight, 1e-5, dtype), got) or device == "cpu"
+        out = torch.full((b, length, 2 * c), 7.0, device=device, dtype=dtype)  # into the second half of a wider one
+        with torch.no_grad():
+            assert impl(x, weight, 1e-5, dtype, out[..., c:]).data_ptr() == out[..., c:].data_ptr()
+        assert torch.equal(out[..., c:], got) and bool((out[..., :c] == 7.0).all())
 
 
 def check_linear_scan(impl, b, length, d, dtype, device, tol):

@@ -71,3 +71,12 @@ def test_conv_states_equal_prefix_states(marks, width):
         assert states.shape == (2, len(counts), 6, width - 1) and states.dtype == torch.float32
         for k, p in enumerate(counts):
             torch.testing.assert_close(states[:, k], causal_conv1d_ref(x[..., :p], weight, None, state)[1], **TOL)
+
+
+@pytest.mark.parametrize("marks", MARKS)
+def test_conv_states_reverse_count_from_the_right(marks):
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 6, 17, generator=g)
+    state = torch.randn(2, 6, 3, generator=g)
+    torch.testing.assert_close(conv_states(x, state, 4, marks, reverse=True), conv_states(x.flip(-1), state, 4, marks),
+                               rtol=0, atol=0)

@@ -160,3 +160,17 @@ def test_dispatch_uses_reference_on_cpu():
     torch.testing.assert_close(ops.linear_scan(a, b)[0], linear_scan_ref(a, b)[0], rtol=0, atol=0)
     xc, w = torch.randn(1, 2, 5), torch.randn(2, 4)
     torch.testing.assert_close(ops.causal_conv1d(xc, w)[0], F.silu(naive_conv(xc, w, None, None, None)[0]), **TOL)
+
+
+def test_reverse_dispatch_is_the_scan_of_the_flipped_sequence():
+    x = scan_inputs()
+    flipped = {k: v.flip(-1) if k in ("u", "delta", "B", "C", "z") else v for k, v in x.items()}
+    y, last = ops.selective_scan(**x, delta_softplus=True, reverse=True)
+    y0, last0 = selective_scan_ref(**flipped, delta_softplus=True)
+    torch.testing.assert_close(y, y0.flip(-1), rtol=0, atol=0)
+    torch.testing.assert_close(last, last0, rtol=0, atol=0)
+    xc, w, s = torch.randn(1, 2, 9), torch.randn(2, 4), torch.randn(1, 2, 3)
+    yc, sc = ops.causal_conv1d(xc, w, None, s, reverse=True)
+    yc0, sc0 = causal_conv1d_ref(xc.flip(-1), w, None, s)
+    torch.testing.assert_close(yc, yc0.flip(-1), rtol=0, atol=0)
+    torch.testing.assert_close(sc, sc0, rtol=0, atol=0)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from lrgen.errors import LrgenError
-from lrgen.models.scan import Marks, ScanFn, State
+from lrgen.models.scan import Marks, ScanFn, State, takes_sequence_order
 
 MarkHook = Callable[[list[int], list[State]], None]
 
@@ -97,7 +97,8 @@ def scan_chunks(
     """Run ``fn`` over ``x`` (B, L, D) chunk by chunk, carrying ``state``; return ``y`` (B, L, D_out) in sequence order
     (added into ``out`` when given, which is returned).
 
-    Forward walks ``bounds`` left to right; reverse walks them right to left and hands ``fn`` each chunk flipped.
+    Forward walks ``bounds`` left to right; reverse walks them right to left and hands ``fn`` each chunk flipped
+    (unflipped, with ``reverse=`` and ``out=``, when ``fn`` takes sequence order: :mod:`lrgen.models.scan`).
     With ``grid=(every, phase)`` each chunk is asked (``marks``) for the states at the positions ``p ≡ phase
     (mod every)`` it reaches (:func:`chunk_marks`), and ``on_marks(positions, states)`` is told them after the
     chunk. Chunks move to ``compute_device`` and results to ``out_device`` (both default to ``x``'s device); ``y`` is
@@ -108,23 +109,29 @@ def scan_chunks(
     spans = list(zip(bounds[:-1], bounds[1:]))
     if reverse:
         spans.reverse()
+    in_order = takes_sequence_order(fn)
+    flip = reverse and not in_order
+    accumulate = in_order and out is not None and out.device == compute_device
     y = out
     for start, end in spans:
         xc = x[:, start:end].to(compute_device, non_blocking=True)
-        if reverse:
+        if flip:
             xc = xc.flip(1)
         marks, positions = chunk_marks(start, end, *grid, reverse) if grid is not None else (None, [])
+        kwargs = dict(reverse=reverse, out=out[:, start:end] if accumulate else None) if in_order else {}
         if marks is None:
-            yc, state = fn(xc, state)
+            yc, state = fn(xc, state, **kwargs)
         else:
-            yc, state, marked = fn(xc, state, marks)
+            yc, state, marked = fn(xc, state, marks, **kwargs)
             if len(marked) != len(positions):
                 raise LrgenError(f"a scan returned {len(marked)} states for {len(positions)} marks: the model "
                                  "breaks the scan-runner contract")
             if on_marks is not None:
                 on_marks(positions, marked)
-        if reverse:
+        if flip:
             yc = yc.flip(1)
+        if accumulate:
+            continue
         if out is not None:
             out[:, start:end].add_(yc.to(out.device))
             continue

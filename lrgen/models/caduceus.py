@@ -36,7 +36,7 @@ from lrgen.errors import LrgenError
 from lrgen.models.base import LanguageModel
 from lrgen.models.config import ModelConfig
 from lrgen.models.layers import RMSNorm, rms_norm
-from lrgen.models.scan import ScanRunner, run_whole
+from lrgen.models.scan import ScanRunner, run_whole, sequence_order
 from lrgen.ops import causal_conv1d, conv_states, selective_scan
 from lrgen.tokenizer import COMPLEMENT_IDS, VOCAB_SIZE
 
@@ -143,10 +143,11 @@ class Mamba(nn.Module):
         self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
 
     def scan(self, x: Tensor, state: tuple[Tensor, Tensor] | None, marks: tuple[int, int] | None = None, *,
-             flip_channels: bool = False):
-        """One chunk from ``state = (conv_state, ssm_state)``; with ``marks`` also the states there
-        (:mod:`lrgen.models.scan`). ``flip_channels`` computes ``flip_C(scan(flip_C(x)))`` by flipping the
-        projection weights instead of the activations."""
+             reverse: bool = False, out: Tensor | None = None, flip_channels: bool = False):
+        """One chunk, in sequence order, from ``state = (conv_state, ssm_state)``, walked right to left when
+        ``reverse``; with ``marks`` also the states there; the output added into ``out`` when given (the
+        sequence-order contract of :mod:`lrgen.models.scan`). ``flip_channels`` computes
+        ``flip_C(scan(flip_C(x)))`` by flipping the projection weights instead of the activations."""
         conv_in, ssm_state = (None, None) if state is None else state
         w_in, w_out, b_out = self.in_proj.weight, self.out_proj.weight, self.out_proj.bias
         if flip_channels:
@@ -154,8 +155,8 @@ class Mamba(nn.Module):
         xz = F.linear(x, w_in, self.in_proj.bias).transpose(1, 2)  # (B, 2·d_inner, T)
         u, z = xz.chunk(2, dim=1)
         conv_weight = self.conv1d.weight[:, 0]
-        conv_marks = None if marks is None else conv_states(u, conv_in, conv_weight.shape[-1], marks)
-        u, conv_state = causal_conv1d(u, conv_weight, self.conv1d.bias, conv_in, "silu")
+        conv_marks = None if marks is None else conv_states(u, conv_in, conv_weight.shape[-1], marks, reverse)
+        u, conv_state = causal_conv1d(u, conv_weight, self.conv1d.bias, conv_in, "silu", reverse)
         dt, B, C = self.x_proj(u.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)
         y, ssm_state, *ssm_marks = selective_scan(
@@ -170,11 +171,20 @@ class Mamba(nn.Module):
             True,
             ssm_state,
             marks,
+            reverse,
         )
-        out = F.linear(y.transpose(1, 2), w_out, b_out)
+        out = _project(y.transpose(1, 2), w_out, b_out, out)
         if marks is None:
             return out, (conv_state, ssm_state)
         return out, (conv_state, ssm_state), list(zip(conv_marks.unbind(1), ssm_marks[0].unbind(1)))
+
+
+def _project(y: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | None) -> Tensor:
+    """``F.linear(y, weight, bias)``, or added into ``out`` by the matrix multiply itself (no temporary)."""
+    if out is None:
+        return F.linear(y, weight, bias)
+    out.baddbmm_(y.to(out.dtype), weight.to(out.dtype).t().expand(y.shape[0], -1, -1))
+    return out if bias is None else out.add_(bias.to(out.dtype))
 
 
 class BiMamba(nn.Module):
@@ -203,6 +213,7 @@ class BiMamba(nn.Module):
             scans = [partial(scan, flip_channels=True) for scan in scans]
         if prenorm is not None:
             scans = [_after(prenorm, scan) for scan in scans]
+        scans = [sequence_order(scan) for scan in scans]
         if out is not None:
             for scan, reverse, name in zip(scans, (rc, not rc), ("mamba_fwd", "mamba_rev")):
                 runner(scan, x, reverse=reverse, key=f"{key}.{name}", out=out)
@@ -217,8 +228,8 @@ class BiMamba(nn.Module):
 def _after(prenorm: Callable[[Tensor], Tensor], scan: Callable) -> Callable:
     """``scan`` on ``prenorm(x)``: a scan fn of the runner contract (:mod:`lrgen.models.scan`)."""
 
-    def fn(x: Tensor, state, marks=None):
-        return scan(prenorm(x), state, marks)
+    def fn(x: Tensor, state, marks=None, **kwargs):
+        return scan(prenorm(x), state, marks, **kwargs)
 
     return fn
 
@@ -294,17 +305,18 @@ def _norm(norm: nn.Module, x: Tensor, dtype: torch.dtype, flip_channels: bool = 
     bias = getattr(norm, "bias", None)
     bias = bias.flip(0) if flip_channels and bias is not None else bias
 
-    def apply(part: Tensor) -> Tensor:
+    def apply(part: Tensor, dest: Tensor | None = None) -> Tensor:
         if isinstance(norm, RMSNorm):
-            return rms_norm(part, weight, norm.eps, dtype)
-        return F.layer_norm(part, part.shape[-1:], weight, bias, norm.eps).to(dtype)
+            return rms_norm(part, weight, norm.eps, dtype, out=dest)
+        y = F.layer_norm(part, part.shape[-1:], weight, bias, norm.eps).to(dtype)
+        return y if dest is None else dest.copy_(y)
 
     if out is None and (torch.is_grad_enabled() or x.shape[1] <= NORM_CHUNK):
         return apply(x)
     if out is None:
         out = torch.empty(x.shape, dtype=dtype, device=x.device)
     for start in range(0, x.shape[1], NORM_CHUNK):
-        out[:, start : start + NORM_CHUNK] = apply(x[:, start : start + NORM_CHUNK])
+        apply(x[:, start : start + NORM_CHUNK], out[:, start : start + NORM_CHUNK])
     return out
 
 

@@ -8,17 +8,20 @@ from torch import Tensor, nn
 from lrgen.ops.backend import select_backend
 
 
-def rms_norm(x: Tensor, weight: Tensor, eps: float, dtype: torch.dtype | None = None) -> Tensor:
-    """``x / rms(x) * weight`` computed in float32, returned in ``dtype`` (default x's). Outside autograd on a GPU
-    with the Triton backend, one fused kernel (:mod:`lrgen.ops.triton_norm`); else PyTorch ops."""
+def rms_norm(x: Tensor, weight: Tensor, eps: float, dtype: torch.dtype | None = None,
+             out: Tensor | None = None) -> Tensor:
+    """``x / rms(x) * weight`` computed in float32, returned in ``dtype`` (default x's), or written into ``out``
+    (outside autograd). Outside autograd on a GPU with the Triton backend, one fused kernel
+    (:mod:`lrgen.ops.triton_norm`); else PyTorch ops."""
     dtype = dtype or x.dtype
     if x.dim() == 3 and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)):
-        if select_backend(x.device, ("reference", "triton")) == "triton":
+        if select_backend(x.device, ("reference", "triton")) == "triton" and (out is None or out.stride(2) == 1):
             from lrgen.ops.triton_norm import rms_norm_triton
 
-            return rms_norm_triton(x, weight, eps, dtype)
+            return rms_norm_triton(x, weight, eps, dtype, out)
     xf = x.float()
-    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps) * weight.float()).to(dtype)
+    y = (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps) * weight.float()).to(dtype)
+    return y if out is None else out.copy_(y)
 
 
 class RMSNorm(nn.Module):

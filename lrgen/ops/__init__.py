@@ -13,6 +13,8 @@ recurrence used by RG-LRU. States are always float32.
   weight ``(d, w)``; state ``(b, d, w-1)`` = the w-1 inputs before this chunk (zeros when None); new_state = the last
   w-1 inputs seen, so chunked calls equal one call. ``conv_states(x, state, width, marks)`` gives the conv states
   at the marks (the last w-1 inputs before each p) as float32 ``(b, m, d, w-1)``.
+- ``reverse=True`` on these three runs them right to left, as on the flipped sequence with y flipped back (states
+  and marks in scan order); the Triton kernels do it in place, the others flip copies.
 - ``linear_scan(a, b, state=None)`` -> ``(h, last_state)``: ``h_t = a_t * h_{t-1} + b_t``; a, b ``(batch, l, d)``;
   state ``(batch, d)`` float32; h in b's dtype. It needs no marks: its output is its state sequence.
 """
@@ -35,37 +37,55 @@ def mark_counts(marks: Marks, length: int) -> range:
     return range(first, length + 1, every)
 
 
+def _flip(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.flip(-1)
+
+
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, state=None,
-                   marks: Marks | None = None):
+                   marks: Marks | None = None, reverse: bool = False):
     backend = select_backend(u.device, ("reference", "triton", "mamba"))
+    if backend == "triton":
+        from lrgen.ops.triton_scan import selective_scan_triton
+
+        return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, state, marks,
+                                     reverse=reverse)
     if backend == "mamba":
         from lrgen.ops.mamba_backend import selective_scan_mamba as impl
-    elif backend == "triton":
-        from lrgen.ops.triton_scan import selective_scan_triton as impl
     else:
         from lrgen.ops.reference import selective_scan_ref as impl
-    return impl(u, delta, A, B, C, D, z, delta_bias, delta_softplus, state, marks)
+    if not reverse:
+        return impl(u, delta, A, B, C, D, z, delta_bias, delta_softplus, state, marks)
+    y, *rest = impl(*map(_flip, (u, delta)), A, *map(_flip, (B, C)), D, _flip(z), delta_bias, delta_softplus, state,
+                    marks)
+    return (y.flip(-1), *rest)
 
 
-def causal_conv1d(x, weight, bias=None, state=None, activation="silu"):
+def causal_conv1d(x, weight, bias=None, state=None, activation="silu", reverse: bool = False):
     backend = select_backend(x.device, ("reference", "triton"))
     if backend == "triton":
-        from lrgen.ops.triton_conv import causal_conv1d_triton as impl
-    else:
-        from lrgen.ops.reference import causal_conv1d_ref as impl
-    return impl(x, weight, bias, state, activation)
+        from lrgen.ops.triton_conv import causal_conv1d_triton
+
+        return causal_conv1d_triton(x, weight, bias, state, activation, reverse=reverse)
+    from lrgen.ops.reference import causal_conv1d_ref
+
+    if not reverse:
+        return causal_conv1d_ref(x, weight, bias, state, activation)
+    y, last = causal_conv1d_ref(x.flip(-1), weight, bias, state, activation)
+    return y.flip(-1), last
 
 
-def conv_states(x: Tensor, state: Tensor | None, width: int, marks: Marks) -> Tensor:
+def conv_states(x: Tensor, state: Tensor | None, width: int, marks: Marks, reverse: bool = False) -> Tensor:
     """States of a width-``width`` causal conv over x ``(b, d, l)`` from ``state`` after the p-th position for each
-    p of ``marks``: the inputs ``p-w+1 … p-1`` (earlier ones from ``state``), float32 ``(b, m, d, w-1)``."""
+    p of ``marks``: the inputs ``p-w+1 … p-1`` (earlier ones from ``state``), float32 ``(b, m, d, w-1)``; positions
+    count in scan order (from the right end when ``reverse``)."""
     batch, dim, length = x.shape
     if state is None:
         state = x.new_zeros(batch, dim, width - 1, dtype=torch.float32)
     counts = mark_counts(marks, length)
     counts = counts.start + counts.step * torch.arange(len(counts), device=x.device)
     pos = counts[:, None] + torch.arange(1 - width, 0, device=x.device)  # (m, w-1): positions p-w+1 … p-1
-    from_x = x[:, :, pos.clamp(min=0)].float()  # (b, d, m, w-1)
+    index = pos.clamp(min=0)
+    from_x = x[:, :, length - 1 - index if reverse else index].float()  # (b, d, m, w-1)
     from_state = state.float()[:, :, (pos + width - 1).clamp(max=width - 2)]  # positions < 0 are in the state
     return torch.where(pos < 0, from_state, from_x).transpose(1, 2).contiguous()
 
