@@ -1,8 +1,9 @@
 """Triton causal depthwise conv1d with its tail state in and out; see :func:`lrgen.ops.causal_conv1d`.
 
 Forward: one program per (batch, channel block, tile of positions), the ``w`` taps unrolled, positions before the
-chunk read from ``state``; bias and SiLU fused. Backward: the PyTorch reference recomputed under autograd (the conv
-is a small share of a block's time). ``reverse=True`` convolves right to left in place (as on the flipped sequence).
+chunk read from ``state``; bias and SiLU fused; tiles wholly inside the sequence and the channels load without masks.
+Backward: the PyTorch reference recomputed under autograd (the conv is a small share of a block's time).
+``reverse=True`` convolves right to left in place (as on the flipped sequence).
 """
 
 from __future__ import annotations
@@ -14,19 +15,17 @@ from torch import Tensor
 
 from lrgen.ops.reference import causal_conv1d_ref
 
-# (channels, positions) per program for each layout; length-major = channels contiguous in memory
-BLOCK = {"length_major": (64, 32), "channels_first": (16, 128)}
+# (channels, positions) per program for each layout (length-major = channels contiguous in memory), and warps
+BLOCK = {"length_major": (128, 32), "channels_first": (16, 128)}
+NUM_WARPS = {"length_major": 2, "channels_first": 4}
 
 
 @triton.jit
-def _conv_kernel(
-    x_ptr, w_ptr, bias_ptr, state_ptr, y_ptr, L, D, s_xb, s_xd, s_xl, s_yb, s_yd, s_yl,
-    W: tl.constexpr, BD: tl.constexpr, T: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_STATE: tl.constexpr,
-    SILU: tl.constexpr, REVERSE: tl.constexpr,
-):
-    b = tl.program_id(0)
-    offs_d = tl.program_id(1) * BD + tl.arange(0, BD)
-    t = tl.program_id(2) * T + tl.arange(0, T)
+def _conv_tile(x_ptr, w_ptr, bias_ptr, state_ptr, b, offs_d, t, L, D, s_xb, s_xd, s_xl, W: tl.constexpr,
+               BD: tl.constexpr, T: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_STATE: tl.constexpr,
+               REVERSE: tl.constexpr, MASKED: tl.constexpr):
+    """The (BD, T) tile of the convolution before the activation. Unless MASKED, every tap lies inside x and the
+    channel block is whole: no masks and no state reads."""
     md = offs_d < D
     if HAS_BIAS:
         acc = tl.load(bias_ptr + offs_d, mask=md, other=0.0).to(tl.float32)[:, None] + tl.zeros((BD, T), tl.float32)
@@ -38,16 +37,39 @@ def _conv_kernel(
             pos = L - 1 - src
         else:
             pos = src
-        inside = md[:, None] & (src[None, :] >= 0) & (src[None, :] < L)
-        xv = tl.load(x_ptr + b * s_xb + offs_d[:, None] * s_xd + pos[None, :] * s_xl, mask=inside, other=0.0)
-        xv = xv.to(tl.float32)
-        if HAS_STATE:
-            before = md[:, None] & (src[None, :] < 0)
-            sv = tl.load(state_ptr + (b * D + offs_d)[:, None] * (W - 1) + (W - 1 + src)[None, :], mask=before,
-                         other=0.0)
-            xv += sv
-        wk = tl.load(w_ptr + offs_d * W + k, mask=md, other=0.0).to(tl.float32)
+        ptrs = x_ptr + b * s_xb + offs_d[:, None] * s_xd + pos[None, :] * s_xl
+        if MASKED:
+            inside = md[:, None] & (src[None, :] >= 0) & (src[None, :] < L)
+            xv = tl.load(ptrs, mask=inside, other=0.0).to(tl.float32)
+            if HAS_STATE:
+                before = md[:, None] & (src[None, :] < 0)
+                xv += tl.load(state_ptr + (b * D + offs_d)[:, None] * (W - 1) + (W - 1 + src)[None, :], mask=before,
+                              other=0.0)
+            wk = tl.load(w_ptr + offs_d * W + k, mask=md, other=0.0).to(tl.float32)
+        else:
+            xv = tl.load(ptrs).to(tl.float32)
+            wk = tl.load(w_ptr + offs_d * W + k).to(tl.float32)
         acc += wk[:, None] * xv
+    return acc
+
+
+@triton.jit
+def _conv_kernel(
+    x_ptr, w_ptr, bias_ptr, state_ptr, y_ptr, L, D, s_xb, s_xd, s_xl, s_yb, s_yd, s_yl,
+    W: tl.constexpr, BD: tl.constexpr, T: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_STATE: tl.constexpr,
+    SILU: tl.constexpr, REVERSE: tl.constexpr,
+):
+    b = tl.program_id(0)
+    offs_d = tl.program_id(1) * BD + tl.arange(0, BD)
+    t0 = tl.program_id(2) * T
+    t = t0 + tl.arange(0, T)
+    interior = (t0 >= W - 1) & (t0 + T <= L) & ((tl.program_id(1) + 1) * BD <= D)
+    if interior:
+        acc = _conv_tile(x_ptr, w_ptr, bias_ptr, state_ptr, b, offs_d, t, L, D, s_xb, s_xd, s_xl, W, BD, T,
+                         HAS_BIAS, HAS_STATE, REVERSE, False)
+    else:
+        acc = _conv_tile(x_ptr, w_ptr, bias_ptr, state_ptr, b, offs_d, t, L, D, s_xb, s_xd, s_xl, W, BD, T,
+                         HAS_BIAS, HAS_STATE, REVERSE, True)
     if SILU:
         acc = acc * tl.sigmoid(acc)
     if REVERSE:
@@ -55,14 +77,15 @@ def _conv_kernel(
     else:
         out = t
     tl.store(y_ptr + b * s_yb + offs_d[:, None] * s_yd + out[None, :] * s_yl, acc.to(y_ptr.dtype.element_ty),
-             mask=md[:, None] & (t[None, :] < L))
+             mask=(offs_d < D)[:, None] & (t[None, :] < L))
 
 
 def _forward(x: Tensor, weight: Tensor, bias: Tensor | None, state: Tensor | None, silu: bool, reverse: bool):
     batch, d, length = x.shape
     width = weight.shape[-1]
     length_major = x.stride(1) < x.stride(2)
-    bd, t = BLOCK["length_major" if length_major else "channels_first"]
+    layout = "length_major" if length_major else "channels_first"
+    bd, t = BLOCK[layout]
     if length_major:  # keep the layout, so the next linear layer reads y as is
         y = torch.empty(batch, length, d, device=x.device, dtype=x.dtype).transpose(1, 2)
     else:
@@ -72,6 +95,7 @@ def _forward(x: Tensor, weight: Tensor, bias: Tensor | None, state: Tensor | Non
         _conv_kernel[grid](
             x, weight, bias, state, y, length, d, *x.stride(), *y.stride(), W=width, BD=bd, T=t,
             HAS_BIAS=bias is not None, HAS_STATE=state is not None, SILU=silu, REVERSE=reverse,
+            num_warps=NUM_WARPS[layout],
         )
     keep = min(length, width - 1)
     tail = x[..., :keep].flip(-1) if reverse else x[..., length - keep :]
