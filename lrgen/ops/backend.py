@@ -27,6 +27,12 @@ def _installed(module: str) -> bool:
 
 def available_backends() -> dict[str, str]:
     """Each backend mapped to ``'available'`` or the reason it is not."""
+    return dict(_status())
+
+
+@lru_cache(maxsize=None)
+def _status() -> tuple[tuple[str, str], ...]:
+    """:func:`available_backends`, found once per process (asked on every kernel call)."""
     cuda = torch.cuda.is_available()
     status = {"reference": "available"}
     if not _installed("triton"):
@@ -41,7 +47,7 @@ def available_backends() -> dict[str, str]:
         status["mamba"] = "no CUDA GPU"
     else:
         status["mamba"] = "available"
-    return status
+    return tuple(status.items())
 
 
 def forced_backend() -> str | None:

@@ -19,13 +19,14 @@ steps (1)–(2); the adjoint arriving at every chunk from the right from the sam
 Then each program walks its chunk left to right keeping every 16th state (float32 checkpoints, L/16 ``(n, d)``
 tiles), and, block by block from the right, rebuilds the block's 16 states into a small buffer of its own and walks
 them right to left carrying the adjoint: du, dΔ, dz per position, dB and dC summed over its channels, dA, dD, dbias
-as per-chunk partial sums. ``reverse=True`` scans
-right to left in place (position ``l-1`` first) without flipped copies.
+as per-chunk partial sums. ``reverse=True`` scans right to left in place (position ``l-1`` first) without flipped
+copies.
 """
 
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 
 import torch
 import triton
@@ -435,7 +436,14 @@ def _strides(x: Tensor | None) -> tuple[int, int, int]:
 
 def _multiprocessors(device: torch.device) -> int:
     """Streaming multiprocessors of the GPU (4 under the Triton interpreter, so its tests exercise chunking)."""
-    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
+    if device.type != "cuda":
+        return 4
+    return _sm_count(torch.cuda.current_device() if device.index is None else device.index)
+
+
+@lru_cache(maxsize=None)
+def _sm_count(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
 
 
 def _chunks(units: int, programs: int, device: torch.device) -> tuple[int, int]:
