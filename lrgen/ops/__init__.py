@@ -37,6 +37,12 @@ def mark_counts(marks: Marks, length: int) -> range:
     return range(first, length + 1, every)
 
 
+def needs_grad(*tensors: Tensor | None) -> bool:
+    """Whether autograd must record an op on these inputs (kernels skip their autograd node otherwise: a node's
+    CPU cost adds up over the thousands of chunk calls of a streamed pass)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def _flip(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.flip(-1)
 

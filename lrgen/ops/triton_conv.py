@@ -13,6 +13,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from lrgen.ops import needs_grad
 from lrgen.ops.reference import causal_conv1d_ref
 
 # (channels, positions) per program for each layout (length-major = channels contiguous in memory), and warps
@@ -148,4 +149,7 @@ def causal_conv1d_triton(
     weight = weight.reshape(weight.shape[0], -1).contiguous()
     if state is not None:
         state = state.float().contiguous()
-    return _CausalConv1d.apply(x, weight, bias, state, activation is not None, bool(reverse))
+    args = (x, weight, bias, state, activation is not None, bool(reverse))
+    if needs_grad(x, weight, bias, state):
+        return _CausalConv1d.apply(*args)
+    return _forward(*args)

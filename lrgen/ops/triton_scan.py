@@ -33,7 +33,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from lrgen.ops import mark_counts
+from lrgen.ops import mark_counts, needs_grad
 
 # Tile shape: channels per program for each layout (length-major = channels contiguous in memory), and the
 # channels × padded state × positions held per program in the forward and in the backward kernel.
@@ -490,7 +490,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, mark
     y = _empty_like(u, u.dtype)
     hlast = torch.empty(batch, n, d, device=u.device, dtype=torch.float32)
     m = 0 if marks is None else len(mark_counts(marks, length))
-    marked = torch.empty(batch, m, n, d, device=u.device, dtype=torch.float32)
+    marked = None if marks is None else torch.empty(batch, m, n, d, device=u.device, dtype=torch.float32)
     first, every = marks if m else (1, 1)
     args = (length, d, n, ndb, chunk_len)
     strides = (*_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(y))
@@ -512,7 +512,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, mark
         u, delta, delta_bias, A, B, C, D, z, y, hin, hlast, None, marked, *args, *s_hin, m, first, every, *strides,
         HAS_HIN=hin is not None, STATE_ONLY=False, HAS_MARKS=m > 0, **flags,
     )
-    return y, hlast.transpose(1, 2).contiguous(), marked.transpose(2, 3).contiguous()
+    return y, hlast.transpose(1, 2).contiguous(), None if marked is None else marked.transpose(2, 3).contiguous()
 
 
 def _backward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy, dlast):
@@ -575,7 +575,8 @@ class _SelectiveScan(torch.autograd.Function):
         y, hlast, marked = _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, marks)
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, state)
         ctx.flags = (softplus, reverse)
-        ctx.mark_non_differentiable(marked)
+        if marked is not None:
+            ctx.mark_non_differentiable(marked)
         return y, hlast, marked
 
     @staticmethod
@@ -621,6 +622,10 @@ def selective_scan_triton(
         last = u.new_zeros(u.shape[0], u.shape[1], A.shape[1], dtype=torch.float32) if state is None else state
         marked = last.new_empty(u.shape[0], 0, *last.shape[1:])
         return (torch.empty_like(u), last) + ((marked,) if marks is not None else ())
-    y, last, marked = _SelectiveScan.apply(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus), state,
-                                           bool(reverse), None if marks is None else tuple(marks))
+    args = (u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus), state, bool(reverse),
+            None if marks is None else tuple(marks))
+    if needs_grad(u, delta, A, B, C, D, z, delta_bias, state):
+        y, last, marked = _SelectiveScan.apply(*args)
+    else:
+        y, last, marked = _forward(*args)
     return (y, last) if marks is None else (y, last, marked)
