@@ -43,6 +43,7 @@ NUM_WARPS = {"forward": 1, "backward": 1}
 CHECKPOINT_EVERY = 16  # the backward keeps every 16th state of a chunk and rebuilds the others block by block
 PROGRAMS_PER_SM = 32  # the forward splits the sequence into chunks until it has this many programs per SM
 UNROLL = 2  # positions of the forward kernel whose loads are issued together
+NUM_STAGES = {"forward": 3, "backward": 3}  # software-pipelining stages of the position loops
 PASS_CHUNKS, PASS_ELEMENTS = 32, 2048  # chunks combined at once by the state pass, and its block size
 # the forward's exponentials, logarithms and reciprocals as single MUFU instructions (ex2/lg2/rcp.approx.ftz),
 # except under the interpreter (no PTX)
@@ -194,7 +195,7 @@ def _fwd_kernel(
     s_ub, s_ud, s_ul, s_db, s_dd, s_dl, s_Bb, s_Bn, s_Bl, s_Cb, s_Cn, s_Cl, s_zb, s_zd, s_zl, s_yb, s_yd, s_yl,
     BD: tl.constexpr, BN: tl.constexpr, U: tl.constexpr, HAS_HIN: tl.constexpr, STATE_ONLY: tl.constexpr,
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, REVERSE: tl.constexpr,
-    HAS_MARKS: tl.constexpr, FAST_MATH: tl.constexpr, EVEN: tl.constexpr,
+    HAS_MARKS: tl.constexpr, FAST_MATH: tl.constexpr, EVEN: tl.constexpr, STAGES: tl.constexpr,
 ):
     """One chunk of CL positions (a multiple of U) for BD channels, position by position with the (BN, BD) state
     in registers: A and every state in memory are stored (n, d), channels contiguous, so the state index is the
@@ -225,7 +226,7 @@ def _fwd_kernel(
     y_b = y_ptr + b * s_yb
     # positions a whole channel block and state has: unmasked (the last chunk's tail and ragged blocks: masked)
     full = tl.maximum(tl.minimum(CL, L - c * CL), 0) // U * U if EVEN else 0
-    for i in range(0, full, U):
+    for i in tl.range(0, full, U, num_stages=STAGES):
         for j in tl.static_range(U):
             h, sdt = _fwd_position(
                 c * CL + i + j, h, sdt, A2, bias, Dv, u_b, d_b, B_b, C_b, z_b, y_b, marked_ptr, offs_d, offs_n, nd,
@@ -251,7 +252,7 @@ def _adjoint_chunk_kernel(
     L, D, N, NDB, CL,
     s_db, s_dd, s_dl, s_Cb, s_Cn, s_Cl, s_zb, s_zd, s_zl, s_yb, s_yd, s_yl,
     BD: tl.constexpr, BN: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_Z: tl.constexpr,
-    REVERSE: tl.constexpr, FAST_MATH: tl.constexpr,
+    REVERSE: tl.constexpr, FAST_MATH: tl.constexpr, STAGES: tl.constexpr,
 ):
     """Each chunk's adjoint from zero, walked right to left (``g_t = C_t dy'_t + exp(Δ_{t+1} A) g_{t+1}``): the
     adjoint it passes to the position before it, ``exp(Δ_s A) g_s``, to gloc (b, nc, n, d), and its Δ sum to sdt."""
@@ -267,7 +268,7 @@ def _adjoint_chunk_kernel(
     bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32) if HAS_BIAS else None
     g = tl.zeros((BN, BD), dtype=tl.float32)
     sdt = tl.zeros((BD,), dtype=tl.float32)
-    for i in range(CL):
+    for i in tl.range(CL, num_stages=STAGES):
         t = c * CL + CL - 1 - i
         p = _pos(t, L, REVERSE)
         md = offs_d < tl.where(t < L, D, 0)
@@ -316,7 +317,7 @@ def _bwd_kernel(
     s_ub, s_ud, s_ul, s_db, s_dd, s_dl, s_Bb, s_Bn, s_Bl, s_Cb, s_Cn, s_Cl, s_zb, s_zd, s_zl, s_yb, s_yd, s_yl,
     s_gb, s_gd, s_gl,
     BD: tl.constexpr, BN: tl.constexpr, K: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, REVERSE: tl.constexpr, FAST_MATH: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, REVERSE: tl.constexpr, FAST_MATH: tl.constexpr, STAGES: tl.constexpr,
 ):
     """Gradients of one chunk of CL positions (a multiple of K) for BD channels, with (n, d) tiles in registers as
     in the forward. (1) From the state entering the chunk (hin, (b, nc, n, d)) walk left to right and keep the state
@@ -346,7 +347,7 @@ def _bwd_kernel(
     h = tl.load(hin_ptr + chunk * N * D + nd, mask=mask_nd, other=0.0)
     for kb in range(CL // K):
         tl.store(ck + kb * N * D + nd, h, mask=mask_nd)
-        for j in range(K):
+        for j in tl.range(K, num_stages=STAGES):
             h = _advance(h, c * CL + kb * K + j, A2, bias, u_b, d_b, B_b, offs_d, offs_n, L, D, N, s_ud, s_ul,
                          s_dd, s_dl, s_Bn, s_Bl, HAS_BIAS, SOFTPLUS, REVERSE, FAST_MATH)
     tl.debug_barrier()  # the checkpoints are written before any thread reads them back
@@ -357,12 +358,12 @@ def _bwd_kernel(
     for kb_r in range(CL // K):
         kb = CL // K - 1 - kb_r
         h = tl.load(ck + kb * N * D + nd, mask=mask_nd, other=0.0)
-        for j in range(K):
+        for j in tl.range(K, num_stages=STAGES):
             tl.store(buf + j * BN * BD + local, h)
             h = _advance(h, c * CL + kb * K + j, A2, bias, u_b, d_b, B_b, offs_d, offs_n, L, D, N, s_ud, s_ul,
                          s_dd, s_dl, s_Bn, s_Bl, HAS_BIAS, SOFTPLUS, REVERSE, FAST_MATH)
         tl.debug_barrier()  # the block's states are in the buffer
-        for j_r in range(K):
+        for j_r in tl.range(K, num_stages=STAGES):
             j = K - 1 - j_r
             t = c * CL + kb * K + j
             p = _pos(t, L, REVERSE)
@@ -496,7 +497,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, mark
     strides = (*_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(y))
     flags = dict(BD=bd, BN=bn, U=UNROLL, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, HAS_D=D is not None,
                  HAS_Z=z is not None, REVERSE=reverse, FAST_MATH=FAST_MATH, EVEN=d % bd == 0 and n == bn,
-                 num_warps=NUM_WARPS["forward"])
+                 STAGES=NUM_STAGES["forward"], num_warps=NUM_WARPS["forward"])
     if nc > 1:
         hin = torch.empty(batch, nc, n, d, device=u.device, dtype=torch.float32)
         sdt = torch.empty(batch, nc, d, device=u.device, dtype=torch.float32)
@@ -529,6 +530,7 @@ def _backward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy,
     grid = (nc, batch * ndb)
     common = dict(BD=bd, BN=bn, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, HAS_Z=z is not None,
                   REVERSE=reverse, FAST_MATH=FAST_MATH, num_warps=NUM_WARPS["backward"])
+    stages = dict(STAGES=NUM_STAGES["backward"])
     # the state entering each chunk, as in the forward
     hin = torch.empty(batch, nc, n, d, **f32)
     sdt = torch.empty(batch, nc, d, **f32)
@@ -538,7 +540,8 @@ def _backward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy,
         u, delta, delta_bias, A_nd, B, C, None, None, du, None, hin, sdt, None,
         length, d, n, ndb, chunk_len, 0, 0, 0, 1, 1,
         *_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(None), *_strides(du),
-        U=1, HAS_HIN=False, STATE_ONLY=True, HAS_D=False, HAS_MARKS=False, EVEN=False,
+        U=1, HAS_HIN=False, STATE_ONLY=True, HAS_D=False, HAS_MARKS=False, EVEN=d % bd == 0 and n == bn,
+        STAGES=NUM_STAGES["forward"],
         **{**common, "HAS_Z": False},
     )
     _state_pass(hin, sdt, A_nd, None if state is None else state.transpose(1, 2).contiguous(), scratch, False)
@@ -547,7 +550,7 @@ def _backward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy,
     dh0 = torch.empty(batch, n, d, **f32)
     _adjoint_chunk_kernel[grid](
         delta, delta_bias, A_nd, C, z, dy, gin, sdt, length, d, n, ndb, chunk_len,
-        *_strides(delta), *_strides(C), *_strides(z), *_strides(dy), **common,
+        *_strides(delta), *_strides(C), *_strides(z), *_strides(dy), **common, **stages,
     )
     _state_pass(gin, sdt, A_nd, None if dlast is None else dlast.transpose(1, 2).contiguous(), dh0, True)
     ckpt = torch.empty(batch, nc, blocks, n, d, **f32)
@@ -563,7 +566,7 @@ def _backward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy,
         u, delta, delta_bias, A_nd, B, C, D, z, dy, hin, gin, ckpt, buf, du, ddelta, dz, dB, dC, dA, dD, dbias,
         length, d, n, ndb, chunk_len,
         *_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(dy), *_strides(du),
-        K=CHECKPOINT_EVERY, HAS_D=D is not None, **common,
+        K=CHECKPOINT_EVERY, HAS_D=D is not None, **common, **stages,
     )
     return (du, ddelta, dA.sum(dim=(0, 1)).t(), dB.sum(dim=1), dC.sum(dim=1), dD.sum(dim=(0, 1)), dz,
             dbias.sum(dim=(0, 1)), dh0.transpose(1, 2))
