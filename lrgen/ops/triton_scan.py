@@ -38,7 +38,7 @@ from lrgen.ops import mark_counts, needs_grad
 # Tile shape: channels per program for each layout (length-major = channels contiguous in memory), and the
 # channels × padded state × positions held per program in the forward and in the backward kernel.
 # Settings from the sweep of benchmarks/bench_kernels.py on an H100 (docs/benchmarks.md).
-BLOCK_D = {"length_major": 64, "channels_first": 32, "backward": 64}
+BLOCK_D = {"length_major": 128, "channels_first": 32, "backward": 64}
 NUM_WARPS = {"forward": 1, "backward": 1}
 CHECKPOINT_EVERY = 16  # the backward keeps every 16th state of a chunk and rebuilds the others block by block
 PROGRAMS_PER_SM = 32  # the forward splits the sequence into chunks until it has this many programs per SM
