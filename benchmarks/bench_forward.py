@@ -86,12 +86,12 @@ def main() -> None:
             try:
                 results["full sequence (baseline)"] = measure(full, args.repeats)
             except torch.cuda.OutOfMemoryError:
-                results["full sequence (baseline)"] = (float("nan"), float("nan"))
+                print(f"{name}: the full-sequence baseline ran out of GPU memory", flush=True)
             torch.cuda.empty_cache()
-        base = results.get("full sequence (baseline)", (float("nan"),))[0]
+        base = results.get("full sequence (baseline)")
         for mode, (sec, gb) in results.items():
-            rows.append([name, f"{params:.1f}M", mode, f"{sec:.3f}", f"{gb:.2f}", f"{base / sec:.2f}×",
-                         PEER.get(name, "")])
+            ratio = f"{base[0] / sec:.2f}×" if base else ""
+            rows.append([name, f"{params:.1f}M", mode, f"{sec:.3f}", f"{gb:.2f}", ratio, PEER.get(name, "")])
             print("measured", rows[-1], flush=True)
         del model
         torch.cuda.empty_cache()
