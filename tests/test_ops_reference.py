@@ -174,3 +174,8 @@ def test_reverse_dispatch_is_the_scan_of_the_flipped_sequence():
     yc0, sc0 = causal_conv1d_ref(xc.flip(-1), w, None, s)
     torch.testing.assert_close(yc, yc0.flip(-1), rtol=0, atol=0)
     torch.testing.assert_close(sc, sc0, rtol=0, atol=0)
+    a, b, h0 = torch.rand(2, 7, 3), torch.randn(2, 7, 3), torch.randn(2, 3)
+    h, last = ops.linear_scan(a, b, h0, reverse=True)
+    h_ref, last_ref = linear_scan_ref(a.flip(1), b.flip(1), h0)
+    torch.testing.assert_close(h, h_ref.flip(1), rtol=0, atol=0)
+    torch.testing.assert_close(last, last_ref, rtol=0, atol=0)

@@ -25,7 +25,8 @@ its own causal depthwise conv (width 4, with bias) and its own RG-LRU (gates and
     h_t = a_t ⊙ h_{t-1} + sqrt(1 - a_t²) ⊙ (i_t ⊙ x_t)          # float32 state
 
 Each direction is one scan (``runner(fn, v, reverse=..., key="layers.{i}.fwd"/".rev")``) whose state is
-``(conv_state (B, D, 3), h (B, D))``; the state is ``d_model`` wide (no expansion).
+``(conv_state (B, D, 3), h (B, D))``; the state is ``d_model`` wide (no expansion). The scans take their chunks in
+sequence order: the reverse direction's conv and RG-LRU run right to left in place (no flipped copies).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ from lrgen.errors import LrgenError
 from lrgen.models.base import LanguageModel
 from lrgen.models.config import ModelConfig
 from lrgen.models.layers import RMSNorm
-from lrgen.models.scan import ScanRunner, run_whole
-from lrgen.ops import causal_conv1d, conv_states, linear_scan
+from lrgen.models.scan import ScanRunner, run_whole, sequence_order
+from lrgen.ops import causal_conv1d, conv_states, linear_scan, mark_counts
 from lrgen.tokenizer import VOCAB_SIZE
 
 FAMILY = "hawk"
@@ -111,19 +112,23 @@ class RGLRU(nn.Module):
         multiplier = torch.sqrt(-torch.expm1(2 * log_a))  # sqrt(1 - a²), accurate for a near 1
         return a, multiplier * i * xf
 
-    def scan(self, x: Tensor, state: tuple[Tensor, Tensor] | None, marks: tuple[int, int] | None = None):
-        """One chunk ``(B, T, D)`` left to right from ``state = (conv_state, h)`` (``None``: zeros); with ``marks``
-        also the states there (:mod:`lrgen.models.scan`; the LRU's states are its outputs)."""
+    def scan(self, x: Tensor, state: tuple[Tensor, Tensor] | None, marks: tuple[int, int] | None = None, *,
+             reverse: bool = False, out: Tensor | None = None):
+        """One chunk ``(B, T, D)``, in sequence order, from ``state = (conv_state, h)`` (``None``: zeros), walked
+        right to left when ``reverse``; with ``marks`` also the states there (the LRU's states are its outputs);
+        the output added into ``out`` when given (the sequence-order contract of :mod:`lrgen.models.scan`)."""
         conv_in, h = (None, None) if state is None else state
         xt = x.transpose(1, 2)
-        xc, conv_state = causal_conv1d(xt, self.conv_weight, self.conv_bias, conv_in, activation=None)
+        xc, conv_state = causal_conv1d(xt, self.conv_weight, self.conv_bias, conv_in, None, reverse)
         a, b = self.gates(xc.transpose(1, 2))
-        y, h = linear_scan(a, b, h)
+        hseq, h = linear_scan(a, b, h, reverse)
+        y = hseq.to(x.dtype) if out is None else out.add_(hseq.to(x.dtype))
         if marks is None:
-            return y.to(x.dtype), (conv_state, h)
-        convs = conv_states(xt, conv_in, self.conv_weight.shape[-1], marks)
-        hs = y[:, marks[0] - 1 :: marks[1]].float()
-        return y.to(x.dtype), (conv_state, h), list(zip(convs.unbind(1), hs.unbind(1)))
+            return y, (conv_state, h)
+        convs = conv_states(xt, conv_in, self.conv_weight.shape[-1], marks, reverse)
+        counts = torch.tensor(mark_counts(marks, x.shape[1]), device=x.device)  # p: the state after p positions
+        hs = hseq[:, x.shape[1] - counts if reverse else counts - 1].float()
+        return y, (conv_state, h), list(zip(convs.unbind(1), hs.unbind(1)))
 
 
 class RecurrentBlock(nn.Module):
@@ -142,8 +147,8 @@ class RecurrentBlock(nn.Module):
     def forward(self, u: Tensor, runner: ScanRunner) -> Tensor:
         g = F.gelu(self.linear_y(u), approximate="tanh")
         v = self.linear_x(u)
-        h = runner(self.fwd.scan, v, reverse=False, key=f"layers.{self.index}.fwd")
-        h = h + runner(self.rev.scan, v, reverse=True, key=f"layers.{self.index}.rev")
+        h = runner(sequence_order(self.fwd.scan), v, reverse=False, key=f"layers.{self.index}.fwd")
+        h = h + runner(sequence_order(self.rev.scan), v, reverse=True, key=f"layers.{self.index}.rev")
         return self.linear_out(h * g)
 
 

@@ -13,8 +13,9 @@ recurrence used by RG-LRU. States are always float32.
   weight ``(d, w)``; state ``(b, d, w-1)`` = the w-1 inputs before this chunk (zeros when None); new_state = the last
   w-1 inputs seen, so chunked calls equal one call. ``conv_states(x, state, width, marks)`` gives the conv states
   at the marks (the last w-1 inputs before each p) as float32 ``(b, m, d, w-1)``.
-- ``reverse=True`` on these three runs them right to left, as on the flipped sequence with y flipped back (states
-  and marks in scan order); the Triton kernels do it in place, the others flip copies.
+- ``reverse=True`` on these three and on ``linear_scan`` runs them right to left, as on the flipped sequence with
+  the output flipped back (states and marks in scan order); the Triton kernels do it in place, the others flip
+  copies.
 - ``linear_scan(a, b, state=None)`` -> ``(h, last_state)``: ``h_t = a_t * h_{t-1} + b_t``; a, b ``(batch, l, d)``;
   state ``(batch, d)`` float32; h in b's dtype. It needs no marks: its output is its state sequence.
 """
@@ -96,10 +97,15 @@ def conv_states(x: Tensor, state: Tensor | None, width: int, marks: Marks, rever
     return torch.where(pos < 0, from_state, from_x).transpose(1, 2).contiguous()
 
 
-def linear_scan(a, b, state=None):
+def linear_scan(a, b, state=None, reverse: bool = False):
     backend = select_backend(b.device, ("reference", "triton"))
     if backend == "triton":
-        from lrgen.ops.triton_lru import linear_scan_triton as impl
-    else:
-        from lrgen.ops.reference import linear_scan_ref as impl
-    return impl(a, b, state)
+        from lrgen.ops.triton_lru import linear_scan_triton
+
+        return linear_scan_triton(a, b, state, reverse=reverse)
+    from lrgen.ops.reference import linear_scan_ref
+
+    if not reverse:
+        return linear_scan_ref(a, b, state)
+    h, last = linear_scan_ref(a.flip(1), b.flip(1), state)
+    return h.flip(1), last
