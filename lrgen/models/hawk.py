@@ -44,7 +44,7 @@ from lrgen.models.base import LanguageModel
 from lrgen.models.config import ModelConfig
 from lrgen.models.layers import RMSNorm
 from lrgen.models.scan import ScanRunner, run_whole, sequence_order
-from lrgen.ops import causal_conv1d, conv_states, linear_scan, mark_counts
+from lrgen.ops import causal_conv1d, conv_states, linear_scan
 from lrgen.tokenizer import VOCAB_SIZE
 
 FAMILY = "hawk"
@@ -126,8 +126,10 @@ class RGLRU(nn.Module):
         if marks is None:
             return y, (conv_state, h)
         convs = conv_states(xt, conv_in, self.conv_weight.shape[-1], marks, reverse)
-        counts = torch.tensor(mark_counts(marks, x.shape[1]), device=x.device)  # p: the state after p positions
-        hs = hseq[:, x.shape[1] - counts if reverse else counts - 1].float()
+        first, every, length = *marks, x.shape[1]  # the state after p = first, first + every, … positions
+        index = (torch.arange(length - first, -1, -every, device=x.device) if reverse
+                 else torch.arange(first - 1, length, every, device=x.device))
+        hs = hseq[:, index].float()
         return y, (conv_state, h), list(zip(convs.unbind(1), hs.unbind(1)))
 
 
