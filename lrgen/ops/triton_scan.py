@@ -144,6 +144,18 @@ def _state_pass_kernel(
 
 
 @triton.jit
+def _program_tile(D, N, NDB, BD: tl.constexpr, BN: tl.constexpr):
+    """For a program of the (chunks, batch × channel blocks) grid: its batch row, its channels, its state indices,
+    their masks and the (BN, BD) offsets of an (n, d) state (channels contiguous)."""
+    pid = tl.program_id(1)
+    offs_d = (pid % NDB) * BD + tl.arange(0, BD)
+    offs_n = tl.arange(0, BN)
+    mask_d = offs_d < D
+    mask_nd = (offs_n < N)[:, None] & mask_d[None, :]
+    return pid // NDB, offs_d, offs_n, mask_d, mask_nd, offs_n[:, None] * D + offs_d[None, :]
+
+
+@triton.jit
 def _fwd_position(
     t, h, sdt, A2, bias, Dv, u_b, d_b, B_b, C_b, z_b, y_b, marked_ptr, offs_d, offs_n, nd, mask_nd, b, L, D, N, M,
     MARK_FIRST, MARK_EVERY, s_ud, s_ul, s_dd, s_dl, s_Bn, s_Bl, s_Cn, s_Cl, s_zd, s_zl, s_yd, s_yl,
@@ -206,13 +218,7 @@ def _fwd_kernel(
     order) to marked (b, M, n, d) for p = MARK_FIRST + k·MARK_EVERY. EVEN: D is a multiple of BD and N is BN,
     so only positions past L need masks."""
     c = tl.program_id(0)
-    pid = tl.program_id(1)
-    b = pid // NDB
-    offs_d = (pid % NDB) * BD + tl.arange(0, BD)
-    offs_n = tl.arange(0, BN)
-    mask_d = offs_d < D
-    mask_nd = (offs_n < N)[:, None] & mask_d[None, :]
-    nd = offs_n[:, None] * D + offs_d[None, :]  # (BN, BD) offsets of a state stored (n, d): channels contiguous
+    b, offs_d, offs_n, mask_d, mask_nd, nd = _program_tile(D, N, NDB, BD, BN)
     A2 = tl.load(A_ptr + nd, mask=mask_nd, other=0.0).to(tl.float32) * LOG2E
     if HAS_HIN:
         h = tl.load(hin_ptr + b * s_hin_b + c * s_hin_c + nd, mask=mask_nd, other=0.0)
@@ -257,13 +263,7 @@ def _adjoint_chunk_kernel(
     """Each chunk's adjoint from zero, walked right to left (``g_t = C_t dy'_t + exp(Δ_{t+1} A) g_{t+1}``): the
     adjoint it passes to the position before it, ``exp(Δ_s A) g_s``, to gloc (b, nc, n, d), and its Δ sum to sdt."""
     c = tl.program_id(0)
-    pid = tl.program_id(1)
-    b = pid // NDB
-    offs_d = (pid % NDB) * BD + tl.arange(0, BD)
-    offs_n = tl.arange(0, BN)
-    mask_d = offs_d < D
-    mask_nd = (offs_n < N)[:, None] & mask_d[None, :]
-    nd = offs_n[:, None] * D + offs_d[None, :]
+    b, offs_d, offs_n, mask_d, mask_nd, nd = _program_tile(D, N, NDB, BD, BN)
     A2 = tl.load(A_ptr + nd, mask=mask_nd, other=0.0) * LOG2E
     bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32) if HAS_BIAS else None
     g = tl.zeros((BN, BD), dtype=tl.float32)
@@ -326,15 +326,9 @@ def _bwd_kernel(
     the adjoint arriving from the right (gin), writing du, ddelta, dz (strides s_g*), dB and dC summed over this
     program's channels to (b, NDB, n, l), and per-chunk partial sums of dA (b, nc, n, d), dD and dbias (b, nc, d)."""
     c = tl.program_id(0)
-    pid = tl.program_id(1)
+    pid = tl.program_id(1)  # b · NDB + channel block
     nc = tl.num_programs(0)
-    b = pid // NDB
-    blk = pid % NDB
-    offs_d = blk * BD + tl.arange(0, BD)
-    offs_n = tl.arange(0, BN)
-    mask_d = offs_d < D
-    mask_nd = (offs_n < N)[:, None] & mask_d[None, :]
-    nd = offs_n[:, None] * D + offs_d[None, :]
+    b, offs_d, offs_n, mask_d, mask_nd, nd = _program_tile(D, N, NDB, BD, BN)
     A = tl.load(A_ptr + nd, mask=mask_nd, other=0.0)
     A2 = A * LOG2E
     bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32) if HAS_BIAS else None
@@ -395,7 +389,7 @@ def _bwd_kernel(
             else:
                 dyp = dout
             g += Ct[:, None] * dyp[None, :]
-            dbc = (b * NDB + blk) * N * L + offs_n * L + p
+            dbc = pid * N * L + offs_n * L + p
             tl.store(dC_ptr + dbc, tl.sum(h * dyp[None, :], axis=1), mask=mn)
             tl.store(dB_ptr + dbc, tl.sum(g * dtu[None, :], axis=1), mask=mn)
             gB = tl.sum(g * Bt[:, None], axis=0)
