@@ -8,6 +8,8 @@ run, the plain full-sequence ``model.embed`` under the same autocast. Prints a M
 Models: ``caduceus-ps-131k`` (PS, d_model 256 × 16 layers), ``caduceus-ph-131k`` (the same size without RC
 parameter sharing, i.e. Ph's backbone, built from the PS-131k config with ``rcps=False``), ``caduceus-ps-50m``.
 Peak memory is ``torch.cuda.max_memory_allocated`` over the pass, model weights included. Times are medians.
+``--graphs`` adds, per chunk size, the pass replayed from a CUDA graph (``lrgen.engine.graphs``: a plain warm-up
+pass and the capture are not timed; the peak covers them).
 Targets (docs/benchmarks.md): PS-131k ≤ 0.5 s and ≤ 4 GB; Ph ≤ 0.25 s; PS-50m ≤ 2 s. Peer (official Caduceus on
 mamba-ssm, H100, bf16): PS 1.62 s / 18.3 GB, Ph 0.75 s / 10.3 GB.
 """
@@ -24,6 +26,7 @@ import torch
 from mdtable import print_table
 
 from lrgen.engine import stream
+from lrgen.engine.graphs import GraphedStream
 from lrgen.models.registry import build_model, preset_config
 from lrgen.ops.backend import select_backend
 from lrgen.sizes import parse_size
@@ -54,6 +57,17 @@ def measure(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(times), torch.cuda.max_memory_allocated() / 1e9
 
 
+def measure_graphed(fn, repeats: int) -> tuple[float, float]:
+    """(median seconds of the replays, peak GB from the warm-up on) of a GraphedStream."""
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    fn()  # captured
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() / 1e9
+    seconds, replay_peak = measure(fn, repeats)
+    return seconds, max(peak, replay_peak)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="caduceus-ps-131k,caduceus-ph-131k,caduceus-ps-50m")
@@ -61,6 +75,7 @@ def main() -> None:
     parser.add_argument("--chunk-sizes", default="131072,1048576")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-full", action="store_true", help="skip the full-sequence baseline")
+    parser.add_argument("--graphs", action="store_true", help="also time passes replayed from a CUDA graph")
     args = parser.parse_args()
     length = parse_size(args.tokens)
     torch.manual_seed(0)
@@ -78,6 +93,11 @@ def main() -> None:
 
             results[f"stream chunk_size {cs:,}"] = measure(run, args.repeats)
             torch.cuda.empty_cache()
+            if args.graphs:
+                graphed = GraphedStream(model, chunk_size=cs, output="hidden", dtype=torch.bfloat16)
+                results[f"stream chunk_size {cs:,}, CUDA graph"] = measure_graphed(lambda: graphed(ids), args.repeats)
+                del graphed
+                torch.cuda.empty_cache()
         if not args.no_full:
             def full():
                 with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):

@@ -45,7 +45,7 @@ def run(args, folder: Path, device: str, context: int, length: int | None) -> di
         torch.cuda.reset_peak_memory_stats()
     summary = predict(bed, args.genome, args.model, output=folder / "track.bw", tracks=[args.track], context=context,
                       chunk_size=args.chunk_size, batch_size=args.batch_size, device=device,
-                      regions_all=length is None, progress=args.progress)
+                      regions_all=length is None, progress=args.progress, cuda_graphs=not args.no_cuda_graphs)
     peak = torch.cuda.max_memory_allocated() / 1e9 if device.startswith("cuda") else float("nan")
     return {"device": device, "context": context, "bases": summary.bases, "windows": summary.windows,
             "seconds": summary.seconds, "bases_per_s": summary.bases / summary.seconds, "peak_gpu_gb": peak,
@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--track", default="0", help="track name or index (default: the model's first)")
     parser.add_argument("--progress", action="store_true", help="show predict's progress bar")
+    parser.add_argument("--no-cuda-graphs", action="store_true", help="run every batch without CUDA-graph replay")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 

@@ -78,10 +78,14 @@ def reverse_complement(seq: str) -> str:
     return seq.translate(_COMPLEMENT_STR)[::-1]
 
 
+def complement_ids(ids: torch.Tensor) -> torch.Tensor:
+    """:data:`COMPLEMENT_IDS` of each id, computed on the ids' device (no host table: CUDA-graph capturable)."""
+    return torch.where((ids >= A_ID) & (ids <= T_ID), A_ID + T_ID - ids, ids)
+
+
 def reverse_complement_ids(ids: torch.Tensor) -> torch.Tensor:
     """Reverse complement of character ids along the last dimension (any leading dimensions)."""
-    table = torch.tensor(COMPLEMENT_IDS, dtype=ids.dtype, device=ids.device)
-    return table[ids.flip(-1).long()]
+    return complement_ids(ids.flip(-1))
 
 
 class KmerTokenizer:

@@ -67,6 +67,13 @@ def test_reverse_complement_ids_matches_string_rc():
     assert tok.reverse_complement_ids(torch.tensor([tok.CLS_ID, tok.A_ID, tok.MASK_ID])).tolist() == [3, 10, 0]
 
 
+@pytest.mark.parametrize("dtype", [torch.long, torch.int32, torch.uint8])
+def test_complement_ids_is_the_complement_table(dtype):
+    ids = torch.arange(tok.VOCAB_SIZE, dtype=dtype)
+    got = tok.complement_ids(ids)
+    assert got.dtype == dtype and got.tolist() == list(tok.COMPLEMENT_IDS)
+
+
 # ---- 6-mer tokenizer -------------------------------------------------------------------------------------
 
 

@@ -37,6 +37,9 @@ def predict_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (torchrun: each rank's GPU)."),
     regions_all: bool = typer.Option(False, "--regions-all", help="Predict every contig of the genome."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run with the same settings."),
+    cuda_graphs: bool = typer.Option(
+        True, "--cuda-graphs/--no-cuda-graphs", help="On a GPU, replay equal batches of windows from a CUDA graph."
+    ),
 ) -> None:
     """Predict tracks over BED regions and write them to bigWig (or bedGraph); run under torchrun to shard windows."""
     from rich.console import Console
@@ -50,6 +53,7 @@ def predict_command(
         flank=None if flank is None else 0 if flank.strip() == "0" else parse_size(flank),
         chunk_size=parse_size(chunk_size), bin_size=None if bin_size is None else parse_size(bin_size), fmt=fmt,
         batch_size=batch_size, conjoin=conjoin, device=device, regions_all=regions_all, resume=resume,
+        cuda_graphs=cuda_graphs,
     )
     if summary.rank == 0:
         Console(stderr=True).print(summary.line(), highlight=False, soft_wrap=True)

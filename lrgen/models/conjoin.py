@@ -10,7 +10,7 @@ from torch import Tensor
 from lrgen.errors import LrgenError
 from lrgen.models.base import LanguageModel
 from lrgen.models.scan import ScanRunner, run_whole
-from lrgen.tokenizer import COMPLEMENT_IDS, reverse_complement_ids
+from lrgen.tokenizer import complement_ids, reverse_complement_ids
 
 
 def conjoin(
@@ -31,7 +31,7 @@ def conjoin(
     rc_ids = reverse_complement_ids(input_ids)
     if output == "logits":
         fwd, rc = model(input_ids, runner=runner), model(rc_ids, runner=runner)
-        complement = torch.tensor(COMPLEMENT_IDS, device=rc.device)
+        complement = complement_ids(torch.arange(rc.shape[-1], device=rc.device))
         return (fwd + rc.flip(1)[..., complement]) / 2
     if output == "hidden":
         return (model.embed(input_ids, runner=runner) + model.embed(rc_ids, runner=runner).flip(1)) / 2

@@ -171,6 +171,7 @@ def predict(
     regions_all: bool = False,
     resume: bool = False,
     progress: bool = True,
+    cuda_graphs: bool = True,
 ) -> PredictSummary:
     """Predict tracks over regions and write one bigWig (or bedGraph) per track; returns what was done.
 
@@ -178,7 +179,8 @@ def predict(
     :class:`~lrgen.glrb.heads.GlrbModel`). ``tracks`` picks tracks by name or index (default: ``logprob`` of a
     language model, every track of a fine-tuned one). ``context`` defaults to 131,072 for a language model and to
     the training context of a fine-tuned one; ``flank`` to an eighth of it; ``bin_size`` to the model's resolution.
-    Under ``torchrun`` every process calls this; windows are shared out and rank 0 writes the files.
+    ``cuda_graphs``: a language model's equal batches of windows replay one CUDA graph on a GPU
+    (:mod:`lrgen.engine.graphs`). Under ``torchrun`` every process calls this; windows are shared out and rank 0 writes the files.
     """
     from lrgen.pretrain.distributed import cleanup, init_distributed
 
@@ -191,13 +193,13 @@ def predict(
     info = init_distributed(device)
     try:
         return _predict(info, regions_path, genome_path, model, output, out_dir, tracks, context, flank, chunk_size,
-                        bin_size, fmt, batch_size, conjoin, regions_all, resume, progress)
+                        bin_size, fmt, batch_size, conjoin, regions_all, resume, progress, cuda_graphs)
     finally:
         cleanup(info)
 
 
 def _predict(info, regions_path, genome_path, model, output, out_dir, tracks, context, flank, chunk_size, bin_size,
-             fmt, batch_size, conjoin, regions_all, resume, progress) -> PredictSummary:
+             fmt, batch_size, conjoin, regions_all, resume, progress, cuda_graphs) -> PredictSummary:
     from lrgen.tracks.partial import Partial
     from lrgen.tracks.sources import load_source, select_tracks, track_file_names
 
@@ -205,7 +207,7 @@ def _predict(info, regions_path, genome_path, model, output, out_dir, tracks, co
     genome = Genome(genome_path)
     regions = _regions(genome, regions_path, regions_all)
     header = _header(genome, regions)
-    source = load_source(model, info.device, conjoin)
+    source = load_source(model, info.device, conjoin, cuda_graphs)
     columns = select_tracks(source.names, tracks or source.default_names, source.label)
     res = source.resolution
     bin_size = res if bin_size is None else bin_size

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lrgen.engine.graphs import GraphedStream
 from lrgen.errors import LrgenError
 from lrgen.tracks.lm_tracks import LM_TRACKS, lm_tracks
 
@@ -59,7 +60,7 @@ class LmSource:
     resolution = 1
     names = list(LM_TRACKS)
 
-    def __init__(self, model, label: str, device: torch.device, conjoin: bool) -> None:
+    def __init__(self, model, label: str, device: torch.device, conjoin: bool, cuda_graphs: bool = True) -> None:
         if not model.streamable or model.tokenizer_kind != "char":
             raise LrgenError(f"{label}: predict needs a per-base model that streams (Caduceus or Hawk), "
                              f"not {model.family}")
@@ -67,6 +68,8 @@ class LmSource:
         self.label = label
         self.conjoin = conjoin
         self.dtype = torch.bfloat16 if device.type == "cuda" else None
+        self.cuda_graphs = cuda_graphs
+        self._passes: dict[int, GraphedStream] = {}  # by chunk size: equal batches replay one CUDA graph
 
     @property
     def default_names(self) -> list[str]:
@@ -88,8 +91,11 @@ class LmSource:
         from lrgen.tokenizer import encode_batch
 
         ids = encode_batch(seqs).to(self.model.device)
-        logits = stream(self.model, ids, chunk_size=chunk_size, output="logits", conjoin=self.conjoin,
-                        dtype=self.dtype)
+        options = dict(chunk_size=chunk_size, output="logits", conjoin=self.conjoin, dtype=self.dtype)
+        if not self.cuda_graphs:
+            logits = stream(self.model, ids, **options)
+        else:  # a replay returns the graph's buffer: used up before the next batch
+            logits = self._passes.setdefault(chunk_size, GraphedStream(self.model, **options))(ids)
         wanted = tuple(self.names[c] for c in columns)
         values = lm_tracks(logits, ids, wanted)
         return torch.stack([values[n] for n in wanted], dim=-1).float().cpu().numpy()
@@ -171,8 +177,9 @@ class HeadSource:
         return values
 
 
-def load_source(model, device: torch.device, conjoin: bool):
-    """The track source of ``model``: a preset, checkpoint or fine-tuned directory, or a loaded model."""
+def load_source(model, device: torch.device, conjoin: bool, cuda_graphs: bool = True):
+    """The track source of ``model``: a preset, checkpoint or fine-tuned directory, or a loaded model
+    (``cuda_graphs``: see :class:`LmSource`)."""
     from lrgen.glrb.heads import GlrbModel
 
     if isinstance(model, (str, os.PathLike)):
@@ -184,10 +191,10 @@ def load_source(model, device: torch.device, conjoin: bool):
             return HeadSource(glrb, label, device, conjoin)
         import lrgen
 
-        return LmSource(lrgen.load_model(label), label, device, conjoin)
+        return LmSource(lrgen.load_model(label), label, device, conjoin, cuda_graphs)
     if isinstance(model, GlrbModel):
         return HeadSource(model, f"a fine-tuned {model.task.name} model", device, conjoin)
-    return LmSource(model, getattr(model, "family", type(model).__name__), device, conjoin)
+    return LmSource(model, getattr(model, "family", type(model).__name__), device, conjoin, cuda_graphs)
 
 
 def track_file_names(source, columns: list[int]) -> list[str]:
