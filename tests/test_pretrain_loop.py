@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 import lrgen
 from lrgen.errors import LrgenError
-from lrgen.pretrain.loop import lr_factor, run_pretrain
+from lrgen.pretrain.loop import deterministic_algorithms, lr_factor, run_pretrain
 
 
 def _metrics(run_dir):
@@ -74,6 +74,22 @@ def test_resume_repeats_an_uninterrupted_run(small_fasta, tmp_path):
     wa = load_file(str(a / "checkpoints" / "step-0000006" / "model.safetensors"))
     wb = load_file(str(b / "checkpoints" / "step-0000006" / "model.safetensors"))
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_deterministic_runs_use_deterministic_kernels_and_restore_the_setting(small_fasta, tmp_path, monkeypatch):
+    seen = []
+    original = lrgen.pretrain.loop._Trainer.run
+    monkeypatch.setattr(lrgen.pretrain.loop._Trainer, "run",
+                        lambda self: seen.append(torch.are_deterministic_algorithms_enabled()) or original(self))
+    flags = dict(model="hawk-tiny", fasta=[small_fasta], context=96, steps=2, batch_size=2, val_every=2,
+                 val_windows=2, val_fraction=0.2)
+    run_pretrain({**flags, "out": str(tmp_path / "a"), "deterministic": True})
+    run_pretrain({**flags, "out": str(tmp_path / "b")})
+    assert seen == [True, False] and not torch.are_deterministic_algorithms_enabled()
+    assert json.loads((tmp_path / "a" / "pretrain_config.json").read_text())["deterministic"] is True
+    with pytest.raises(RuntimeError), deterministic_algorithms(True):
+        raise RuntimeError("a failing run")
+    assert not torch.are_deterministic_algorithms_enabled()
 
 
 def test_run_directory_rules(small_fasta, tmp_path):

@@ -43,6 +43,9 @@ def pretrain_command(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint."),
     fsdp: bool = typer.Option(False, "--fsdp", help="Shard the model over torchrun processes with FSDP2 instead of DDP (torch >= 2.6)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model's position-wise parts (Hawk, NTv2)."),
+    deterministic: bool = typer.Option(
+        False, "--deterministic", help="PyTorch's deterministic kernels: a GPU run (and its resumption) repeats bit for bit."
+    ),
     config: Optional[str] = typer.Option(None, "--config", help="TOML/YAML/JSON file of these settings; flags win."),
 ) -> None:
     """Masked-LM pretraining on FASTA genomes; resumable; data-parallel (DDP, or FSDP with --fsdp) under torchrun."""
@@ -55,7 +58,7 @@ def pretrain_command(
         val_region=val_region or None, val_fraction=val_fraction, val_every=val_every, val_windows=val_windows,
         save_every=save_every, keep_checkpoints=keep_checkpoints, mask_prob=mask_prob, max_n_fraction=max_n_fraction,
         rc_augment=rc_augment, seed=seed, device=device, precision=precision, fsdp=fsdp or None,
-        compile=compile or None, resume=resume or None,
+        compile=compile or None, deterministic=deterministic or None, resume=resume or None,
     )
     summary = run_pretrain(flags, config)
     if os.environ.get("RANK", "0") == "0":  # one line from the main process under torchrun

@@ -53,6 +53,7 @@ class PretrainConfig:
     precision: str = "auto"
     fsdp: bool = False
     compile: bool = False
+    deterministic: bool = False
     resume: bool = False
 
     def validate(self) -> None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -71,11 +72,28 @@ def train(config: PretrainConfig) -> dict[str, Any]:
     try:
         if config.fsdp:
             check_fsdp(info)
-        summary = _Trainer(config, info).run()
+        with deterministic_algorithms(config.deterministic):
+            summary = _Trainer(config, info).run()
         barrier(info)  # rank 0 has written its files before any process leaves
         return summary
     finally:
         cleanup(info)
+
+
+@contextmanager
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
+    """With ``enabled``, PyTorch's deterministic kernels (and a fixed cuBLAS workspace) inside the block, so a run on
+    a GPU repeats bit for bit; otherwise some backward kernels accumulate in a varying order (runs differ by ~1e-3)."""
+    if not enabled:
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled()
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 def _initial_model(config: PretrainConfig, run_dir: Path):
