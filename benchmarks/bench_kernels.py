@@ -1,6 +1,8 @@
 """Kernel timings on one GPU: the Triton selective scan, RG-LRU scan and causal conv1d against the PyTorch reference
 (and mamba-ssm's selective scan when installed), with achieved memory bandwidth against the card's measured
-device-to-device copy bandwidth. All baselines are measured in the same run; prints Markdown tables.
+device-to-device copy bandwidth and, for the selective scan (bound by its exponentials, not by memory), its
+special-function (MUFU) operations against the card's measured ``ex2`` throughput. All baselines are measured in the
+same run; prints Markdown tables.
 
     python benchmarks/bench_kernels.py                   # 1M tokens × 512 channels × state 16, bf16
     python benchmarks/bench_kernels.py --sweep           # also try tile shapes of the selective scan
@@ -17,6 +19,8 @@ import importlib.util
 import itertools
 
 import torch
+import triton
+import triton.language as tl
 import triton.testing
 
 from mdtable import print_table
@@ -31,6 +35,33 @@ from lrgen.ops.triton_scan import selective_scan_triton
 def bench(fn, rep_ms: int = 200) -> float:
     """Median milliseconds of fn()."""
     return triton.testing.do_bench(fn, warmup=25, rep=rep_ms, return_mode="median")
+
+
+@triton.jit
+def _ex2(x):
+    return tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=f,f", [x], dtype=tl.float32, is_pure=True, pack=1)
+
+
+@triton.jit
+def _ex2_chains(x_ptr, y_ptr, ITERS: tl.constexpr, BLOCK: tl.constexpr):
+    """ITERS rounds of 2^(-x/2) on eight independent values per element: nothing but MUFU work in flight."""
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    a = tl.load(x_ptr + offs)
+    b, c, d, e, f, g, h = a + 0.125, a + 0.25, a + 0.375, a + 0.5, a + 0.625, a + 0.75, a + 0.875
+    for _ in range(ITERS):
+        a, b, c, d = _ex2(a * -0.5), _ex2(b * -0.5), _ex2(c * -0.5), _ex2(d * -0.5)
+        e, f, g, h = _ex2(e * -0.5), _ex2(f * -0.5), _ex2(g * -0.5), _ex2(h * -0.5)
+    tl.store(y_ptr + offs, a + b + c + d + e + f + g + h)
+
+
+def mufu_throughput() -> float:
+    """``ex2.approx.f32`` results per second over the whole GPU (MUFU instructions all have this rate)."""
+    block, iters = 256, 4096
+    n = torch.cuda.get_device_properties(0).multi_processor_count * 16 * block
+    x = torch.rand(n, device="cuda")
+    y = torch.empty_like(x)
+    ms = bench(lambda: _ex2_chains[(n // block,)](x, y, ITERS=iters, BLOCK=block, num_warps=4), rep_ms=100)
+    return n * 8 * iters / (ms * 1e-3)
 
 
 def copy_bandwidth() -> float:
@@ -61,7 +92,13 @@ def ssm_bytes(b, d, n, length, esize):
     return b * length * (4 * d + 2 * n) * esize  # u, delta, z, B, C in; y out
 
 
-def scan_table(args, bw):
+def ssm_mufu_ops(b, d, n, length):
+    """MUFU operations of the Triton forward: per position and channel n decays and a softplus (ex2, lg2) in each of
+    its two passes (chunk states, then outputs) and the SiLU gate (ex2, rcp) in the second."""
+    return b * length * d * (2 * n + 6)
+
+
+def scan_table(args, bw, mufu):
     b, d, n, L = args.batch, args.channels, args.state, args.tokens // args.batch
     dtype = getattr(torch, args.dtype)
     rows = []
@@ -79,18 +116,23 @@ def scan_table(args, bw):
             xr = ssm_inputs(b, d, n, ref_len, dtype, layout)
             ref_ms = bench(lambda: selective_scan_ref(*xr[:8], True, xr[8]), rep_ms=1) * L / ref_len
         gbs = ssm_bytes(b, d, n, L, x[0].element_size()) / (fwd * 1e-3)
+        ops = ssm_mufu_ops(b, d, n, L) / (fwd * 1e-3)
         rows.append([f"triton ({layout})", f"{fwd:.2f}", f"{bwd:.2f}", f"{gbs / 1e9:,.0f}", f"{gbs / bw:.0%}",
-                     f"{ref_ms / fwd:.0f}×"])
+                     f"{ops / mufu:.0%}", f"{ref_ms / fwd:.0f}×"])
         if have_mamba and layout == "channels_first":
             from lrgen.ops.mamba_backend import selective_scan_mamba
 
             mfwd = bench(lambda: selective_scan_mamba(*x[:8], True, None))
-            rows.append(["mamba-ssm (channels_first, no state)", f"{mfwd:.2f}", "", "", "", f"{ref_ms / mfwd:.0f}×"])
+            rows.append(["mamba-ssm (channels_first, no state)", f"{mfwd:.2f}", "", "", "", "", f"{ref_ms / mfwd:.0f}×"])
             rows[-2][-1] += f" (mamba/triton {mfwd / fwd:.2f}×)"
-    rows.append([f"reference (PyTorch, timed at {ref_len:,} tokens, scaled)", f"{ref_ms:.0f}", "", "", "", "1×"])
+    rows.append([f"reference (PyTorch, timed at {ref_len:,} tokens, scaled)", f"{ref_ms:.0f}", "", "", "", "", "1×"])
     title = (f"Selective scan, {b} × {L:,} tokens × {d} channels × state {n}, {args.dtype} in/out, fp32 state, "
              f"with D, z gate, delta bias + softplus, initial state; peer (mamba-ssm CUDA, H100) 12.3 ms fwd")
-    table(title, ["kernel", "fwd ms", "bwd ms", "fwd GB/s", "of copy BW", "speed-up vs reference"], rows)
+    table(title, ["kernel", "fwd ms", "bwd ms", "fwd GB/s", "of copy BW", "fwd MUFU of peak", "speed-up vs reference"],
+          rows)
+    floor = ssm_mufu_ops(b, d, n, L) / mufu * 1e3
+    print(f"\nThe forward's {2 * n + 6} MUFU operations per position and channel take at least {floor:.2f} ms at the "
+          f"measured {mufu / 1e12:.2f} T/s: the floor of this two-pass kernel.")
 
 
 def sweep(args):
@@ -189,15 +231,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     props = torch.cuda.get_device_properties(0)
-    bw = copy_bandwidth()
+    bw, mufu = copy_bandwidth(), mufu_throughput()
     print(f"device: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}, "
-          f"triton {triton.__version__}; measured copy bandwidth {bw / 1e9:,.0f} GB/s (read + write)")
+          f"triton {triton.__version__}; measured copy bandwidth {bw / 1e9:,.0f} GB/s (read + write), "
+          f"ex2 throughput {mufu / 1e12:.2f} T/s")
     if args.sweep:
         sweep(args)
         ts = triton_scan
         print(f"settings used below: BLOCK_D={ts.BLOCK_D} NUM_WARPS={ts.NUM_WARPS} UNROLL={ts.UNROLL} "
               f"PROGRAMS_PER_SM={ts.PROGRAMS_PER_SM}")
-    scan_table(args, bw)
+    scan_table(args, bw, mufu)
     lru_conv_table(args, bw)
 
 

@@ -11,16 +11,16 @@ python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', tr
 git rev-parse --short HEAD 2>/dev/null
 
 log "GPU tests: kernels and --compile"
-timeout 300 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_ops_gpu.py tests/test_compiled.py 2>&1 | tail -n 5
+timeout 300 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_ops_gpu.py tests/test_compiled.py tests/test_graphs.py 2>&1 | tail -n 5
 
 log "kernels: selective scan (fwd, bwd), RG-LRU scan, conv against the reference and the copy bandwidth"
 timeout 150 python3 benchmarks/bench_kernels.py
 
 log "forward over 1M tokens"
 timeout 120 python3 benchmarks/bench_forward.py --models caduceus-ps-131k,caduceus-ph-131k \
-    --chunk-sizes 65536,131072 --repeats 3
-timeout 90 python3 benchmarks/bench_forward.py --models caduceus-ps-50m --chunk-sizes 65536,131072 --repeats 2 \
-    --no-full
+    --chunk-sizes 65536,131072 --repeats 3 --graphs
+timeout 150 python3 benchmarks/bench_forward.py --models caduceus-ps-50m --chunk-sizes 65536,131072 --repeats 2 \
+    --no-full --graphs
 
 log "training at 12 kbp, eager and --compile"
 timeout 240 python3 benchmarks/bench_train.py --steps 2 --max-batch 8 --compile
