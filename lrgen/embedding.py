@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -124,6 +125,7 @@ def embed_regions(
     device: str = "auto",
     batch_size: int = 8,
     progress: bool = True,
+    cuda_graphs: bool = True,
 ) -> dict:
     """Embed every region of ``bed`` with ``model`` (a preset, checkpoint or hub id, or a loaded model) and write the
     embeddings to ``output`` (.safetensors or .npz).
@@ -131,11 +133,13 @@ def embed_regions(
     Keys are region names (:func:`region_keys`); float32 tensors ``(H,)`` for ``pool="mean"`` or ``(length, H)``
     for ``"none"``. The file carries a JSON metadata record (model, context, chunk_size, pool, conjoin, genome and
     each key's region and window): in safetensors' header under ``lrgen``, in npz as the ``__metadata__`` entry.
-    Regions whose windows have the same length are evaluated ``batch_size`` at a time. Returns the metadata.
+    Regions whose windows have the same length are evaluated ``batch_size`` at a time; on a GPU, equal batches
+    replay one CUDA graph unless ``cuda_graphs`` is off (:mod:`lrgen.engine.graphs`). Returns the metadata.
     """
     from lrgen import load_model
     from lrgen.engine import stream
     from lrgen.engine.chunks import check_positive, default_chunk_size
+    from lrgen.engine.graphs import GraphedStream
     from lrgen.io.bed import read_bed
     from lrgen.io.genome import Genome
     from lrgen.tokenizer import encode_batch
@@ -167,12 +171,14 @@ def embed_regions(
     if getattr(net, "tokenizer_kind", "char") != "char":
         raise LrgenError(f"model {model_name}: embed needs a single-nucleotide model (caduceus or hawk)")
 
+    options = dict(chunk_size=chunk_size, output="hidden", conjoin=conjoin)
+    run = GraphedStream(net, **options) if cuda_graphs else partial(stream, net, **options)
     tensors: dict[str, Tensor] = {}
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("embedding regions", total=len(windows))
         for batch in group_windows(windows, batch_size):
             ids = encode_batch([fasta.fetch(w.chrom, w.window_start, w.window_end) for w in batch])
-            hidden = stream(net, ids, chunk_size=chunk_size, output="hidden", conjoin=conjoin).float().cpu()
+            hidden = run(ids).float().cpu()  # a replay's buffer, copied out before the next batch
             for row, w in zip(hidden, batch):
                 values = row[w.offset : w.offset + w.end - w.start]
                 tensors[w.key] = values.mean(0) if pool == "mean" else values.clone()

@@ -110,3 +110,21 @@ def test_cli_end_to_end(tmp_path, genome):
     with safe_open(str(out), "pt") as fh:
         assert sorted(fh.keys()) == ["a", "b"]
         assert json.loads(fh.metadata()["lrgen"])["context"] == 500
+
+
+@pytest.mark.gpu
+def test_cuda_graph_replays_give_the_same_embeddings(tmp_path, genome):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    torch.manual_seed(3)
+    net = load_model("caduceus-ps-tiny").cuda().eval()
+    bed = write_bed(tmp_path / "r.bed", [f"20\t{60000 + 1000 * i}\t{60100 + 1000 * i}\tr{i}" for i in range(10)])
+    outs = []
+    for graphs in (True, False):
+        out = tmp_path / f"emb{graphs}.safetensors"
+        embed_regions(bed, net, genome, out, context=512, chunk_size=128, batch_size=2, progress=False,
+                      cuda_graphs=graphs)
+        with safe_open(str(out), "pt") as fh:
+            outs.append({key: fh.get_tensor(key) for key in fh.keys()})
+    assert outs[0].keys() == outs[1].keys() and len(outs[0]) == 10
+    assert all(torch.equal(outs[0][k], outs[1][k]) for k in outs[0])  # five batches: warm-up, capture, 3 replays

@@ -23,6 +23,9 @@ def embed_command(
     conjoin: bool = typer.Option(False, "--conjoin", help="Average with the reverse-complement strand."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     batch_size: int = typer.Option(8, "--batch-size", help="Windows of equal length evaluated together."),
+    cuda_graphs: bool = typer.Option(
+        True, "--cuda-graphs/--no-cuda-graphs", help="On a GPU, replay equal batches of windows from a CUDA graph."
+    ),
 ) -> None:
     """Per-region embeddings of a BED file's regions through the streaming engine."""
     from lrgen.embedding import embed_regions
@@ -39,5 +42,6 @@ def embed_command(
         conjoin=conjoin,
         device=device,
         batch_size=batch_size,
+        cuda_graphs=cuda_graphs,
     )
     typer.echo(f"wrote {len(meta['regions'])} region embeddings (hidden size {meta['hidden_size']}) to {output}")
