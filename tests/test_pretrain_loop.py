@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sys
 import types
@@ -87,9 +88,11 @@ def test_deterministic_runs_use_deterministic_kernels_and_restore_the_setting(sm
     run_pretrain({**flags, "out": str(tmp_path / "b")})
     assert seen == [True, False] and not torch.are_deterministic_algorithms_enabled()
     assert json.loads((tmp_path / "a" / "pretrain_config.json").read_text())["deterministic"] is True
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     with pytest.raises(RuntimeError), deterministic_algorithms(True):
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
         raise RuntimeError("a failing run")
-    assert not torch.are_deterministic_algorithms_enabled()
+    assert not torch.are_deterministic_algorithms_enabled() and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
 
 
 def test_run_directory_rules(small_fasta, tmp_path):

@@ -180,7 +180,8 @@ def predict(
     language model, every track of a fine-tuned one). ``context`` defaults to 131,072 for a language model and to
     the training context of a fine-tuned one; ``flank`` to an eighth of it; ``bin_size`` to the model's resolution.
     ``cuda_graphs``: a language model's equal batches of windows replay one CUDA graph on a GPU
-    (:mod:`lrgen.engine.graphs`). Under ``torchrun`` every process calls this; windows are shared out and rank 0 writes the files.
+    (:mod:`lrgen.engine.graphs`). Under ``torchrun`` every process calls this; windows are shared out and rank 0
+    writes the files.
     """
     from lrgen.pretrain.distributed import cleanup, init_distributed
 

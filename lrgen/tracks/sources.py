@@ -95,7 +95,9 @@ class LmSource:
         if not self.cuda_graphs:
             logits = stream(self.model, ids, **options)
         else:  # a replay returns the graph's buffer: used up before the next batch
-            logits = self._passes.setdefault(chunk_size, GraphedStream(self.model, **options))(ids)
+            if chunk_size not in self._passes:
+                self._passes[chunk_size] = GraphedStream(self.model, **options)
+            logits = self._passes[chunk_size](ids)
         wanted = tuple(self.names[c] for c in columns)
         values = lm_tracks(logits, ids, wanted)
         return torch.stack([values[n] for n in wanted], dim=-1).float().cpu().numpy()
