@@ -55,7 +55,8 @@ def select_tracks(names: list[str], requested: list[str] | None, label: str) -> 
 
 
 class LmSource:
-    """Per-base language-model tracks of a streamable one-token-per-base model."""
+    """Per-base language-model tracks of a streamable one-token-per-base model; with ``cuda_graphs``, equal
+    batches of windows on a GPU replay one CUDA graph (:class:`lrgen.engine.graphs.GraphedStream`)."""
 
     resolution = 1
     names = list(LM_TRACKS)
