@@ -153,22 +153,22 @@ def sweep(args):
         for bd, nw in itertools.product(bds, warps):
             ts.BLOCK_D[layout], ts.NUM_WARPS["forward"] = bd, nw
             ms = fwd_ms(x)
-            rows.append([layout, bd, nw, ts.UNROLL, ts.PROGRAMS_PER_SM, ts.NUM_STAGES["forward"],
+            rows.append([layout, bd, nw, ts.UNROLL, ts.PROGRAMS_PER_SM["forward"], ts.NUM_STAGES["forward"],
                          ms if isinstance(ms, str) else f"{ms:.2f}"])
             if not isinstance(ms, str) and ms < best.get(layout, (1e9,))[0]:
                 best[layout] = (ms, bd, nw)
         ts.BLOCK_D[layout] = best[layout][1]
     ts.NUM_WARPS["forward"] = best["length_major"][2]
     x = ssm_inputs(b, d, n, L, dtype, "length_major")
-    top = (best["length_major"][0], ts.UNROLL, ts.PROGRAMS_PER_SM, ts.NUM_STAGES["forward"])
-    for unroll, pps, stages in ((1, 32, 3), (4, 32, 3), (2, 16, 3), (2, 64, 3), (2, 32, 1), (2, 32, 2), (2, 32, 4)):
-        ts.UNROLL, ts.PROGRAMS_PER_SM, ts.NUM_STAGES["forward"] = unroll, pps, stages
+    top = (best["length_major"][0], ts.UNROLL, ts.PROGRAMS_PER_SM["forward"], ts.NUM_STAGES["forward"])
+    for unroll, pps, stages in ((1, 8, 3), (4, 8, 3), (2, 16, 3), (2, 32, 3), (2, 8, 1), (2, 8, 2), (2, 8, 4)):
+        ts.UNROLL, ts.PROGRAMS_PER_SM["forward"], ts.NUM_STAGES["forward"] = unroll, pps, stages
         ms = fwd_ms(x)
         rows.append(["length_major", ts.BLOCK_D["length_major"], ts.NUM_WARPS["forward"], unroll, pps, stages,
                      ms if isinstance(ms, str) else f"{ms:.2f}"])
         if not isinstance(ms, str) and ms < top[0]:
             top = (ms, unroll, pps, stages)
-    ts.UNROLL, ts.PROGRAMS_PER_SM, ts.NUM_STAGES["forward"] = top[1:]
+    ts.UNROLL, ts.PROGRAMS_PER_SM["forward"], ts.NUM_STAGES["forward"] = top[1:]
     table("Selective-scan forward launch sweep (ms)",
           ["layout", "BLOCK_D", "num_warps", "UNROLL", "PROGRAMS_PER_SM", "stages", "ms"], rows)
     leaves = [t.detach().requires_grad_() for t in x]

@@ -267,7 +267,7 @@ def test_selective_scan_interpreted(interpreted):
     scan = interpreted[0]
     check_selective_scan(scan.selective_scan_triton, 2, 3, 5, 37, torch.float32, "cpu", 1e-4)
     check_selective_scan(scan.selective_scan_triton, 1, 8, 4, 45, torch.float32, "cpu", 1e-4)  # unmasked steps
-    programs, scan.PROGRAMS_PER_SM = scan.PROGRAMS_PER_SM, 2  # chunks of many positions (above: mostly one)
+    programs, scan.PROGRAMS_PER_SM = scan.PROGRAMS_PER_SM, {"forward": 2, "backward": 2}  # chunks of many positions
     try:
         check_selective_scan(scan.selective_scan_triton, 2, 8, 4, 45, torch.float32, "cpu", 1e-4)
     finally:

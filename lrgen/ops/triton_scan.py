@@ -41,7 +41,9 @@ from lrgen.ops import mark_counts, needs_grad
 BLOCK_D = {"length_major": 128, "channels_first": 32, "backward": 64}
 NUM_WARPS = {"forward": 1, "backward": 1}
 CHECKPOINT_EVERY = 16  # the backward keeps every 16th state of a chunk and rebuilds the others block by block
-PROGRAMS_PER_SM = 32  # the forward splits the sequence into chunks until it has this many programs per SM
+# the sequence is split into chunks until there are this many programs per SM: the forward's 8 are one wave (a
+# program is one warp of 255 registers, so 8 fit on an SM), longer chunks than the previous 32's four waves
+PROGRAMS_PER_SM = {"forward": 8, "backward": 32}
 UNROLL = 2  # positions of the forward kernel whose loads are issued together
 NUM_STAGES = {"forward": 3, "backward": 3}  # software-pipelining stages of the position loops
 PASS_CHUNKS, PASS_ELEMENTS = 32, 2048  # chunks combined at once by the state pass, and its block size
@@ -441,9 +443,10 @@ def _sm_count(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 
 
-def _chunks(units: int, programs: int, device: torch.device) -> tuple[int, int]:
-    """(chunks, units per chunk): one chunk when the (batch × channel-block) programs already fill the GPU."""
-    target = PROGRAMS_PER_SM * _multiprocessors(device)
+def _chunks(units: int, programs: int, device: torch.device, kernel: str) -> tuple[int, int]:
+    """(chunks, units per chunk): one chunk when the (batch × channel-block) programs already fill the GPU
+    (``PROGRAMS_PER_SM[kernel]``)."""
+    target = PROGRAMS_PER_SM[kernel] * _multiprocessors(device)
     if programs >= target or units <= 1:
         return 1, max(units, 1)
     nc = min(units, -(-target // programs))
@@ -480,7 +483,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, mark
     bd = max(1, min(triton.next_power_of_2(d), BLOCK_D[_layout(u)]))
     ndb = triton.cdiv(d, bd)
     steps = triton.cdiv(length, UNROLL)
-    nc, per_chunk = _chunks(steps, batch * ndb, u.device)
+    nc, per_chunk = _chunks(steps, batch * ndb, u.device, "forward")
     chunk_len = per_chunk * UNROLL
     y = _empty_like(u, u.dtype)
     hlast = torch.empty(batch, n, d, device=u.device, dtype=torch.float32)
@@ -518,7 +521,7 @@ def _backward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy,
     bn = triton.next_power_of_2(n)
     bd = max(1, min(triton.next_power_of_2(d), BLOCK_D["backward"]))
     ndb = triton.cdiv(d, bd)
-    nc, blocks = _chunks(triton.cdiv(length, CHECKPOINT_EVERY), batch * ndb, u.device)
+    nc, blocks = _chunks(triton.cdiv(length, CHECKPOINT_EVERY), batch * ndb, u.device, "backward")
     chunk_len = blocks * CHECKPOINT_EVERY
     f32 = dict(device=u.device, dtype=torch.float32)
     grid = (nc, batch * ndb)
