@@ -255,6 +255,17 @@ def _fwd_kernel(
 
 
 @triton.jit
+def _masked_delta(d_b, offs_d, p, md, bias, s_dd, s_dl, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+                  FAST_MATH: tl.constexpr):
+    """Δ at position p for the channels in md: (raw = Δ + bias, softplus(raw) or raw), both zero elsewhere."""
+    raw = tl.load(d_b + offs_d * s_dd + p * s_dl, mask=md, other=0.0).to(tl.float32)
+    if HAS_BIAS:
+        raw += bias
+    dt = _softplus(raw, FAST_MATH) if SOFTPLUS else raw
+    return raw, tl.where(md, dt, 0.0)
+
+
+@triton.jit
 def _adjoint_chunk_kernel(
     delta_ptr, bias_ptr, A_ptr, C_ptr, z_ptr, dy_ptr, gloc_ptr, sdt_ptr,
     L, D, N, NDB, CL,
@@ -275,12 +286,7 @@ def _adjoint_chunk_kernel(
         p = _pos(t, L, REVERSE)
         md = offs_d < tl.where(t < L, D, 0)
         mn = offs_n < tl.where(t < L, N, 0)
-        dt = tl.load(delta_ptr + b * s_db + offs_d * s_dd + p * s_dl, mask=md, other=0.0).to(tl.float32)
-        if HAS_BIAS:
-            dt += bias
-        if SOFTPLUS:
-            dt = _softplus(dt, FAST_MATH)
-        dt = tl.where(md, dt, 0.0)
+        _, dt = _masked_delta(delta_ptr + b * s_db, offs_d, p, md, bias, s_dd, s_dl, HAS_BIAS, SOFTPLUS, FAST_MATH)
         dyp = tl.load(dy_ptr + b * s_yb + offs_d * s_yd + p * s_yl, mask=md, other=0.0).to(tl.float32)
         if HAS_Z:
             dyp = dyp * _silu(tl.load(z_ptr + b * s_zb + offs_d * s_zd + p * s_zl, mask=md, other=0.0).to(
@@ -300,12 +306,7 @@ def _advance(h, t, A2, bias, u_b, d_b, B_b, offs_d, offs_n, L, D, N, s_ud, s_ul,
     p = _pos(t, L, REVERSE)
     md = offs_d < tl.where(t < L, D, 0)
     mn = offs_n < tl.where(t < L, N, 0)
-    dt = tl.load(d_b + offs_d * s_dd + p * s_dl, mask=md, other=0.0).to(tl.float32)
-    if HAS_BIAS:
-        dt += bias
-    if SOFTPLUS:
-        dt = _softplus(dt, FAST_MATH)
-    dt = tl.where(md, dt, 0.0)
+    _, dt = _masked_delta(d_b, offs_d, p, md, bias, s_dd, s_dl, HAS_BIAS, SOFTPLUS, FAST_MATH)
     uu = tl.load(u_b + offs_d * s_ud + p * s_ul, mask=md, other=0.0).to(tl.float32)
     Bt = tl.load(B_b + offs_n * s_Bn + p * s_Bl, mask=mn, other=0.0).to(tl.float32)
     return _approx(A2 * dt[None, :], "ex2", FAST_MATH) * h + Bt[:, None] * (dt * uu)[None, :]
@@ -365,11 +366,7 @@ def _bwd_kernel(
             p = _pos(t, L, REVERSE)
             md = offs_d < tl.where(t < L, D, 0)
             mn = offs_n < tl.where(t < L, N, 0)
-            raw = tl.load(d_b + offs_d * s_dd + p * s_dl, mask=md, other=0.0).to(tl.float32)
-            if HAS_BIAS:
-                raw += bias
-            dt = _softplus(raw, FAST_MATH) if SOFTPLUS else raw
-            dt = tl.where(md, dt, 0.0)
+            raw, dt = _masked_delta(d_b, offs_d, p, md, bias, s_dd, s_dl, HAS_BIAS, SOFTPLUS, FAST_MATH)
             uu = tl.load(u_b + offs_d * s_ud + p * s_ul, mask=md, other=0.0).to(tl.float32)
             dout = tl.load(dy_ptr + b * s_yb + offs_d * s_yd + p * s_yl, mask=md, other=0.0).to(tl.float32)
             Bt = tl.load(B_b + offs_n * s_Bn + p * s_Bl, mask=mn, other=0.0).to(tl.float32)
