@@ -31,7 +31,7 @@ def run(args, folder: Path, device: str, context: int, length: int | None) -> di
     import torch
 
     from lrgen.io.genome import Genome
-    from lrgen.tracks.predict import predict
+    from lrgen.tracks.predict import PredictOptions, predict
 
     bed = None
     if length is not None:
@@ -43,9 +43,7 @@ def run(args, folder: Path, device: str, context: int, length: int | None) -> di
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    summary = predict(bed, args.genome, args.model, output=folder / "track.bw", tracks=[args.track], context=context,
-                      chunk_size=args.chunk_size, batch_size=args.batch_size, device=device,
-                      regions_all=length is None, progress=args.progress, cuda_graphs=not args.no_cuda_graphs)
+    summary = predict(PredictOptions(regions=bed, genome=args.genome, model=args.model, output=folder / "track.bw", tracks=[args.track], context=context, chunk_size=args.chunk_size, batch_size=args.batch_size, device=device, regions_all=length is None, progress=args.progress, cuda_graphs=not args.no_cuda_graphs))
     peak = torch.cuda.max_memory_allocated() / 1e9 if device.startswith("cuda") else float("nan")
     return {"device": device, "context": context, "bases": summary.bases, "windows": summary.windows,
             "seconds": summary.seconds, "bases_per_s": summary.bases / summary.seconds, "peak_gpu_gb": peak,

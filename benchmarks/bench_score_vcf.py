@@ -53,14 +53,12 @@ def subset(vcf: Path, n: int | None, folder: Path, snv_only: bool = False) -> Pa
 def run(vcf: Path, args, folder: Path, name: str, **options) -> dict:
     import torch
 
-    from lrgen.variants import score_vcf
+    from lrgen.variants import ScoreVcfOptions, score_vcf
 
     if torch.cuda.is_available() and args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     tsv = folder / f"{name}.tsv"
-    summary = score_vcf(vcf, args.genome, args.model, args.context, folder / f"{name}.vcf.gz", tsv=tsv,
-                        device=args.device, chunk_size=args.chunk_size, batch_size=options.pop("batch_size", None),
-                        dtype=args.dtype, progress=False, **options)
+    summary = score_vcf(ScoreVcfOptions(vcf=vcf, genome=args.genome, model=args.model, context=args.context, output=folder / f"{name}.vcf.gz", tsv=tsv, device=args.device, chunk_size=args.chunk_size, batch_size=options.pop("batch_size", None), dtype=args.dtype, progress=False, **options))
     peak = torch.cuda.max_memory_allocated() / 1e9 if args.device.startswith("cuda") else float("nan")
     print(f"{name}: {summary.alleles:,} alleles, {summary.windows:,} windows, {summary.seconds:.1f} s, "
           f"{summary.rate:.1f} variants/s, peak GPU {peak:.2f} GB", flush=True)

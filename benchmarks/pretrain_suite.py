@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from lrgen.models.checkpoint import save_model  # noqa: E402
 from lrgen.models.registry import build_model, preset_config  # noqa: E402
 from lrgen.pretrain.data import load_species, parse_region  # noqa: E402
-from lrgen.pretrain.evaluate import evaluate_mlm, plot_perplexity  # noqa: E402
+from lrgen.pretrain.evaluate import MlmOptions, evaluate_mlm, plot_perplexity  # noqa: E402
 from lrgen.pretrain.loop import train  # noqa: E402
 from lrgen.pretrain.config import resolve_config  # noqa: E402
 from lrgen.sizes import format_size, parse_size, parse_size_list  # noqa: E402
@@ -79,10 +79,10 @@ def heldout_fasta(human: str, region: str, work: Path) -> Path:
     return path
 
 
-def pretrain(name: str, init: Path, out: Path, args, fasta: list[str], steps: int, val_every: int) -> dict:
+def pretrain(name: str, init: Path, out: Path, args, fasta: list[str], steps: int, eval_every: int) -> dict:
     config = resolve_config(dict(
-        model=str(init), out=str(out), fasta=fasta, val_region=[args.val_region], context=args.context, steps=steps,
-        batch_size=args.batch_size, lr=args.lr, val_every=val_every, val_windows=args.val_windows,
+        model=str(init), output=str(out), fasta=fasta, val_region=[args.val_region], context=args.context, steps=steps,
+        batch_size=args.batch_size, lr=args.lr, eval_every=eval_every, val_windows=args.val_windows,
         save_every=steps, keep_checkpoints=1, seed=args.seed, device=args.device,
     ))
     return train(config)
@@ -92,7 +92,7 @@ def calibrate(name: str, init: Path, args, fasta: list[str], work: Path) -> floa
     """Training throughput (bases/s, median of the last steps of a short run, after kernel warm-up)."""
     out = work / "calibrate" / name
     shutil.rmtree(out, ignore_errors=True)
-    pretrain(name, init, out, args, fasta, steps=args.calibration_steps, val_every=10**9)
+    pretrain(name, init, out, args, fasta, steps=args.calibration_steps, eval_every=10**9)
     rates = [json.loads(line)["tokens_per_s"] for line in (out / "metrics.jsonl").read_text().splitlines()
              if json.loads(line)["split"] == "train"]
     return statistics.median(rates[len(rates) // 2 :])
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
         budget = args.tokens
     per_step = args.context * args.batch_size
     steps = max(1, int(budget // per_step))
-    val_every = max(1, steps // 8)
+    eval_every = max(1, steps // 8)
     log(f"budget {steps * per_step:,} bases per model = {steps} steps")
 
     results = {"tokens": steps * per_step, "steps": steps, "context": args.context, "batch_size": args.batch_size,
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
         run = runs[name] = work / "runs" / name
         shutil.rmtree(run, ignore_errors=True)
         log(f"pretraining {name}")
-        summary = pretrain(name, inits[name], run, args, fasta, steps, val_every)
+        summary = pretrain(name, inits[name], run, args, fasta, steps, eval_every)
         log(f"{name}: {summary['parameters']:,} parameters, val loss {summary['best_val_loss']:.4f}, "
             f"{summary['seconds']:.0f} s")
         results["models"][name] = {"train": summary,
@@ -249,9 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in sorted(names, key=lambda n: n == "ntv2"):  # the transformer last: it may hit the memory limit
         log(f"evaluating {name} at {', '.join(format_size(c) for c in args.contexts)}")
         try:
-            evaluation = evaluate_mlm(str(runs[name] / "checkpoints" / "best"), [str(heldout)], args.contexts,
-                                      windows=args.windows, chunk_size=args.chunk_size, device=args.device,
-                                      seed=args.seed, out_dir=str(work / "eval" / name))
+            evaluation = evaluate_mlm(MlmOptions(model=str(runs[name] / "checkpoints" / "best"), fasta=[str(heldout)], context=args.contexts, windows=args.windows, chunk_size=args.chunk_size, device=args.device, seed=args.seed, output=str(work / "eval" / name)))
         except Exception as exc:  # keep the other models' results; the error is reported in results.json
             log(f"evaluation of {name} failed: {exc!r}")
             results["models"][name]["eval_error"] = repr(exc)

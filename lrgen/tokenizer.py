@@ -176,3 +176,21 @@ class KmerTokenizer:
         """Concatenated tokens of 1-D ids (special tokens written as ``<mask>`` etc.)."""
         seq = ids.tolist() if isinstance(ids, torch.Tensor) else ids
         return "".join(self.vocab[i] for i in seq)
+
+
+class Tokens:
+    """Turns a window string into ``(ids, positions)`` for a model's tokenizer kind (``"char"`` or ``"kmer"``):
+    ``positions`` is the offset in the window (bp) at which each token starts, so one pooling serves both kinds."""
+
+    def __init__(self, kind: str) -> None:
+        if kind not in ("char", "kmer"):
+            raise ValueError(f"unknown tokenizer kind {kind!r}")
+        self.kind = kind
+        self._kmer = KmerTokenizer() if kind == "kmer" else None
+        self.pad_id = KmerTokenizer.PAD_ID if kind == "kmer" else PAD_ID
+
+    def __call__(self, seq: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._kmer is None:
+            return encode(seq), torch.arange(len(seq))
+        ids, starts, _ = self._kmer.tokenize(seq)
+        return torch.from_numpy(ids), torch.from_numpy(starts)

@@ -82,8 +82,8 @@ def test_pretrain_compile_flag(tmp_path, monkeypatch):
 
     monkeypatch.setattr(loop, "compile_position_wise", fast)
     flags = dict(model="hawk-tiny", fasta=[str(fasta)], context=64, steps=2, batch_size=2, val_windows=2)
-    run_pretrain({**flags, "out": str(tmp_path / "run"), "compile": True})
+    run_pretrain({**flags, "output": str(tmp_path / "run"), "compile": True})
     assert len(calls) == 1 and calls[0]
     assert json.loads((tmp_path / "run" / "pretrain_config.json").read_text())["compile"] is True
     with pytest.raises(LrgenError, match="--compile and --fsdp do not go together"):
-        run_pretrain({**flags, "out": str(tmp_path / "other"), "compile": True, "fsdp": True})
+        run_pretrain({**flags, "output": str(tmp_path / "other"), "compile": True, "fsdp": True})

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from lrgen import load_model
 from lrgen.cli.app import app
-from lrgen.embedding import embed_regions, region_window
+from lrgen.embed import EmbedOptions, embed_regions
+from lrgen.embed.regions import region_window
 from lrgen.errors import LrgenError
 from lrgen.io.genome import Genome
 from lrgen.tokenizer import encode
@@ -48,7 +49,7 @@ def test_region_window_centres_the_region():
 def test_mean_embeddings_equal_the_whole_window_forward(tmp_path, genome, model):
     bed = write_bed(tmp_path / "r.bed", ["20\t60000\t60100\tfirst", "chr20\t0\t50\tstart", "20\t70000\t70400\tlong"])
     out = tmp_path / "emb.safetensors"
-    meta = embed_regions(bed, model, genome, out, context=300, chunk_size=64, progress=False)
+    meta = embed_regions(EmbedOptions(regions=bed, model=model, genome=genome, output=out, context=300, chunk_size=64, progress=False))
     assert list(meta["regions"]) == ["first", "start", "long"]
     assert meta["regions"]["start"]["window"] == [-125, 175]  # N-padded before the contig start
     assert meta["regions"]["long"]["window"] == [70000, 70400]  # longer than the context: the region itself
@@ -68,7 +69,7 @@ def test_mean_embeddings_equal_the_whole_window_forward(tmp_path, genome, model)
 def test_per_position_npz_and_unnamed_regions(tmp_path, genome, model):
     bed = write_bed(tmp_path / "r.bed", ["20\t61000\t61020", "20\t61020\t61050\tx"])
     out = tmp_path / "emb.npz"
-    embed_regions(bed, model, genome, out, pool="none", batch_size=2, progress=False)
+    embed_regions(EmbedOptions(regions=bed, model=model, genome=genome, output=out, pool="none", batch_size=2, progress=False))
     data = np.load(out)
     meta = json.loads(str(data["__metadata__"]))
     assert meta["pool"] == "none" and meta["context"] is None
@@ -80,7 +81,7 @@ def test_conjoined_embeddings_are_strand_symmetric(tmp_path, genome, model):
     fasta = Genome(genome)
     bed = write_bed(tmp_path / "r.bed", ["20\t62000\t62040\tr"])
     out = tmp_path / "emb.npz"
-    embed_regions(bed, model, genome, out, context=100, conjoin=True, progress=False)
+    embed_regions(EmbedOptions(regions=bed, model=model, genome=genome, output=out, context=100, conjoin=True, progress=False))
     ids = encode(fasta.fetch("20", 61970, 62070))[None]
     with torch.no_grad():
         from lrgen.tokenizer import reverse_complement_ids
@@ -92,11 +93,11 @@ def test_conjoined_embeddings_are_strand_symmetric(tmp_path, genome, model):
 def test_errors_leave_no_output(tmp_path, genome, model):
     out = tmp_path / "emb.safetensors"
     with pytest.raises(LrgenError, match="line 2"):
-        embed_regions(write_bed(tmp_path / "a.bed", ["20\t1\t5", "nope\t1\t5"]), model, genome, out, progress=False)
+        embed_regions(EmbedOptions(regions=write_bed(tmp_path / "a.bed", ["20\t1\t5", "nope\t1\t5"]), model=model, genome=genome, output=out, progress=False))
     with pytest.raises(LrgenError, match="repeats line 1"):
-        embed_regions(write_bed(tmp_path / "b.bed", ["20\t1\t5", "20\t1\t5"]), model, genome, out, progress=False)
+        embed_regions(EmbedOptions(regions=write_bed(tmp_path / "b.bed", ["20\t1\t5", "20\t1\t5"]), model=model, genome=genome, output=out, progress=False))
     with pytest.raises(LrgenError, match="safetensors"):
-        embed_regions(write_bed(tmp_path / "c.bed", ["20\t1\t5"]), model, genome, tmp_path / "e.pt", progress=False)
+        embed_regions(EmbedOptions(regions=write_bed(tmp_path / "c.bed", ["20\t1\t5"]), model=model, genome=genome, output=tmp_path / "e.pt", progress=False))
     assert list(tmp_path.glob("emb*")) == [] and list(tmp_path.glob(".emb*")) == []
 
 
@@ -122,8 +123,7 @@ def test_cuda_graph_replays_give_the_same_embeddings(tmp_path, genome):
     outs = []
     for graphs in (True, False):
         out = tmp_path / f"emb{graphs}.safetensors"
-        embed_regions(bed, net, genome, out, context=512, chunk_size=128, batch_size=2, progress=False,
-                      cuda_graphs=graphs)
+        embed_regions(EmbedOptions(regions=bed, model=net, genome=genome, output=out, context=512, chunk_size=128, batch_size=2, progress=False, cuda_graphs=graphs))
         with safe_open(str(out), "pt") as fh:
             outs.append({key: fh.get_tensor(key) for key in fh.keys()})
     assert outs[0].keys() == outs[1].keys() and len(outs[0]) == 10

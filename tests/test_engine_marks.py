@@ -9,7 +9,7 @@ import torch
 
 from lrgen.engine import ChunkRunner, PassRouter, StateRecord, restream_span, stream
 from lrgen.engine.chunks import chunk_marks, map_state, scan_chunks
-from lrgen.engine.stream import _run
+from lrgen.engine.stream import run_pass as _run
 from lrgen.errors import LrgenError
 from test_engine import LENGTH, PRESETS, dna, snv, tiny
 

@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from lrgen.errors import LrgenError
-from lrgen.finetune.checkpoint import load_finetuned
-from lrgen.finetune.train import STATE_FILE, FinetuneConfig, carve_validation, finetune
+from lrgen.glrb.finetune import STATE_FILE, FinetuneOptions, carve_validation, finetune
 from lrgen.glrb.data import make_windows, read_task
-from lrgen.glrb.evaluate import evaluate_task
+from lrgen.glrb.evaluate import EvaluateOptions, evaluate_task
 from lrgen.glrb.fixture import make_fixture
 from lrgen.glrb.inference import loader, pooled_features, scores_from_features
 from lrgen.glrb.tasks import get_task
 from lrgen.io.genome import Genome
+from lrgen.models.finetuned import load_finetuned
 
 
 @pytest.fixture(scope="module")
@@ -25,19 +25,18 @@ def bench(tmp_path_factory):
     return info["data_dir"], info["genome"]
 
 
-def _config(bench, out, **kw) -> FinetuneConfig:
+def _config(bench, out, **kw) -> FinetuneOptions:
     data, genome = bench
-    base = dict(task="promoter", model="hawk-tiny", data_dir=data, genome=genome, context=256, out=str(out),
+    base = dict(task="promoter", model="hawk-tiny", data_dir=data, genome=genome, context=256, output=str(out),
                 device="cpu", batch_size=16, warmup_steps=5)
     base.update(kw)
-    return FinetuneConfig(**base)
+    return FinetuneOptions(**base)
 
 
 def test_frozen_backbone_learns_the_fixture_signal(bench, tmp_path):
     summary = finetune(_config(bench, tmp_path / "ft", freeze_backbone=True, epochs=40, patience=100))
     assert summary["counts"]["train"]["n_heavy"] == 1
-    result = evaluate_task("promoter", str(tmp_path / "ft"), bench[0], bench[1], out_dir=str(tmp_path / "ev"),
-                           device="cpu", bootstrap=20)
+    result = evaluate_task(EvaluateOptions(task="promoter", model=str(tmp_path / "ft"), data_dir=bench[0], genome=bench[1], output=str(tmp_path / "ev"), device="cpu", bootstrap=20))
     row = result["contexts"][0]
     assert row["context"] == 256 and row["n"] == 24
     assert row["metrics"]["auroc"] >= 0.9
@@ -75,13 +74,13 @@ def test_unfrozen_eqtl_saves_loads_and_resumes(small_bench, tmp_path):
 
     with pytest.raises(LrgenError, match="pass --resume"):
         finetune(cfg)
-    resumed = finetune(FinetuneConfig(**{**cfg.__dict__, "resume": True, "max_steps": 4}))
+    resumed = finetune(FinetuneOptions(**{**cfg.__dict__, "resume": True, "max_steps": 4}))
     assert resumed["steps"] == 4 and [h["step"] for h in resumed["history"]] == [1, 2, 3, 4]
 
-    result = evaluate_task("eqtl", str(out), data, genome, contexts=[1536, 2048], device="cpu")
+    result = evaluate_task(EvaluateOptions(task="eqtl", model=str(out), data_dir=data, genome=genome, context=[1536, 2048], device="cpu"))
     assert [r["context"] for r in result["contexts"]] == [1536, 2048]
     with pytest.raises(LrgenError, match="fine-tuned on variant_effect_causal_eqtl, not variant_effect_pathogenic_omim"):
-        evaluate_task("omim", str(out), data, genome, device="cpu")  # a tissue head does not transfer
+        evaluate_task(EvaluateOptions(task="omim", model=str(out), data_dir=data, genome=genome, device="cpu"))  # a tissue head does not transfer
     buckets = result["contexts"][0]["buckets"]
     assert set(buckets) == {"0-30k", "30-100k", ">100k"} and sum(b["n"] for b in buckets.values()) == 6
 
@@ -102,11 +101,11 @@ def test_refusals(bench, tmp_path):
     with pytest.raises(LrgenError, match="not found"):
         finetune(_config(bench, tmp_path / "b", resume=True))
     with pytest.raises(LrgenError, match="needs a fine-tuned model"):
-        evaluate_task("promoter", "hawk-tiny", bench[0], bench[1], contexts=[256], device="cpu")
+        evaluate_task(EvaluateOptions(task="promoter", model="hawk-tiny", data_dir=bench[0], genome=bench[1], context=[256], device="cpu"))
 
 
 def test_compile_flag_compiles_the_backbone(small_bench, tmp_path, monkeypatch):
-    import lrgen.finetune.train as train
+    import lrgen.glrb.finetune as train
     from lrgen.models import compile_position_wise
 
     calls = []

@@ -24,7 +24,7 @@ def test_make_fixture_finetune_evaluate(tmp_path):
     assert r.exit_code == 0 and "regulatory_element_enhancer" in r.output
 
     r = runner.invoke(app, ["finetune", "--task", "enhancer", "--model", "caduceus-ps-tiny", "--data-dir", str(data),
-                            "--genome", genome, "--context", "256", "--out", str(tmp_path / "ft"), "--freeze-backbone",
+                            "--genome", genome, "--context", "256", "--output", str(tmp_path / "ft"), "--freeze-backbone",
                             "--epochs", "3", "--batch-size", "16", "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert "fine-tuned regulatory_element_enhancer" in r.output
@@ -47,7 +47,7 @@ def test_make_fixture_finetune_evaluate(tmp_path):
 def test_user_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["finetune", "--task", "promoter", "--model", "hawk-tiny", "--data-dir", str(tmp_path), "--genome", "x.fa",
-              "--context", "1kb", "--out", str(tmp_path / "out"), "--device", "cpu"])
+              "--context", "1kb", "--output", str(tmp_path / "out"), "--device", "cpu"])
     assert exc.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("lrgen: error: ") and "promoter_dataset.csv not found" in err and err.count("\n") == 1

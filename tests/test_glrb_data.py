@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from lrgen.errors import LrgenError
-from lrgen.glrb.data import cage_bins, check_context, make_windows, read_task, window_start
+from lrgen.glrb.data import cage_bins, check_context, make_windows, read_task
+from lrgen.io.bed import centred_window
+
+
+def window_start(center: int, context: int) -> int:
+    return centred_window(center, center + 1, context)[0]
 from lrgen.glrb.fixture import make_fixture
 from lrgen.glrb.tasks import TASKS, get_task
 from lrgen.io.genome import Genome

@@ -1,4 +1,5 @@
-"""Pooling, RC-invariant pooling for Caduceus-PS, conjoining, k-mer batches, streaming and head shapes."""
+"""GLRB heads on the fine-tuned model: pooling, RC-invariant pooling for Caduceus-PS, conjoining, k-mer batches,
+streaming and head shapes."""
 
 from __future__ import annotations
 
@@ -7,14 +8,30 @@ import torch
 
 import lrgen
 from lrgen.errors import LrgenError
-from lrgen.glrb.batches import Tokens, WindowDataset, collate
+from lrgen.glrb.batches import WindowDataset, collate
 from lrgen.glrb.data import make_windows, read_task
 from lrgen.glrb.fixture import make_fixture
-from lrgen.glrb.heads import GlrbModel, make_spec
-from lrgen.glrb.pooling import bin_mean, centre_mean
+from lrgen.glrb.heads import task_spec
+from lrgen.glrb.inference import batch_inputs, features
 from lrgen.glrb.tasks import get_task
 from lrgen.io.genome import Genome
-from lrgen.tokenizer import reverse_complement_ids
+from lrgen.models.finetuned import FinetunedModel
+from lrgen.models.pooling import bin_mean, centre_mean
+from lrgen.tokenizer import Tokens, reverse_complement_ids
+
+
+def make_spec(backbone, task: str, context: int, n_outputs: int, **kwargs):
+    return task_spec(backbone, get_task(task), context, n_outputs, **kwargs)
+
+
+def whole(model: FinetunedModel, batch: dict) -> torch.Tensor:
+    """Features of a whole (not streamed) pass."""
+    ids, positions = batch_inputs(batch)
+    return model.pool(model.hidden(ids), positions, batch["context"])
+
+
+def outputs(model: FinetunedModel, batch: dict) -> torch.Tensor:
+    return model(*batch_inputs(batch), batch["context"], batch.get("tissue"))
 
 
 @pytest.fixture(scope="module")
@@ -52,30 +69,30 @@ def test_ps_pooling_is_rc_invariant(bench):
     backbone = lrgen.load_model("caduceus-ps-tiny")
     spec = make_spec(backbone, "promoter", 256, 1)
     assert spec.rc_pool and spec.in_features == backbone.hidden_size // 2
-    model = GlrbModel(backbone, spec).eval()
+    model = FinetunedModel(backbone, spec).eval()
     batch = _batch(bench, "promoter", 256)
     rc = dict(batch, ids=reverse_complement_ids(batch["ids"]))
     with torch.no_grad():
-        torch.testing.assert_close(model.features(rc), model.features(batch), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(features(model, rc), features(model, batch), rtol=1e-4, atol=1e-5)
 
 
 def test_conjoined_ph_pooling_is_rc_invariant(bench):
     backbone = lrgen.load_model("caduceus-ph-tiny")
-    model = GlrbModel(backbone, make_spec(backbone, "promoter", 256, 1, conjoin=True)).eval()
-    plain = GlrbModel(backbone, make_spec(backbone, "promoter", 256, 1)).eval()
+    model = FinetunedModel(backbone, make_spec(backbone, "promoter", 256, 1, conjoin=True)).eval()
+    plain = FinetunedModel(backbone, make_spec(backbone, "promoter", 256, 1)).eval()
     batch = _batch(bench, "promoter", 256)
     rc = dict(batch, ids=reverse_complement_ids(batch["ids"]))
     with torch.no_grad():
-        torch.testing.assert_close(model.features(rc), model.features(batch), rtol=1e-4, atol=1e-5)
-        assert not torch.allclose(plain.features(rc), plain.features(batch), atol=1e-3)
+        torch.testing.assert_close(features(model, rc), features(model, batch), rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(features(plain, rc), features(plain, batch), atol=1e-3)
 
 
 def test_streamed_features_equal_whole_pass(bench):
     backbone = lrgen.load_model("hawk-tiny")
-    model = GlrbModel(backbone, make_spec(backbone, "histone", 512, 20)).eval()
+    model = FinetunedModel(backbone, make_spec(backbone, "histone", 512, 20)).eval()
     batch = _batch(bench, "histone", 512)
     with torch.no_grad():
-        torch.testing.assert_close(model.features(batch, chunk_size=100), model.features(batch), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(features(model, batch, chunk_size=100), whole(model, batch), rtol=1e-4, atol=1e-5)
 
 
 def test_kmer_variant_batch_and_head_shapes(bench):
@@ -83,11 +100,11 @@ def test_kmer_variant_batch_and_head_shapes(bench):
     with pytest.raises(LrgenError, match="conjoin"):
         make_spec(backbone, "eqtl", 1536, 1, conjoin=True)
     spec = make_spec(backbone, "eqtl", 1536, 1, tissues=["Liver", "Lung"])
-    model = GlrbModel(backbone, spec).eval()
+    model = FinetunedModel(backbone, spec).eval()
     batch = _batch(bench, "eqtl", 1536, kind="kmer")
     assert batch["ids"].shape == batch["alt_ids"].shape and batch["ids"].shape[1] >= 1536 // 6
     with torch.no_grad():
-        out = model(batch)
+        out = outputs(model, batch)
     assert out.shape == (len(batch["label"]), 1) and torch.isfinite(out).all()
 
 
@@ -95,19 +112,18 @@ def test_kmer_variant_batch_and_head_shapes(bench):
 def test_head_output_shapes(bench, task, context, shape):
     backbone = lrgen.load_model("hawk-tiny")
     n_out = shape[-1]
-    model = GlrbModel(backbone, make_spec(backbone, task, context, n_out)).eval()
+    model = FinetunedModel(backbone, make_spec(backbone, task, context, n_out)).eval()
     batch = _batch(bench, task, context, n=2)
     with torch.no_grad():
-        out = model(batch)
+        out = outputs(model, batch)
     assert out.shape == (2, *shape) == batch["label"].shape
 
 
-def test_long_contexts_stream_automatically_for_ssms_only():
-    from lrgen.glrb.inference import AUTO_STREAM_BP, stream_chunk
-
-    for name, streams in (("hawk-tiny", True), ("ntv2-tiny", False)):
+def test_features_stream_ssms_and_run_transformers_whole(bench):
+    """The engine's chunk policy: Hawk streams (equal to its whole pass), NTv2 runs whole."""
+    for name, kind in (("hawk-tiny", "char"), ("ntv2-tiny", "kmer")):
         backbone = lrgen.load_model(name)
-        model = GlrbModel(backbone, make_spec(backbone, "promoter", 256, 1))
-        assert stream_chunk(model, 12_000, None) is None
-        assert stream_chunk(model, 1_000_000, None) == (AUTO_STREAM_BP if streams else None)
-        assert stream_chunk(model, 12_000, 4096) == 4096
+        model = FinetunedModel(backbone, make_spec(backbone, "promoter", 256, 1)).eval()
+        batch = _batch(bench, "promoter", 256, kind=kind)
+        with torch.no_grad():
+            torch.testing.assert_close(features(model, batch, chunk_size=64), whole(model, batch), rtol=1e-4, atol=1e-5)

@@ -241,7 +241,7 @@ def interpreted():
     scan, lru, conv, norm = [importlib.import_module(name) for name in KERNEL_MODULES]
     scan.BLOCK_D = {**scan.BLOCK_D, "backward": 4}
     scan.CHECKPOINT_EVERY = 4
-    scan.PASS_CHUNKS, scan.PASS_ELEMENTS = 4, 64
+    scan.PASS_SEGMENTS, scan.PASS_ELEMENTS = 4, 64
     lru.BD, lru.T = 16, 8
     conv.BLOCK = {"length_major": (8, 8), "channels_first": (4, 16)}
     norm.ROWS = 4
@@ -267,7 +267,7 @@ def test_selective_scan_interpreted(interpreted):
     scan = interpreted[0]
     check_selective_scan(scan.selective_scan_triton, 2, 3, 5, 37, torch.float32, "cpu", 1e-4)
     check_selective_scan(scan.selective_scan_triton, 1, 8, 4, 45, torch.float32, "cpu", 1e-4)  # unmasked steps
-    programs, scan.PROGRAMS_PER_SM = scan.PROGRAMS_PER_SM, {"forward": 2, "backward": 2}  # chunks of many positions
+    programs, scan.PROGRAMS_PER_SM = scan.PROGRAMS_PER_SM, {"forward": 2, "backward": 2}  # segments of many positions
     try:
         check_selective_scan(scan.selective_scan_triton, 2, 8, 4, 45, torch.float32, "cpu", 1e-4)
     finally:

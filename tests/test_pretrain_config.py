@@ -11,27 +11,28 @@ import pytest
 from lrgen.errors import LrgenError
 from lrgen.pretrain.config import PretrainConfig, load_saved_config, read_config_file, resolve_config, save_config
 
-BASE = {"model": "hawk-tiny", "out": "run", "fasta": ["a.fa"], "steps": 10}
+BASE = {"model": "hawk-tiny", "output": "run", "fasta": ["a.fa"], "steps": 10}
 
 
 def test_toml_file_then_flags_win(tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text('model = "hawk-tiny"\nout = "r"\nfasta = ["x.fa", "y.fa"]\ncontext = "2kb"\nbatch-size = 4\n'
+    cfg.write_text('model = "hawk-tiny"\noutput = "r"\nfasta = ["x.fa", "y.fa"]\ncontext = "2kb"\nbatch-size = 4\n'
                    'lr = 0.01\ntokens = "1M"\nval-region = "20:1000000-4000000"\n')
     config = resolve_config({"lr": 0.001, "batch_size": None, "context": "4k"}, cfg)
     assert config.lr == 0.001  # flag wins
     assert config.batch_size == 4  # None flag is unset: the file's value stays
     assert config.context == 4000 and config.tokens == 1_000_000
     assert config.fasta == [str(Path("x.fa").resolve()), str(Path("y.fa").resolve())]  # absolute, from the cwd
-    assert config.out == str(Path("r").resolve()) and config.model == "hawk-tiny"
+    assert config.output == str(Path("r").resolve()) and config.model == "hawk-tiny"
     assert config.val_region == ["20:1000000-4000000"]
 
 
 def test_yaml_and_json_files(tmp_path):
     y = tmp_path / "c.yaml"
     y.write_text("model: hawk-tiny\nout: r\nfasta: x.fa\nsteps: 5\nweights: 1,2\n")
-    config = resolve_config({}, y)
+    config = resolve_config({}, y)  # `out`: the spelling before 0.2, read with a notice
     assert config.fasta == [str(Path("x.fa").resolve())] and config.steps == 5 and config.weights == [1.0, 2.0]
+    assert config.output == str(Path("r").resolve())
     j = tmp_path / "c.json"
     j.write_text(json.dumps({**BASE, "val_fraction": 0.1}))
     assert resolve_config({}, j).val_fraction == 0.1

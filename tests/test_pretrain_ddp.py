@@ -20,7 +20,7 @@ def test_two_process_ddp_run(tmp_path):
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "lrgen",
-           "pretrain", "--model", "hawk-tiny", "--fasta", str(fasta), "--out", str(run), "--context", "64",
+           "pretrain", "--model", "hawk-tiny", "--fasta", str(fasta), "--output", str(run), "--context", "64",
            "--steps", "3", "--batch-size", "2", "--device", "cpu", "--val-windows", "2", "--save-every", "2"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]

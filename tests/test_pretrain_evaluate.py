@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lrgen.pretrain.evaluate import evaluate_mlm, mlm_table
+from lrgen.pretrain.evaluate import MlmOptions, evaluate_mlm, mlm_table
 from lrgen.pretrain.loop import run_pretrain
 
 
@@ -23,8 +23,7 @@ def fasta(tmp_path):
 
 def test_rows_outputs_and_streaming_matches_one_chunk(fasta, tmp_path):
     out = tmp_path / "eval"
-    streamed = evaluate_mlm("hawk-tiny", [fasta], [300, 80, 5000], windows=2, chunk_size=37, device="cpu",
-                            out_dir=str(out))
+    streamed = evaluate_mlm(MlmOptions(model="hawk-tiny", fasta=[fasta], context=[300, 80, 5000], windows=2, chunk_size=37, device="cpu", output=str(out)))
     rows = streamed["results"]
     assert [r["context"] for r in rows] == [80, 300, 5000]
     assert rows[2]["error"] == "longest contig is 3000 bp"
@@ -34,7 +33,7 @@ def test_rows_outputs_and_streaming_matches_one_chunk(fasta, tmp_path):
         assert row["perplexity"] == pytest.approx(math.exp(row["loss"]))
         assert row["perplexity"] == pytest.approx(row["perplexity_per_base"])
         assert row["loss"] == pytest.approx(math.log(12), abs=0.4)  # untrained: near uniform
-    whole = evaluate_mlm("hawk-tiny", [fasta], [80, 300], windows=2, chunk_size=5000, device="cpu")
+    whole = evaluate_mlm(MlmOptions(model="hawk-tiny", fasta=[fasta], context=[80, 300], windows=2, chunk_size=5000, device="cpu"))
     for a, b in zip(rows, whole["results"]):
         assert a["targets"] == b["targets"] and a["loss"] == pytest.approx(b["loss"], rel=1e-5)
     saved = json.loads((out / "mlm.json").read_text())
@@ -46,9 +45,9 @@ def test_rows_outputs_and_streaming_matches_one_chunk(fasta, tmp_path):
 
 def test_ntv2_reports_contexts_beyond_its_training(fasta, tmp_path):
     run = tmp_path / "nt"
-    run_pretrain(dict(model="ntv2-tiny", fasta=[fasta], out=str(run), context=300, steps=1, batch_size=2,
+    run_pretrain(dict(model="ntv2-tiny", fasta=[fasta], output=str(run), context=300, steps=1, batch_size=2,
                       val_windows=2, val_fraction=0.2))
-    result = evaluate_mlm(str(run), [fasta], [120, 600], windows=2, device="cpu")
+    result = evaluate_mlm(MlmOptions(model=str(run), fasta=[fasta], context=[120, 600], windows=2, device="cpu"))
     assert result["trained_context"] == 300 and result["family"] == "ntv2"
     short, long = result["results"]
     assert short["mode"] == "full" and not short["beyond_trained_context"] and long["beyond_trained_context"]
@@ -59,15 +58,15 @@ def test_ntv2_reports_contexts_beyond_its_training(fasta, tmp_path):
 def test_out_of_memory_is_recorded_and_longer_contexts_skipped(fasta, monkeypatch):
     from lrgen.pretrain import evaluate
 
-    real = evaluate._logits
+    real = evaluate.forward
 
-    def limited(lm, inputs, chunk, dtype):
+    def limited(lm, inputs, output, **kwargs):
         if inputs.shape[1] > 200:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(lm, inputs, chunk, dtype)
+        return real(lm, inputs, output, **kwargs)
 
-    monkeypatch.setattr(evaluate, "_logits", limited)
-    rows = evaluate_mlm("hawk-tiny", [fasta], [100, 300, 1000], windows=2, device="cpu")["results"]
+    monkeypatch.setattr(evaluate, "forward", limited)
+    rows = evaluate_mlm(MlmOptions(model="hawk-tiny", fasta=[fasta], context=[100, 300, 1000], windows=2, device="cpu"))["results"]
     assert "error" not in rows[0] and rows[0]["targets"] > 0
     assert rows[1]["error"] == "out of GPU memory"
     assert rows[2]["error"] == "skipped after out of GPU memory at 300 bp"

@@ -21,7 +21,8 @@ from safetensors.torch import load_file
 
 import lrgen
 from lrgen.errors import LrgenError
-from lrgen.pretrain.distributed import DistInfo, check_fsdp
+from lrgen.pretrain.fsdp import check_fsdp
+from lrgen.runtime.distributed import Processes
 from lrgen.pretrain.loop import run_pretrain
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -30,17 +31,16 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 # load a checkpoint, shard it over the processes and write the sharded model's logits and gathered weights from rank 0
 _SHARDED_LOGITS = """
 import sys, torch, lrgen
-from lrgen.pretrain.distributed import barrier, cleanup, full_model_state, init_distributed, wrap_fsdp
-info = init_distributed("cpu")
-model = wrap_fsdp(lrgen.load_model(sys.argv[1]), info).eval()
-ids = torch.randint(0, 12, (2, 48), generator=torch.Generator().manual_seed(3))
-with torch.no_grad():
-    logits = model(ids)
-weights = full_model_state(model)
-if info.is_main:
-    torch.save({"ids": ids, "logits": logits, "weights": weights}, sys.argv[2])
-barrier(info)  # gloo aborts a process whose peer left the group first
-cleanup(info)
+from lrgen.pretrain.fsdp import full_model_state, wrap_fsdp
+from lrgen.runtime.distributed import processes
+with processes("cpu") as info:  # leaves through a barrier: gloo aborts a process whose peer left first
+    model = wrap_fsdp(lrgen.load_model(sys.argv[1]), info).eval()
+    ids = torch.randint(0, 12, (2, 48), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        logits = model(ids)
+    weights = full_model_state(model)
+    if info.is_main:
+        torch.save({"ids": ids, "logits": logits, "weights": weights}, sys.argv[2])
 """
 
 
@@ -67,11 +67,11 @@ def test_fsdp_run_matches_ddp_loads_and_resumes(tmp_path):
     fasta.write_text(">c0\n" + "".join(rng.choice(list("ACGT"), 5000)) + "\n")
     fsdp, ddp, resumed = tmp_path / "fsdp", tmp_path / "ddp", tmp_path / "resumed"
     common = ["--model", "hawk-tiny", "--fasta", str(fasta), "--context", "64", "--steps", "4", "--batch-size", "2",
-              "--grad-accum", "2", "--device", "cpu", "--val-windows", "2", "--val-every", "2", "--save-every", "2",
+              "--grad-accum", "2", "--device", "cpu", "--val-windows", "2", "--eval-every", "2", "--save-every", "2",
               "--lr", "5e-3", "--seed", "5"]
-    proc = _pretrain(*common, "--out", str(fsdp), "--fsdp")
+    proc = _pretrain(*common, "--output", str(fsdp), "--fsdp")
     assert proc.stdout.count("trained 4 steps") == 1  # only rank 0 reports
-    _pretrain(*common, "--out", str(ddp))
+    _pretrain(*common, "--output", str(ddp))
 
     # it trains, and as DDP does: same losses and final weights (float reductions in another order: 1e-4)
     mf, md = _metrics(fsdp), _metrics(ddp)
@@ -109,7 +109,7 @@ def test_fsdp_run_matches_ddp_loads_and_resumes(tmp_path):
     shutil.copytree(fsdp, resumed)
     shutil.rmtree(resumed / "checkpoints" / "step-0000004")
     (resumed / "checkpoints" / "latest").write_text("step-0000002\n")
-    _pretrain("--out", str(resumed), "--resume", "--fsdp")
+    _pretrain("--output", str(resumed), "--resume", "--fsdp")
     assert _metrics(resumed) == mf
     wr = _weights(resumed, "step-0000004")
     assert all(torch.equal(wr[k], wf[k]) for k in wf)
@@ -118,13 +118,13 @@ def test_fsdp_run_matches_ddp_loads_and_resumes(tmp_path):
     (resumed / "checkpoints" / "latest").write_text("step-0000002\n")
     assert json.loads((resumed / "pretrain_config.json").read_text())["fsdp"] is True
     with pytest.raises(LrgenError, match="needs torchrun with 2 or more"):
-        run_pretrain({"out": str(resumed), "resume": True, "device": "cpu"})
+        run_pretrain({"output": str(resumed), "resume": True, "device": "cpu"})
 
 def test_fsdp_needs_torchrun(tmp_path, monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     fasta = tmp_path / "toy.fa"
     fasta.write_text(">c0\n" + "ACGT" * 100 + "\n")
-    flags = dict(model="hawk-tiny", fasta=[str(fasta)], out=str(tmp_path / "run"), context=64, steps=1, device="cpu")
+    flags = dict(model="hawk-tiny", fasta=[str(fasta)], output=str(tmp_path / "run"), context=64, steps=1, device="cpu")
     with pytest.raises(LrgenError, match="--fsdp .* needs torchrun with 2 or more"):
         run_pretrain(dict(flags, fsdp=True))
     assert not (tmp_path / "run").exists()
@@ -133,4 +133,4 @@ def test_fsdp_needs_torchrun(tmp_path, monkeypatch):
 def test_fsdp_needs_fsdp2(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.distributed.fsdp", types.ModuleType("torch.distributed.fsdp"))
     with pytest.raises(LrgenError, match=r"--fsdp needs torch >= 2.6 \(FSDP2"):
-        check_fsdp(DistInfo(rank=0, world_size=2, local_rank=0, device=torch.device("cpu")))
+        check_fsdp(Processes(rank=0, world_size=2, local_rank=0, device=torch.device("cpu")))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lrgen.pretrain.evaluate import evaluate_mlm
+from lrgen.pretrain.evaluate import MlmOptions, evaluate_mlm
 from lrgen.pretrain.loop import run_pretrain
 
 pytestmark = pytest.mark.gpu
@@ -30,24 +30,23 @@ def test_gpu_bf16_training_learns_and_resumes_exactly(genome, tmp_path, model):
     a, b = tmp_path / "a", tmp_path / "b"
     # deterministic kernels: without them two identical GPU runs differ by up to ~2e-3 (docs/pretrain.md)
     flags = dict(model=model, fasta=[genome], context=1024, steps=40, batch_size=8, lr=3e-3, save_every=20,
-                 val_every=20, val_windows=8, val_fraction=0.1, device="cuda", deterministic=True)
-    summary = run_pretrain({**flags, "out": str(a)})
-    assert summary["precision"] == "bf16"
+                 eval_every=20, val_windows=8, val_fraction=0.1, device="cuda", deterministic=True)
+    summary = run_pretrain({**flags, "output": str(a)})
+    assert summary["dtype"] == "bfloat16"
     train = [json.loads(x) for x in (a / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in train if r["split"] == "train"]
     assert np.mean(losses[-5:]) < np.mean(losses[:3]) - 0.3
     shutil.copytree(a, b)
     shutil.rmtree(b / "checkpoints" / "step-0000040")
     (b / "checkpoints" / "latest").write_text("step-0000020\n")
-    run_pretrain({"out": str(b), "resume": True})
+    run_pretrain({"output": str(b), "resume": True})
     resumed = [json.loads(x) for x in (b / "metrics.jsonl").read_text().splitlines()]
     assert [r["loss"] for r in resumed] == [r["loss"] for r in train]
     assert not torch.are_deterministic_algorithms_enabled()  # restored after the run
 
 
 def test_gpu_context_sweep_streams_100kbp(genome, tmp_path):
-    result = evaluate_mlm("caduceus-ps-tiny", [genome], [1_000, 100_000], windows=2, device="cuda",
-                          out_dir=str(tmp_path / "eval"))
+    result = evaluate_mlm(MlmOptions(model="caduceus-ps-tiny", fasta=[genome], context=[1_000, 100_000], windows=2, device="cuda", output=str(tmp_path / "eval")))
     rows = result["results"]
     assert result["device"].startswith("cuda") and all("error" not in r for r in rows)
     assert rows[1]["tokens_per_window"] == 100_000 and rows[1]["mode"] == "stream"

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 import lrgen
 from lrgen.errors import LrgenError
-from lrgen.pretrain.loop import deterministic_algorithms, lr_factor, run_pretrain
+from lrgen.pretrain.loop import deterministic_algorithms, run_pretrain
+from lrgen.runtime.schedule import lr_factor
 
 
 def _metrics(run_dir):
@@ -38,7 +39,7 @@ def test_loss_falls_on_real_genomes(shared_data, tmp_path):
     run = tmp_path / "run"
     summary = run_pretrain(dict(
         model="hawk-tiny", fasta=[str(genomes / "hpylori_G27.fa.gz"), str(genomes / "saureus_N315.fa.gz")],
-        out=str(run), context=128, steps=20, batch_size=8, lr=5e-3, val_every=10, val_windows=8, save_every=10,
+        output=str(run), context=128, steps=20, batch_size=8, lr=5e-3, eval_every=10, val_windows=8, save_every=10,
     ))
     records = _metrics(run)
     train = [r["loss"] for r in records if r["split"] == "train"]
@@ -60,15 +61,15 @@ def test_loss_falls_on_real_genomes(shared_data, tmp_path):
 def test_resume_repeats_an_uninterrupted_run(small_fasta, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     flags = dict(model="hawk-tiny", fasta=[small_fasta], context=96, steps=6, batch_size=3, grad_accum=2,
-                 save_every=3, val_every=2, val_windows=4, val_fraction=0.2, seed=7)
-    run_pretrain({**flags, "out": str(a)})
+                 save_every=3, eval_every=2, val_windows=4, val_fraction=0.2, seed=7)
+    run_pretrain({**flags, "output": str(a)})
     # simulate a crash during step 6: the step-3 checkpoint is the latest one, metrics went on (torn last line)
     shutil.copytree(a, b)
     shutil.rmtree(b / "checkpoints" / "step-0000006")
     (b / "checkpoints" / "latest").write_text("step-0000003\n")
     lines = (a / "metrics.jsonl").read_text().splitlines()
     (b / "metrics.jsonl").write_text("".join(l + "\n" for l in lines if json.loads(l)["step"] <= 5) + '{"step": 6, "spl')
-    run_pretrain({"out": str(b), "resume": True})
+    run_pretrain({"output": str(b), "resume": True})
     ma, mb = _metrics(a), _metrics(b)
     strip = lambda rs: [{k: v for k, v in r.items() if k not in ("tokens_per_s", "elapsed_s")} for r in rs]  # noqa: E731
     assert strip(ma) == strip(mb)
@@ -82,10 +83,10 @@ def test_deterministic_runs_use_deterministic_kernels_and_restore_the_setting(sm
     original = lrgen.pretrain.loop._Trainer.run
     monkeypatch.setattr(lrgen.pretrain.loop._Trainer, "run",
                         lambda self: seen.append(torch.are_deterministic_algorithms_enabled()) or original(self))
-    flags = dict(model="hawk-tiny", fasta=[small_fasta], context=96, steps=2, batch_size=2, val_every=2,
+    flags = dict(model="hawk-tiny", fasta=[small_fasta], context=96, steps=2, batch_size=2, eval_every=2,
                  val_windows=2, val_fraction=0.2)
-    run_pretrain({**flags, "out": str(tmp_path / "a"), "deterministic": True})
-    run_pretrain({**flags, "out": str(tmp_path / "b")})
+    run_pretrain({**flags, "output": str(tmp_path / "a"), "deterministic": True})
+    run_pretrain({**flags, "output": str(tmp_path / "b")})
     assert seen == [True, False] and not torch.are_deterministic_algorithms_enabled()
     assert json.loads((tmp_path / "a" / "pretrain_config.json").read_text())["deterministic"] is True
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
@@ -97,7 +98,7 @@ def test_deterministic_runs_use_deterministic_kernels_and_restore_the_setting(sm
 
 def test_run_directory_rules(small_fasta, tmp_path):
     run = tmp_path / "run"
-    flags = dict(model="hawk-tiny", fasta=[small_fasta], out=str(run), context=64, steps=1, batch_size=2)
+    flags = dict(model="hawk-tiny", fasta=[small_fasta], output=str(run), context=64, steps=1, batch_size=2)
     with pytest.raises(LrgenError, match="nothing to resume"):
         run_pretrain({**flags, "resume": True})
     with pytest.raises(LrgenError, match="validation data's longest stretch is 60 bp"):
@@ -106,15 +107,15 @@ def test_run_directory_rules(small_fasta, tmp_path):
     with pytest.raises(LrgenError, match="already holds a run"):
         run_pretrain(flags)
     # resuming a finished run with a larger budget continues it
-    summary = run_pretrain({"out": str(run), "resume": True, "steps": 2})
+    summary = run_pretrain({"output": str(run), "resume": True, "steps": 2})
     assert summary["steps"] == 2 and [r["step"] for r in _metrics(run) if r["split"] == "train"] == [1, 2]
 
 
 def test_rc_augmentation_follows_the_model(small_fasta, tmp_path):
     common = dict(fasta=[small_fasta], context=32, steps=1, batch_size=2, val_windows=2)
-    ps = run_pretrain({**common, "model": "caduceus-ps-tiny", "out": str(tmp_path / "ps")})
+    ps = run_pretrain({**common, "model": "caduceus-ps-tiny", "output": str(tmp_path / "ps")})
     assert ps["rc_augment"] is False and ps["family"] == "caduceus"
-    forced = run_pretrain({**common, "model": "caduceus-ps-tiny", "out": str(tmp_path / "ps2"), "rc_augment": True})
+    forced = run_pretrain({**common, "model": "caduceus-ps-tiny", "output": str(tmp_path / "ps2"), "rc_augment": True})
     assert forced["rc_augment"] is True
 
 
@@ -132,7 +133,7 @@ def test_kmer_model_token_budget_and_tensorboard(small_fasta, tmp_path, monkeypa
             scalars.append(("closed", None))
 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=FakeWriter))
-    summary = run_pretrain(dict(model="ntv2-tiny", fasta=[small_fasta], out=str(tmp_path / "nt"), context=600,
+    summary = run_pretrain(dict(model="ntv2-tiny", fasta=[small_fasta], output=str(tmp_path / "nt"), context=600,
                                 val_fraction=0.2, tokens="2.4k", batch_size=2, val_windows=2))
     assert summary["steps"] == 2 and summary["tokens"] == 2400  # the budget counts bases
     assert ("train/loss", 1) in scalars and ("val/perplexity_per_base", 2) in scalars and scalars[-1][0] == "closed"
@@ -155,7 +156,7 @@ def test_cli_with_config_file(small_fasta, tmp_path):
     cfg = tmp_path / "pretrain.toml"
     cfg.write_text(f'model = "hawk-tiny"\nfasta = ["{small_fasta}"]\ncontext = "64"\nsteps = 5\nbatch-size = 2\n')
     run = tmp_path / "run"
-    result = CliRunner().invoke(app, ["pretrain", "--config", str(cfg), "--steps", "1", "--out", str(run)])
+    result = CliRunner().invoke(app, ["pretrain", "--config", str(cfg), "--steps", "1", "--output", str(run)])
     assert result.exit_code == 0, result.output
     saved = json.loads((run / "pretrain_config.json").read_text())
     assert saved["steps"] == 1 and saved["context"] == 64 and saved["model"] == "hawk-tiny"

@@ -15,7 +15,7 @@ import torch
 import lrgen
 from lrgen.errors import LrgenError
 from lrgen.models import save_model
-from lrgen.variants import score_vcf
+from lrgen.variants import ScoreVcfOptions, score_vcf
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_VCF = REPO / "examples" / "data" / "example.vcf.gz"
@@ -86,8 +86,7 @@ def _alts_in(vcf: Path) -> int:
 
 def test_real_slice_every_alt_scored_or_skipped(tmp_path, slice_vcf, models):
     out, tsv = tmp_path / "scored.vcf.gz", tmp_path / "scored.tsv"
-    summary = score_vcf(slice_vcf, EXAMPLE_FASTA, str(models["caduceus-ps-tiny"]), out=out, tsv=tsv, scores=ALL,
-                        **FAST)
+    summary = score_vcf(ScoreVcfOptions(vcf=slice_vcf, genome=EXAMPLE_FASTA, model=str(models["caduceus-ps-tiny"]), output=out, tsv=tsv, scores=ALL, **FAST))
     rows = _tsv(tsv)
     assert len(rows) == _alts_in(slice_vcf) == summary.alleles
     assert all(r["status"] == "scored" for r in rows)  # REF matches the FASTA everywhere in the real slice
@@ -118,8 +117,7 @@ def test_local_with_covering_span_equals_exact(tmp_path, slice_vcf, models):
     runs = {}
     for name, options in {"exact": dict(exact=True), "local": dict(recompute_span=2048)}.items():
         tsv = tmp_path / f"{name}.tsv"
-        score_vcf(slice_vcf, EXAMPLE_FASTA, model, 512, tmp_path / f"{name}.vcf", tsv=tsv, scores=ALL,
-                  embedding_span=64, progress=False, **options)
+        score_vcf(ScoreVcfOptions(vcf=slice_vcf, genome=EXAMPLE_FASTA, model=model, context=512, output=tmp_path / f"{name}.vcf", tsv=tsv, scores=ALL, embedding_span=64, progress=False, **options))
         runs[name] = _tsv(tsv)
     for exact, local in zip(runs["exact"], runs["local"]):
         for column in ("llr", "wt_marginal", "emb_cos", "emb_l2"):
@@ -145,8 +143,7 @@ def test_hand_made_alleles_are_skipped_with_reasons(tmp_path, small_genome, mode
     ]
     vcf = _write_vcf(tmp_path / "bad.vcf", lines)
     tsv = tmp_path / "out.tsv"
-    summary = score_vcf(vcf, small_genome, str(models["hawk-tiny"]), out=tmp_path / "out.vcf", tsv=tsv,
-                        scores=("llr",), **FAST)
+    summary = score_vcf(ScoreVcfOptions(vcf=vcf, genome=small_genome, model=str(models["hawk-tiny"]), output=tmp_path / "out.vcf", tsv=tsv, scores=("llr",), **FAST))
     status = {(r["id"], r["alt"]): r["status"] for r in _tsv(tsv)}
     assert status[("snv", alt100)] == "scored"
     assert status[("sym", "<DEL>")] == "symbolic"
@@ -166,10 +163,10 @@ def test_ref_mismatch_modes(tmp_path, small_genome, models):
     vcf = _write_vcf(tmp_path / "mismatch.vcf", [("20", 500, "m1", wrong, alt, ".", ".", ".")])
     out = tmp_path / "out.vcf"
     with pytest.raises(LrgenError, match=r"record 1 .*REF .* does not match the genome"):
-        score_vcf(vcf, small_genome, str(models["hawk-tiny"]), out=out, on_ref_mismatch="error", **FAST)
+        score_vcf(ScoreVcfOptions(vcf=vcf, genome=small_genome, model=str(models["hawk-tiny"]), output=out, on_ref_mismatch="error", **FAST))
     assert not out.exists() and not (tmp_path / "out.vcf.lrgen-partial").exists()
     tsv = tmp_path / "out.tsv"
-    score_vcf(vcf, small_genome, str(models["hawk-tiny"]), out=out, tsv=tsv, on_ref_mismatch="score", **FAST)
+    score_vcf(ScoreVcfOptions(vcf=vcf, genome=small_genome, model=str(models["hawk-tiny"]), output=out, tsv=tsv, on_ref_mismatch="score", **FAST))
     assert _tsv(tsv)[0]["status"] == "scored" and _tsv(tsv)[0]["llr"] != "."
 
 
@@ -188,7 +185,7 @@ def test_malformed_input_fails_cleanly(tmp_path, small_genome, models, content, 
     vcf.write_text(content)
     out = tmp_path / "out.vcf.gz"
     with pytest.raises(LrgenError, match=message) as info:
-        score_vcf(vcf, small_genome, str(models["hawk-tiny"]), out=out, tsv=tmp_path / "out.tsv", **FAST)
+        score_vcf(ScoreVcfOptions(vcf=vcf, genome=small_genome, model=str(models["hawk-tiny"]), output=out, tsv=tmp_path / "out.tsv", **FAST))
     assert "\n" not in str(info.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.vcf"]
 
@@ -198,7 +195,7 @@ def test_chr_prefixed_vcf_against_unprefixed_fasta(tmp_path, small_genome, model
     alt = "G" if ref != "G" else "T"
     vcf = _write_vcf(tmp_path / "chr.vcf", [("chr20", 1500, "x", ref, alt, ".", ".", ".")], contig="chr20")
     tsv = tmp_path / "out.tsv"
-    score_vcf(vcf, small_genome, str(models["hawk-tiny"]), out=tmp_path / "out.vcf", tsv=tsv, **FAST)
+    score_vcf(ScoreVcfOptions(vcf=vcf, genome=small_genome, model=str(models["hawk-tiny"]), output=tmp_path / "out.vcf", tsv=tsv, **FAST))
     row = _tsv(tsv)[0]
     assert row["chrom"] == "chr20" and row["status"] == "scored" and row["llr"] != "."
 
@@ -207,8 +204,7 @@ def test_regions_restrict_the_output(tmp_path, slice_vcf, models):
     bed = tmp_path / "r.bed"
     bed.write_text("chr20\t1000000\t1001000\n")
     tsv = tmp_path / "out.tsv"
-    summary = score_vcf(slice_vcf, EXAMPLE_FASTA, str(models["hawk-tiny"]), out=tmp_path / "out.vcf", tsv=tsv,
-                        regions=bed, **FAST)
+    summary = score_vcf(ScoreVcfOptions(vcf=slice_vcf, genome=EXAMPLE_FASTA, model=str(models["hawk-tiny"]), output=tmp_path / "out.vcf", tsv=tsv, regions=bed, **FAST))
     rows = _tsv(tsv)
     assert rows and all(1_000_000 < int(r["pos"]) <= 1_001_000 for r in rows)
     assert summary.outside_regions > 0
@@ -218,9 +214,9 @@ def test_regions_restrict_the_output(tmp_path, slice_vcf, models):
 def test_resume_after_interrupt_gives_the_same_output(tmp_path, slice_vcf, models, monkeypatch):
     model = str(models["hawk-tiny"])
     whole = tmp_path / "whole.vcf.gz"
-    score_vcf(slice_vcf, EXAMPLE_FASTA, model, out=whole, tsv=tmp_path / "whole.tsv", scores=ALL, **FAST)
+    score_vcf(ScoreVcfOptions(vcf=slice_vcf, genome=EXAMPLE_FASTA, model=model, output=whole, tsv=tmp_path / "whole.tsv", scores=ALL, **FAST))
 
-    from lrgen.variants.resume import PartialRun
+    from lrgen.variants.resume import Bodies as PartialRun
 
     real, calls = PartialRun.commit, []
 
@@ -233,15 +229,14 @@ def test_resume_after_interrupt_gives_the_same_output(tmp_path, slice_vcf, model
     out, tsv = tmp_path / "resumed.vcf.gz", tmp_path / "resumed.tsv"
     monkeypatch.setattr(PartialRun, "commit", interrupt_after_three)
     with pytest.raises(KeyboardInterrupt):
-        score_vcf(slice_vcf, EXAMPLE_FASTA, model, out=out, tsv=tsv, scores=ALL, **FAST)
+        score_vcf(ScoreVcfOptions(vcf=slice_vcf, genome=EXAMPLE_FASTA, model=model, output=out, tsv=tsv, scores=ALL, **FAST))
     monkeypatch.setattr(PartialRun, "commit", real)
     partial = tmp_path / "resumed.vcf.gz.lrgen-partial"
-    assert not out.exists() and not tsv.exists() and (partial / "progress.json").exists()
+    assert not out.exists() and not tsv.exists() and (partial / "rank0" / "progress.json").exists()
     with pytest.raises(LrgenError, match="context changed"):
-        score_vcf(slice_vcf, EXAMPLE_FASTA, model, out=out, tsv=tsv, scores=ALL, resume=True,
-                  **{**FAST, "context": 1024})
-    assert (partial / "progress.json").exists()  # a refused resume keeps the progress
-    summary = score_vcf(slice_vcf, EXAMPLE_FASTA, model, out=out, tsv=tsv, scores=ALL, resume=True, **FAST)
+        score_vcf(ScoreVcfOptions(vcf=slice_vcf, genome=EXAMPLE_FASTA, model=model, output=out, tsv=tsv, scores=ALL, resume=True, **{**FAST, "context": 1024}))
+    assert (partial / "rank0" / "progress.json").exists()  # a refused resume keeps the progress
+    summary = score_vcf(ScoreVcfOptions(vcf=slice_vcf, genome=EXAMPLE_FASTA, model=model, output=out, tsv=tsv, scores=ALL, resume=True, **FAST))
     assert summary.resumed and summary.windows > 3
     assert tsv.read_text() == (tmp_path / "whole.tsv").read_text()
     body = lambda p: [line for line in gzip.open(p, "rt") if not line.startswith("##")]  # noqa: E731
@@ -252,7 +247,7 @@ def test_resume_after_interrupt_gives_the_same_output(tmp_path, slice_vcf, model
 def test_ntv2_is_refused_with_a_reason(tmp_path, small_genome):
     vcf = _write_vcf(tmp_path / "one.vcf", [("20", 100, ".", _base(small_genome, 100), "N", ".", ".", ".")])
     with pytest.raises(LrgenError, match="6-mer"):
-        score_vcf(vcf, small_genome, "ntv2-tiny", out=tmp_path / "o.vcf", **FAST)
+        score_vcf(ScoreVcfOptions(vcf=vcf, genome=small_genome, model="ntv2-tiny", output=tmp_path / "o.vcf", **FAST))
 
 
 def test_cli_scores_and_reports_errors_on_one_line(tmp_path, slice_vcf, models):
@@ -269,20 +264,20 @@ def test_cli_scores_and_reports_errors_on_one_line(tmp_path, slice_vcf, models):
 
 
 def test_head_score_matches_the_fine_tuned_pipeline(tmp_path, small_genome):
-    """A lone SNV sits at the window centre, as in GLRB: the head score equals GlrbModel's own probability."""
-    from lrgen.finetune.checkpoint import load_finetuned, save_finetuned
-    from lrgen.glrb.heads import GlrbModel, make_spec
+    """A lone SNV sits at the window centre, as in GLRB: the head score equals the fine-tuned model's own
+    probability."""
+    from lrgen.models.finetuned import FinetunedModel, load_finetuned, make_spec, save_finetuned
     from lrgen.tokenizer import encode
 
     backbone = lrgen.load_model("caduceus-ps-tiny")
-    spec = make_spec(backbone, "variant_effect_pathogenic_clinvar", context=2048, n_outputs=1, hidden=16)
-    folder = save_finetuned(GlrbModel(backbone, spec), tmp_path / "vep")
+    spec = make_spec(backbone, task="variant_effect_pathogenic_clinvar", context=2048, n_outputs=1,
+                     pooling="variant", binary=True, pool_bp=1536, hidden=16)
+    folder = save_finetuned(FinetunedModel(backbone, spec), tmp_path / "vep")
     pos, ref = 1500, _base(small_genome, 1500)
     alt = "A" if ref != "A" else "G"
     vcf = _write_vcf(tmp_path / "one.vcf", [("20", pos, "v", ref, alt, ".", ".", ".")])
     tsv = tmp_path / "out.tsv"
-    score_vcf(vcf, small_genome, str(folder), 2048, tmp_path / "out.vcf", tsv=tsv, scores=("head", "llr"),
-              exact=True, progress=False)
+    score_vcf(ScoreVcfOptions(vcf=vcf, genome=small_genome, model=str(folder), context=2048, output=tmp_path / "out.vcf", tsv=tsv, scores=("head", "llr"), exact=True, progress=False))
     got = float(_tsv(tsv)[0]["head"])
 
     model, _ = load_finetuned(folder)
@@ -291,24 +286,22 @@ def test_head_score_matches_the_fine_tuned_pipeline(tmp_path, small_genome):
     ids = encode(window)[None]
     alt_ids = ids.clone()
     alt_ids[0, 1024] = encode(alt)[0]
-    positions = torch.arange(2048)[None]
-    batch = {"ids": ids, "alt_ids": alt_ids, "positions": positions, "alt_positions": positions, "context": 2048}
+    positions = torch.arange(2048)[None].expand(2, -1)
     with torch.no_grad():
-        expected = float(model.scores(model.features(batch), batch)[0, 0])
+        features = model.pool(model.hidden(torch.cat([ids, alt_ids])), positions, 2048)
+        expected = float(model.scores(features)[0, 0])
     assert 0 < got < 1
     assert got == pytest.approx(expected, abs=1e-5)
 
 
 def test_head_score_needs_a_variant_model(tmp_path, slice_vcf, models):
-    with pytest.raises(LrgenError, match="--score head is not available .*not a fine-tuned model"):
-        score_vcf(slice_vcf, EXAMPLE_FASTA, str(models["hawk-tiny"]), out=tmp_path / "o.vcf", scores=("head",),
-                  **FAST)
+    with pytest.raises(LrgenError, match="has a head fine-tuned on variants"):
+        score_vcf(ScoreVcfOptions(vcf=slice_vcf, genome=EXAMPLE_FASTA, model=str(models["hawk-tiny"]), output=tmp_path / "o.vcf", scores=("head",), **FAST))
 
 
 def test_torchrun_shards_merge_into_the_single_process_output(tmp_path, slice_vcf, models):
     model = str(models["hawk-tiny"])
-    score_vcf(slice_vcf, EXAMPLE_FASTA, model, out=tmp_path / "one.vcf.gz", tsv=tmp_path / "one.tsv",
-              scores=("llr", "embedding"), **FAST)
+    score_vcf(ScoreVcfOptions(vcf=slice_vcf, genome=EXAMPLE_FASTA, model=model, output=tmp_path / "one.vcf.gz", tsv=tmp_path / "one.tsv", scores=("llr", "embedding"), **FAST))
     args = [str(slice_vcf), "--genome", str(EXAMPLE_FASTA), "--model", model, "--context", "512", "--recompute-span",
             "256", "--embedding-span", "64", "--score", "llr", "--score", "embedding"]
     sharded = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",

@@ -9,7 +9,8 @@ import lrgen
 from lrgen.engine import restream_span, stream
 from lrgen.io.vcf import Variant
 from lrgen.tokenizer import MASK_ID, encode
-from lrgen.variants.passes import Replacement, WindowPasses
+from lrgen.engine import Edit as Replacement
+from lrgen.variants.passes import WindowPasses
 from lrgen.variants.scores import substitution_logratio
 from lrgen.variants.triage import Allele, Entry
 from lrgen.variants.windows import group_windows

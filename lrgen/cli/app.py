@@ -12,17 +12,9 @@ app = typer.Typer(
 )
 
 
-def not_available(command: str, issue: str) -> None:
-    """Exit with code 2 for a command whose implementation has not landed yet."""
-    from rich.console import Console
-
-    Console(stderr=True).print(f"lrgen {command}: not available yet ({issue}).")
-    raise typer.Exit(code=2)
-
-
 def _print_version(value: bool) -> None:
     if value:
-        from lrgen import __version__
+        from lrgen.version import __version__
 
         typer.echo(f"lrgen {__version__}")
         raise typer.Exit()

@@ -16,7 +16,7 @@ def info_command(
     from rich.markup import escape
     from rich.table import Table
 
-    from lrgen.environment import describe_environment
+    from lrgen.runtime.environment import describe_environment
 
     console = Console()
     env = describe_environment()

@@ -8,33 +8,37 @@ from typing import Optional
 import typer
 
 from lrgen.cli.app import app
+from lrgen.cli.common import (at_least_one, bed_input, chunk_size_option, deprecated_option, device_option,
+                              genome_option, length, model_option, output_option, regions_option, renamed)
 
 
 @app.command("predict")
 def predict_command(
-    regions: Optional[Path] = typer.Argument(None, help="BED file of regions (BED3+); overlapping regions are merged."),
-    genome: Path = typer.Option(..., "--genome", "-g", help="Indexed FASTA (plain or bgzip)."),
-    model: str = typer.Option(..., "--model", "-m",
-                              help="Preset, checkpoint, hub repo id, or a folder written by lrgen finetune (cage)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file (one track), or the stem for several."),
-    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Write one file per track into this folder."),
+    bed: Optional[Path] = typer.Argument(None, help="BED file of regions (shorthand for --regions)."),
+    regions: Optional[Path] = regions_option("BED file of regions (BED3+); overlapping regions are merged."),
+    genome: Path = genome_option(),
+    model: str = model_option("Bundled model, preset, checkpoint, hub id, or a folder written by lrgen finetune "
+                              "on a per-bin task."),
+    output: Optional[str] = output_option("Output file (one track; the stem for several), or a folder "
+                                           "(existing, or ending in /) for one file per track.", required=False),
+    out_dir: Optional[str] = deprecated_option("--out-dir"),
     track: Optional[list[str]] = typer.Option(
         None, "--track", "-t",
         help="Track by name or index; repeatable. Language model: logprob (default), entropy, max-alt-llr. "
              "Fine-tuned model: its output tracks (default: all).",
     ),
     context: Optional[str] = typer.Option(
-        None, "--context", "-c", help="Window length fed to the model (default: 131072; a fine-tuned model's training context)."
+        None, "--context", "-c", help="Window length fed to the model [131072; a fine-tuned model's training context]."
     ),
-    flank: Optional[str] = typer.Option(None, "--flank", help="Context cropped on each side of a window (default: context/8)."),
-    chunk_size: str = typer.Option("16Ki", "--chunk-size", help="Streaming chunk length inside a window."),
+    flank: Optional[str] = typer.Option(None, "--flank", help="Context cropped on each side of a window [context/8]."),
+    chunk_size: Optional[str] = chunk_size_option(),
     bin_size: Optional[str] = typer.Option(
-        None, "--bin-size", help="Average values over bins of this many bases (default: 1; a per-bin model's bin, 128)."
+        None, "--bin-size", help="Average values over bins of this many bases [1; a per-bin model's bin, 128]."
     ),
-    fmt: str = typer.Option("bigwig", "--format", help="bigwig or bedgraph."),
+    format: Optional[str] = typer.Option(None, "--format", help="bigwig or bedgraph [from the output's extension]."),
     batch_size: int = typer.Option(1, "--batch-size", help="Windows per model pass."),
     conjoin: bool = typer.Option(False, "--conjoin", help="Average with the reverse-complement pass (post-hoc)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (torchrun: each rank's GPU)."),
+    device: str = device_option(),
     regions_all: bool = typer.Option(False, "--regions-all", help="Predict every contig of the genome."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run with the same settings."),
     cuda_graphs: bool = typer.Option(
@@ -44,16 +48,20 @@ def predict_command(
     """Predict tracks over BED regions and write them to bigWig (or bedGraph); run under torchrun to shard windows."""
     from rich.console import Console
 
-    from lrgen.sizes import parse_size
-    from lrgen.tracks.predict import predict
+    from lrgen.errors import LrgenError
+    from lrgen.tracks.predict import PredictOptions, predict
 
-    summary = predict(
-        regions, genome, model, output=output, out_dir=out_dir, tracks=track,
-        context=None if context is None else parse_size(context),
-        flank=None if flank is None else 0 if flank.strip() == "0" else parse_size(flank),
-        chunk_size=parse_size(chunk_size), bin_size=None if bin_size is None else parse_size(bin_size), fmt=fmt,
-        batch_size=batch_size, conjoin=conjoin, device=device, regions_all=regions_all, resume=resume,
-        cuda_graphs=cuda_graphs,
-    )
+    if out_dir is not None:  # the old spelling names a folder
+        output = renamed(output, out_dir.rstrip("/") + "/", "--out-dir", "-o/--output")
+    if output is None:
+        raise LrgenError("no output: pass -o/--output FILE (or a folder for one file per track)")
+    summary = predict(PredictOptions(
+        regions=bed_input(bed, regions, required=not regions_all), genome=genome, model=model, output=output,
+        tracks=track, context=length(context, "--context"),
+        flank=None if flank is None else 0 if flank.strip() == "0" else length(flank, "--flank"),
+        chunk_size=length(chunk_size, "--chunk-size"), bin_size=length(bin_size, "--bin-size"), format=format,
+        batch_size=at_least_one(batch_size, "--batch-size"), conjoin=conjoin, device=device,
+        regions_all=regions_all, resume=resume, cuda_graphs=cuda_graphs,
+    ))
     if summary.rank == 0:
         Console(stderr=True).print(summary.line(), highlight=False, soft_wrap=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import List, Optional
 
 import typer
 
 from lrgen.cli.app import app
+from lrgen.cli.common import deprecated_option, output_option, renamed
 
 
 @app.command("pretrain")
@@ -15,7 +15,8 @@ def pretrain_command(
     model: Optional[str] = typer.Option(None, "--model", help="Preset name (e.g. caduceus-ps-tiny) or checkpoint folder."),
     fasta: Optional[List[str]] = typer.Option(None, "--fasta", help="Training FASTA (plain/gzip/bgzip), one species; repeatable."),
     fasta_list: Optional[str] = typer.Option(None, "--fasta-list", help="Text file listing FASTA paths, one per line."),
-    out: Optional[str] = typer.Option(None, "--out", help="Run directory: checkpoints, config, metrics.jsonl."),
+    output: Optional[str] = output_option("Run folder: checkpoints, config, metrics.jsonl.", required=False),
+    out: Optional[str] = deprecated_option("--out"),
     context: Optional[str] = typer.Option(None, "--context", help="Window length in bases, e.g. 12kb [12kb]."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps to train for."),
     tokens: Optional[str] = typer.Option(None, "--tokens", help="Budget in bases instead of --steps, e.g. 500M."),
@@ -30,7 +31,8 @@ def pretrain_command(
     val_fasta: Optional[List[str]] = typer.Option(None, "--val-fasta", help="Held-out FASTA for validation; repeatable."),
     val_region: Optional[List[str]] = typer.Option(None, "--val-region", help="Held-out region, e.g. 20:1000000-4000000 (1-based); repeatable."),
     val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="Hold out this last fraction of every contig [0.02 without other validation data]."),
-    val_every: Optional[int] = typer.Option(None, "--val-every", help="Validate every N steps [500]."),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Validate every N steps [500]."),
+    val_every: Optional[int] = deprecated_option("--val-every"),
     val_windows: Optional[int] = typer.Option(None, "--val-windows", help="Validation windows [32]."),
     save_every: Optional[int] = typer.Option(None, "--save-every", help="Checkpoint every N steps [1000]."),
     keep_checkpoints: Optional[int] = typer.Option(None, "--keep-checkpoints", help="Step checkpoints kept [3]."),
@@ -38,9 +40,10 @@ def pretrain_command(
     max_n_fraction: Optional[float] = typer.Option(None, "--max-n-fraction", help="Skip windows with more N than this [0.1]."),
     rc_augment: Optional[bool] = typer.Option(None, "--rc-augment/--no-rc-augment", help="Reverse-complement half the windows [on unless the model is RC-equivariant]."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of windows, masking and initialisation [0]."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda [auto]."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 on GPU), bf16 or fp32."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N [auto]."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="auto (bfloat16 on a GPU), bfloat16 or float32."),
+    precision: Optional[str] = deprecated_option("--precision"),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in -o/--output from its latest checkpoint."),
     fsdp: bool = typer.Option(False, "--fsdp", help="Shard the model over torchrun processes with FSDP2 instead of DDP (torch >= 2.6)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the model's position-wise parts (Hawk, NTv2)."),
     deterministic: bool = typer.Option(
@@ -50,18 +53,23 @@ def pretrain_command(
 ) -> None:
     """Masked-LM pretraining on FASTA genomes; resumable; data-parallel (DDP, or FSDP with --fsdp) under torchrun."""
     from lrgen.pretrain.loop import run_pretrain
+    from lrgen.runtime.distributed import is_main_process
 
+    output = renamed(output, out, "--out", "-o/--output")
+    eval_every = renamed(eval_every, val_every, "--val-every", "--eval-every")
+    dtype = renamed(dtype, precision, "--precision", "--dtype")
     flags = dict(
-        model=model, fasta=fasta or None, fasta_list=fasta_list, out=out, context=context, steps=steps, tokens=tokens,
+        model=model, fasta=fasta or None, fasta_list=fasta_list, output=output, context=context, steps=steps,
+        tokens=tokens,
         batch_size=batch_size, grad_accum=grad_accum, lr=lr, min_lr_ratio=min_lr_ratio, warmup_steps=warmup_steps,
         weight_decay=weight_decay, grad_clip=grad_clip, weights=weights, val_fasta=val_fasta or None,
-        val_region=val_region or None, val_fraction=val_fraction, val_every=val_every, val_windows=val_windows,
+        val_region=val_region or None, val_fraction=val_fraction, eval_every=eval_every, val_windows=val_windows,
         save_every=save_every, keep_checkpoints=keep_checkpoints, mask_prob=mask_prob, max_n_fraction=max_n_fraction,
-        rc_augment=rc_augment, seed=seed, device=device, precision=precision, fsdp=fsdp or None,
+        rc_augment=rc_augment, seed=seed, device=device, dtype=dtype, fsdp=fsdp or None,
         compile=compile or None, deterministic=deterministic or None, resume=resume or None,
     )
     summary = run_pretrain(flags, config)
-    if os.environ.get("RANK", "0") == "0":  # one line from the main process under torchrun
+    if is_main_process():  # one line from the main process under torchrun
         val = summary["val"].get("loss")
         val_text = f", validation loss {val:.4f}" if val is not None else ""
         typer.echo(f"trained {summary['steps']} steps ({summary['tokens']:,} bases){val_text}; run in {summary['run_dir']}")

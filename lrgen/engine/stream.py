@@ -14,7 +14,7 @@ from lrgen.engine.offload import HostActivations
 from lrgen.engine.record import StateRecord
 from lrgen.errors import LrgenError
 from lrgen.models.conjoin import conjoin as conjoin_pass
-from lrgen.models.scan import ScanFn, ScanRunner, State
+from lrgen.models.scan import ScanFn, ScanRunner, State, run_whole
 from lrgen.tokenizer import reverse_complement_ids
 
 OUTPUTS = ("logits", "hidden")
@@ -96,8 +96,9 @@ def _check_ids(input_ids: Tensor) -> Tensor:
     return input_ids.long()
 
 
-def _run(
-    model, input_ids: Tensor, runner: ScanRunner, output: str, conjoin: bool, dtype: torch.dtype | None, offload: bool
+def run_pass(
+    model, input_ids: Tensor, runner: ScanRunner, output: str, conjoin: bool, dtype: torch.dtype | None,
+    offload: bool = False,
 ) -> Tensor:
     """One model call (two passes when conjoined) with ``runner``, under no_grad, autocast and offloading."""
     if output not in OUTPUTS:
@@ -155,12 +156,29 @@ def stream(
         )
         for record in (records or [None] * (1 + conjoin))
     ]
-    result = _run(model, input_ids, PassRouter(runners), output, conjoin, dtype, offload)
+    result = run_pass(model, input_ids, PassRouter(runners), output, conjoin, dtype, offload)
     if not records:
         return result
     if conjoin:
         records[0].rc = records[1]
     return result, records[0]
+
+
+def forward(
+    model,
+    input_ids: Tensor,
+    output: str = "logits",
+    *,
+    chunk_size: int | None = None,
+    conjoin: bool = False,
+    dtype: torch.dtype | None = None,
+) -> Tensor:
+    """One inference pass of any model under the engine's chunk policy: a streamable model streams (``chunk_size``
+    positions per chunk, default :func:`~lrgen.engine.chunks.default_chunk_size` of its device), any other model
+    runs whole. Equal to ``model(ids)`` / ``model.embed(ids)`` (conjoined when asked) to float tolerance."""
+    if getattr(model, "streamable", False):
+        return stream(model, input_ids, chunk_size=chunk_size, output=output, conjoin=conjoin, dtype=dtype)
+    return run_pass(model, _check_ids(input_ids), run_whole, output, conjoin, dtype)
 
 
 def restream_span(
@@ -203,6 +221,6 @@ def restream_span(
     runners = [restart(record, first, last)]
     if record.rc is not None:  # the reverse complement of the window spans [L - last, L - first) on that strand
         runners.append(restart(record.rc, length - last, length - first))
-    out = _run(model, ids, PassRouter(runners), output or record.output, record.rc is not None, dtype, offload=False)
+    out = run_pass(model, ids, PassRouter(runners), output or record.output, record.rc is not None, dtype)
     offset = start - first
     return out[:, offset : offset + input_ids.shape[1]]

@@ -12,33 +12,8 @@ import torch
 from torch.utils.data import Dataset
 
 from lrgen.glrb.data import WindowSet
+from lrgen.tokenizer import Tokens
 from lrgen.glrb.tasks import VARIANT
-
-
-class Tokens:
-    """Turns a window string into ``(ids, positions)`` for a model's tokenizer kind (``"char"`` or ``"kmer"``)."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        if kind == "kmer":
-            from lrgen.tokenizer import KmerTokenizer
-
-            self._kmer = KmerTokenizer()
-            self.pad_id = KmerTokenizer.PAD_ID
-        elif kind == "char":
-            from lrgen.tokenizer import PAD_ID
-
-            self.pad_id = PAD_ID
-        else:
-            raise ValueError(f"unknown tokenizer kind {kind!r}")
-
-    def __call__(self, seq: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.kind == "char":
-            from lrgen.tokenizer import encode
-
-            return encode(seq), torch.arange(len(seq))
-        ids, starts, _ = self._kmer.tokenize(seq)
-        return torch.from_numpy(ids), torch.from_numpy(starts)
 
 
 class WindowDataset(Dataset):

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lrgen.errors import LrgenError
+from lrgen.io.bed import centred_window
 from lrgen.glrb.tasks import BULK_RNA, CAGE, CLASSIFICATION, VARIANT, Task
 
 CAGE_BINS = 896
@@ -305,11 +306,6 @@ def _attach_expression(table: TaskTable, path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- windows
 
 
-def window_start(center: int, context: int) -> int:
-    """0-based start of the window of length ``context`` centred on ``center`` (centre at index ``context//2``)."""
-    return center - context // 2
-
-
 @dataclass
 class WindowSet:
     """Records of one split whose windows passed the checks, and counts of those that did not."""
@@ -323,7 +319,7 @@ class WindowSet:
 
     def sequence(self, rec: Record) -> str:
         """The window's bases (reverse-complemented for minus-strand genes)."""
-        start = window_start(rec.center, self.context)
+        start, _ = centred_window(rec.center, rec.center + 1, self.context)
         seq = self.genome.fetch(rec.chrom, start, start + self.context)
         if rec.minus_strand:
             from lrgen.tokenizer import reverse_complement
@@ -387,7 +383,7 @@ def make_windows(
                 f"{table.path}: line {rec.line}: contig {rec.chrom!r} is not in the genome {genome.path}; "
                 f"this task's coordinates are {task.genome}: pass the matching --genome"
             ) from None
-        start = window_start(rec.center, context)
+        start, _ = centred_window(rec.center, rec.center + 1, context)
         seq = genome.fetch(rec.chrom, start, start + context)
         if task.kind == VARIANT:
             if len(rec.alt) != 1 or (rec.ref is not None and len(rec.ref) != 1):

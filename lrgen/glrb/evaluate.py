@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,30 +20,27 @@ PLOT_NAME = "metric_vs_context.png"
 
 
 def _load(task, model: str, device, contexts: list[int] | None, conjoin: bool | None):
-    """The GlrbModel to evaluate and its training context (None for a zero-shot backbone)."""
-    import lrgen
-    from lrgen.finetune.checkpoint import is_finetuned, load_finetuned
-    from lrgen.glrb.heads import GlrbModel, make_spec
+    """The fine-tuned model to evaluate and its training context (None for a zero-shot backbone)."""
+    from lrgen.glrb.heads import task_spec
+    from lrgen.models.finetuned import FinetunedModel
+    from lrgen.models.resolve import resolve_model
 
-    if Path(model).is_dir() and is_finetuned(model):
-        glrb, meta = load_finetuned(model, device)
-        trained = get_task(glrb.spec.task)
-        same = trained.name == task.name
-        transferable = trained.kind == VARIANT and task.kind == VARIANT and not glrb.spec.tissues
-        if not (same or transferable):
+    resolved = resolve_model(model)
+    finetuned = resolved.finetuned
+    if finetuned is not None:
+        trained = get_task(finetuned.spec.task)
+        transferable = trained.kind == VARIANT and task.kind == VARIANT and not finetuned.spec.tissues
+        if not (trained.name == task.name or transferable):
             raise LrgenError(f"{model} was fine-tuned on {trained.name}, not {task.name}")
-        if conjoin is not None and conjoin != glrb.spec.conjoin:
-            glrb.spec.conjoin = conjoin
-        if not same:  # a variant head used on another variant task (e.g. ClinVar's head on OMIM)
-            glrb.task = task
-        return glrb, glrb.spec.context
+        if conjoin is not None:
+            finetuned.spec.conjoin = conjoin
+        return finetuned.to(device), finetuned.spec.context
     if task.kind != VARIANT:
         raise LrgenError(f"{task.name} needs a fine-tuned model (lrgen finetune --task {task.aliases[0]} ...)")
     if not contexts:
         raise LrgenError("zero-shot evaluation of a backbone needs --context")
-    backbone = lrgen.load_model(model)
-    spec = make_spec(backbone, task.name, contexts[0], 1, conjoin=bool(conjoin))
-    return GlrbModel(backbone, spec, head=False).to(device), None
+    spec = task_spec(resolved.model, task, contexts[0], 1, conjoin=bool(conjoin))
+    return FinetunedModel(resolved.model, spec, head=False).to(device), None
 
 
 def _metrics(task, labels: np.ndarray, scores: np.ndarray, bootstrap: int, seed: int) -> tuple[dict, dict]:
@@ -119,69 +117,80 @@ def plot(result: dict, path: Path) -> str | None:
     ax.set_ylabel(task.metric)
     ax.set_title(task.name, fontsize=9)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    from lrgen.runtime.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
-    tmp.replace(path)
     return None
 
 
-def evaluate_task(
-    task: str,
-    model: str,
-    data_dir: str,
-    genome: str,
-    contexts: list[int] | None = None,
-    out_dir: str | None = None,
-    bootstrap: int = 0,
-    chunk_size: int | None = None,
-    device: str = "auto",
-    batch_size: int = 8,
-    split: str = "test",
-    max_n_fraction: float = 0.5,
-    conjoin: bool | None = None,
-    seed: int = 0,
-) -> dict:
-    """Evaluate ``model`` (a fine-tuned folder, or for variant tasks a backbone, zero-shot) on ``task``.
+@dataclass
+class EvaluateOptions:
+    """Everything ``lrgen evaluate`` takes for a GLRB task (the CLI flags carry the same names).
 
-    ``contexts`` defaults to the training context. Streamable models stream through the engine with
-    ``chunk_size`` (automatically above 131,072 bp). Writes ``results.json``, ``results.md`` and, for several
-    contexts, ``metric_vs_context.png`` into ``out_dir`` when given.
+    ``model`` is a fine-tuned folder, or for variant tasks a backbone (zero-shot). ``context`` is a list of
+    contexts (default: the training context); ``output`` a folder for ``results.json``, ``results.md`` and, for
+    several contexts, ``metric_vs_context.png``. Streamable models stream under the engine's chunk policy.
     """
+
+    task: str
+    model: str
+    data_dir: str
+    genome: str
+    context: list[int] | None = None
+    output: str | None = None
+    bootstrap: int = 0
+    chunk_size: int | None = None
+    device: str = "auto"
+    batch_size: int = 8
+    split: str = "test"
+    max_n_fraction: float = 0.5
+    conjoin: bool | None = None
+    seed: int = 0
+
+
+def evaluate_task(options: EvaluateOptions) -> dict:
+    """Evaluate ``options.model`` on ``options.task`` at each context; returns the results (also written to
+    ``options.output`` when given)."""
     import torch
 
     from lrgen.glrb.data import make_windows, read_task
-    from lrgen.glrb.inference import loader, new_progress, pooled_features, scores_from_features
+    from lrgen.glrb.inference import loader, pooled_features, scores_from_features
     from lrgen.io.genome import Genome
-    from lrgen.pretrain.distributed import resolve_device
+    from lrgen.runtime.device import resolve_device
+    from lrgen.runtime.progress import progress_bar
 
+    o = options
+    task, model, contexts = o.task, o.model, o.context
+    data_dir, genome, split, seed = o.data_dir, o.genome, o.split, o.seed
     t = get_task(task)
-    dev = resolve_device(device)
-    glrb, train_context = _load(t, model, dev, contexts, conjoin)
+    dev = resolve_device(o.device)
+    finetuned, train_context = _load(t, model, dev, contexts, o.conjoin)
     contexts = contexts or [train_context]
     table = read_task(t, data_dir)
     records = table.split(split)
     if not records:
         raise LrgenError(f"{table.path}: no rows with split {split!r} (splits present: {', '.join(table.splits)})")
     ref = Genome(genome)
-    kind = glrb.backbone.tokenizer_kind
-    tissues = glrb.spec.tissues
+    kind = finetuned.backbone.tokenizer_kind
+    tissues = finetuned.spec.tissues
     rows = []
-    with new_progress() as progress:
+    with progress_bar() as progress:
         for context in contexts:
-            windows = make_windows(table, records, ref, context, max_n_fraction)
+            windows = make_windows(table, records, ref, context, o.max_n_fraction)
             if not windows.records:
                 raise LrgenError(f"{table.path}: no usable {split} windows at {context} bp ({windows.counts})")
-            data = loader(windows, kind, batch_size, tissues)
+            data = loader(windows, kind, o.batch_size, tissues)
             try:
-                feats = pooled_features(glrb, data, dev, chunk_size, progress)
+                feats = pooled_features(finetuned, data, dev, o.chunk_size, progress)
             except torch.cuda.OutOfMemoryError:  # e.g. NTv2 at megabase context: report it, go on
                 torch.cuda.empty_cache()
                 rows.append({"context": context, "n": 0, "counts": windows.counts, "error": "out of GPU memory"})
                 continue
-            scores = scores_from_features(glrb, feats, dev)
+            scores = scores_from_features(finetuned, feats, dev)
             labels = feats["label"].numpy()
-            metrics, ci = _metrics(t, labels, scores, bootstrap, seed)
+            metrics, ci = _metrics(t, labels, scores, o.bootstrap, seed)
             row = {"context": context, "n": len(labels), "counts": windows.counts, "metrics": metrics, "ci": ci}
             if t.tissue:
                 row["buckets"] = _buckets(t, windows.records, labels, scores)
@@ -193,17 +202,17 @@ def evaluate_task(
         "file": str(table.path),
         "genome": str(genome),
         "train_context": train_context,
-        "zero_shot": glrb.head is None,
+        "zero_shot": finetuned.head is None,
         "metric": t.metric,
         "contexts": rows,
     }
-    if out_dir is not None:
-        out = Path(out_dir)
+    if o.output is not None:
+        out = Path(o.output)
         out.mkdir(parents=True, exist_ok=True)
         if len(rows) > 1:
             result["plot_note"] = plot(result, out / PLOT_NAME)
             result["plot"] = None if result["plot_note"] else str(out / PLOT_NAME)
-        from lrgen.finetune.checkpoint import atomic_write_text
+        from lrgen.runtime.files import atomic_write_text
 
         atomic_write_text(out / "results.md", markdown(result))
         atomic_write_text(out / "results.json", json.dumps(_clean(result), indent=2) + "\n")

@@ -17,6 +17,7 @@ import numpy as np
 
 from lrgen.errors import LrgenError
 from lrgen.glrb.data import CAGE_BIN_BP, CAGE_BINS
+from lrgen.runtime.files import atomic_write_bytes
 
 MOTIF = "GGCGCC"
 ARRAY_BP = 120
@@ -32,9 +33,7 @@ CAGE_SPLITS = {"train": 8, "valid": 2, "test": 4}
 
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:

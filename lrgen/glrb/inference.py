@@ -1,24 +1,18 @@
-"""Running a :class:`~lrgen.glrb.heads.GlrbModel` over windows: batches, pooled features and scores."""
+"""Running a fine-tuned model over GLRB windows: batches, pooled features and scores."""
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from functools import partial
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from lrgen.glrb.batches import Tokens, WindowDataset, collate, to_device
+from lrgen.glrb.batches import WindowDataset, collate, to_device
 from lrgen.glrb.data import WindowSet
-
-#: contexts above this are streamed through the chunk-state engine by streamable models when no chunk_size is given
-AUTO_STREAM_BP = 131_072
-
-
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA, nothing on CPU."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+from lrgen.models.finetuned import FinetunedModel
+from lrgen.runtime.device import autocast
+from lrgen.tokenizer import Tokens
 
 
 def loader(
@@ -37,17 +31,25 @@ def loader(
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=fn, num_workers=num_workers)
 
 
-def stream_chunk(model, context: int, chunk_size: int | None) -> int | None:
-    """The chunk size to stream with: the given one, or :data:`AUTO_STREAM_BP` for long contexts of SSMs."""
-    if chunk_size is not None:
-        return chunk_size
-    if getattr(model.backbone, "streamable", False) and context > AUTO_STREAM_BP:
-        return AUTO_STREAM_BP
-    return None
+def batch_inputs(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and positions of a collated batch; variant batches stack the REF rows, then the ALT rows."""
+    if "alt_ids" in batch:
+        return (torch.cat([batch["ids"], batch["alt_ids"]]), torch.cat([batch["positions"], batch["alt_positions"]]))
+    return batch["ids"], batch["positions"]
+
+
+def features(model: FinetunedModel, batch: dict, chunk_size: int | None = None) -> torch.Tensor:
+    """Pooled features of a collated batch, the hidden states computed under the engine's chunk policy."""
+    from lrgen.engine import forward
+
+    ids, positions = batch_inputs(batch)
+    hidden = forward(model.backbone, ids, "hidden", chunk_size=chunk_size, conjoin=model.spec.conjoin)
+    return model.pool(hidden, positions, batch["context"])
 
 
 @torch.no_grad()
-def pooled_features(model, data: DataLoader, device: torch.device, chunk_size: int | None = None, progress=None) -> dict:
+def pooled_features(model: FinetunedModel, data: DataLoader, device: torch.device, chunk_size: int | None = None,
+                    progress=None) -> dict:
     """Pooled features, labels and tissue ids of every window in ``data`` (in order), on the CPU."""
     model.eval()
     feats, labels, tissues = [], [], []
@@ -55,7 +57,7 @@ def pooled_features(model, data: DataLoader, device: torch.device, chunk_size: i
     for batch in data:
         batch = to_device(batch, device)
         with autocast(device):
-            f = model.features(batch, stream_chunk(model, batch["context"], chunk_size))
+            f = features(model, batch, chunk_size)
         feats.append(f.float().cpu())
         labels.append(batch["label"].cpu())
         if "tissue" in batch:
@@ -69,27 +71,11 @@ def pooled_features(model, data: DataLoader, device: torch.device, chunk_size: i
 
 
 @torch.no_grad()
-def scores_from_features(model, cached: dict, device: torch.device, batch_size: int = 256) -> np.ndarray:
+def scores_from_features(model: FinetunedModel, cached: dict, device: torch.device, batch_size: int = 256) -> np.ndarray:
     """The model's scores (probabilities / predictions / zero-shot distances) for cached pooled features."""
     model.eval()
     out = []
     for i in range(0, len(cached["features"]), batch_size):
         batch = {k: v[i : i + batch_size].to(device) for k, v in cached.items()}
-        out.append(model.scores(batch["features"], batch).float().cpu())
+        out.append(model.scores(batch["features"], batch.get("tissue")).float().cpu())
     return torch.cat(out).numpy()
-
-
-def new_progress():
-    """A rich progress bar (transient, on stderr)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=Console(stderr=True),
-        transient=True,
-    )

@@ -1,7 +1,8 @@
-"""BED regions (BED3+, 0-based half-open): reading with validation, and merging."""
+"""BED regions (BED3+, 0-based half-open): reading with validation, merging, overlap queries and centred windows."""
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import os
 from dataclasses import dataclass, replace
@@ -91,3 +92,30 @@ def merge_regions(regions: Sequence[Region], contig_order: Sequence[str] | None 
         else:
             merged.append(region)
     return merged
+
+
+def centred_window(start: int, end: int, context: int) -> tuple[int, int]:
+    """The ``context``-long window centred on ``[start, end)``: its middle base ``(start + end) // 2`` sits at index
+    ``context // 2`` (for one position ``p``: ``[p - context//2, p + context//2 + context%2)``). It may pass the
+    contig ends (the genome pads with N)."""
+    first = (start + end) // 2 - context // 2
+    return first, first + context
+
+
+class RegionIndex:
+    """Whether an interval touches any of ``regions``; contig names are resolved by ``genome`` (aliases match)."""
+
+    def __init__(self, regions: Sequence[Region], genome: Genome) -> None:
+        self.starts: dict[str, list[int]] = {}
+        self.ends: dict[str, list[int]] = {}
+        resolved = [replace(r, chrom=genome.resolve(r.chrom), name=None) for r in regions]
+        for region in merge_regions(resolved):
+            self.starts.setdefault(region.chrom, []).append(region.start)
+            self.ends.setdefault(region.chrom, []).append(region.end)
+
+    def overlaps(self, contig: str | None, start: int, end: int) -> bool:
+        """``[start, end)`` (0-based, contig as the genome names it) touches a region."""
+        if contig not in self.starts:
+            return False
+        i = bisect.bisect_left(self.starts[contig], end)  # regions starting before `end`
+        return i > 0 and self.ends[contig][i - 1] > start

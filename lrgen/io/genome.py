@@ -40,6 +40,11 @@ def alias_candidates(chrom: str) -> list[str]:
     return [chrom, "chr" + chrom]
 
 
+def same_contig(a: str, b: str) -> bool:
+    """Whether two names denote one contig (``chr1``/``1``, ``chrM``/``MT``/``M``)."""
+    return b in alias_candidates(a)
+
+
 class Genome:
     """Random access to an indexed FASTA file (plain text, or bgzip with ``.fai`` and ``.gzi``).
 

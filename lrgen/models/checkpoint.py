@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from lrgen.errors import LrgenError
+from lrgen.runtime.files import replace_dir
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -54,20 +55,10 @@ def save_model(model: nn.Module, directory: str | Path, training_state: dict[str
         (tmp / CONFIG_NAME).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
         if training_state is not None:
             torch.save(training_state, tmp / TRAINING_STATE_NAME)
-        _replace_dir(tmp, directory)
+        replace_dir(tmp, directory)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return directory
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    if dst.exists():
-        old = dst.parent / f".{dst.name}.old-{os.getpid()}"
-        dst.rename(old)
-        src.rename(dst)
-        shutil.rmtree(old)
-    else:
-        src.rename(dst)
 
 
 def mark_latest(checkpoints_dir: str | Path, name: str) -> None:
@@ -142,9 +133,3 @@ def load_weights(model: nn.Module, directory: str | Path) -> None:
     except RuntimeError as err:
         first = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err))
         raise LrgenError(f"{path}: weights do not match {CONFIG_NAME}: {first}") from None
-
-
-def load_training_state(directory: str | Path) -> dict[str, Any] | None:
-    """The ``training_state.pt`` saved with a checkpoint, or None."""
-    path = Path(directory) / TRAINING_STATE_NAME
-    return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None

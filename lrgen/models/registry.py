@@ -1,4 +1,4 @@
-"""Model families and presets, and :func:`load_model` (preset name, local directory or hub repo id).
+"""Model families, presets, bundled models and checkpoint loading (the resolver of ``--model`` is :mod:`.resolve`).
 
 Each family is a module ``lrgen.models.<family>`` defining ``FAMILY`` (its name, also the ``model_type`` of its
 ``config.json``), ``CONFIG_CLASS``, ``MODEL_CLASS``, ``PRESETS`` (name → config; names start with the family name
@@ -78,7 +78,13 @@ def load_checkpoint(directory: str | Path) -> LanguageModel:
     return model
 
 
-def _download(repo_id: str) -> Path:
+def is_repo_id(name: str) -> bool:
+    """Whether ``name`` has the form of a Hugging Face hub id (``owner/name``)."""
+    return bool(_REPO_ID.match(name))
+
+
+def download(repo_id: str) -> Path:
+    """The local snapshot of hub repo ``repo_id`` (from the Hugging Face cache, or downloaded)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 
@@ -88,33 +94,6 @@ def _download(repo_id: str) -> Path:
         raise LrgenError(f"cannot download {repo_id}: no such repository on the Hugging Face hub") from None
     except (LocalEntryNotFoundError, OSError):
         raise LrgenError(f"cannot download {repo_id}: no network; pass a local directory") from None
-
-
-def load_model(
-    name_or_path: str | Path,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype | None = None,
-) -> LanguageModel:
-    """A model in eval mode from a preset name (freshly initialised, seeded), a local checkpoint or run directory,
-    or a Hugging Face hub repo id (e.g. ``kuleshov-group/caduceus-ps_seqlen-131k_d_model-256_n_layer-16``)."""
-    name = str(name_or_path)
-    path = Path(name).expanduser()
-    if path.exists():
-        model = load_checkpoint(path)
-    elif name in (bundled := bundled_models()):
-        model = load_checkpoint(bundled[name])
-    elif (config := preset_config(name)) is not None:
-        model = build_model(config)
-    elif _REPO_ID.match(name):
-        model = load_checkpoint(_download(name))
-    else:
-        raise LrgenError(
-            f"unknown model {name!r}: not a preset ({', '.join(preset_names() + list(bundled))}), a local directory "
-            "or a hub repo id"
-        )
-    if device is not None or dtype is not None:
-        model = model.to(device=device, dtype=dtype)
-    return model.eval()
 
 
 def list_presets() -> list[dict[str, Any]]:

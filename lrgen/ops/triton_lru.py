@@ -2,7 +2,7 @@
 
 a, b ``(batch, l, d)`` with any strides, state ``(batch, d)`` float32; see :func:`lrgen.ops.linear_scan`. Tiles of
 ``(T positions, BD channels)`` are scanned in registers (float32) with an associative scan; across tiles the state is
-carried as in :mod:`lrgen.ops.triton_scan` (chunk end states, one sequential pass over chunks, chunks recomputed).
+carried as in :mod:`lrgen.ops.triton_scan` (segment end states, one sequential pass over segments, segments recomputed).
 The backward pass is the same scan run right to left on ``(a_{t+1}, dh_t)``: ``g_t = dh_t + a_{t+1} g_{t+1}``, then
 ``db = g``, ``da = g · h_{t-1}``, ``dstate = a_0 g_0``. ``reverse=True`` scans right to left in place.
 """
@@ -42,11 +42,11 @@ def _load_ab(a_ptr, b_ptr, t, offs_d, L, D, s_al, s_ad, s_bl, s_bd, REVERSE: tl.
 
 
 @triton.jit
-def _chunk_state_kernel(
+def _segment_state_kernel(
     a_ptr, b_ptr, hloc_ptr, prod_ptr, L, D, s_ab, s_al, s_ad, s_bb, s_bl, s_bd,
     BD: tl.constexpr, T: tl.constexpr, TPC: tl.constexpr, REVERSE: tl.constexpr, A_SHIFT: tl.constexpr,
 ):
-    """Each chunk's end state from zero and the product of its a."""
+    """Each segment's end state from zero and the product of its a."""
     c = tl.program_id(0)
     bb = tl.program_id(1)
     offs_d = tl.program_id(2) * BD + tl.arange(0, BD)
@@ -68,7 +68,7 @@ def _chunk_state_kernel(
 
 @triton.jit
 def _state_pass_kernel(hloc_ptr, prod_ptr, h0_ptr, NC, D, BD: tl.constexpr, HAS_H0: tl.constexpr):
-    """Sequential over chunks: overwrite each chunk's local end state with the state entering it."""
+    """Sequential over segments: overwrite each segment's local end state with the state entering it."""
     bb = tl.program_id(0)
     offs_d = tl.program_id(1) * BD + tl.arange(0, BD)
     mask = offs_d < D
@@ -128,7 +128,7 @@ def _scan(a: Tensor, b: Tensor, state: Tensor | None, reverse: bool, a_shift: in
     if nc > 1:
         hin = torch.empty(batch, nc, d, device=b.device, dtype=torch.float32)
         prod = torch.empty_like(hin)
-        _chunk_state_kernel[(nc, batch, ndb)](a, b, hin, prod, length, d, *a.stride(), *b.stride(), **flags)
+        _segment_state_kernel[(nc, batch, ndb)](a, b, hin, prod, length, d, *a.stride(), *b.stride(), **flags)
         _state_pass_kernel[(batch, ndb)](hin, prod, state, nc, d, BD=BD, HAS_H0=state is not None)
         s_hin = (nc * d, d)
     else:

@@ -9,17 +9,17 @@ Forward: each program owns a block of channels and walks its stretch of position
 Triton gives each thread every state of its channels (threads along channels): ``C·h`` is a sum inside the thread,
 with no shuffles (with ``(d, n)`` memory it spread the states over 16 threads: 12.8 instead of 9.2 ms per
 1M × 512 × 16 on an H100). When (batch × channel blocks) is too few programs to fill the GPU, the sequence is cut
-into chunks: (1) each chunk's end state from zero and its summed Δ (``exp(A ΣΔ)`` is its decay),
-(2) a pass over chunks that turns them into each chunk's incoming state (blocks of chunks combined by an associative
-scan), (3) every chunk recomputed from its incoming state, writing y.
+into segments: (1) each segment's end state from zero and its summed Δ (``exp(A ΣΔ)`` is its decay),
+(2) a pass over segments that turns them into each segment's incoming state (blocks of segments combined by an associative
+scan), (3) every segment recomputed from its incoming state, writing y.
 
-Backward: the same chunks and the same walk, one position at a time. The state entering every chunk comes from
-steps (1)–(2); the adjoint arriving at every chunk from the right from the same two steps run right to left
+Backward: the same segments and the same walk, one position at a time. The state entering every segment comes from
+steps (1)–(2); the adjoint arriving at every segment from the right from the same two steps run right to left
 (``g_t = C_t dy'_t + exp(Δ_{t+1} A) g_{t+1}``; the adjoint leaving position 0 is the initial state's gradient).
-Then each program walks its chunk left to right keeping every 16th state (float32 checkpoints, L/16 ``(n, d)``
+Then each program walks its segment left to right keeping every 16th state (float32 checkpoints, L/16 ``(n, d)``
 tiles), and, block by block from the right, rebuilds the block's 16 states into a small buffer of its own and walks
 them right to left carrying the adjoint: du, dΔ, dz per position, dB and dC summed over its channels, dA, dD, dbias
-as per-chunk partial sums. ``reverse=True`` scans right to left in place (position ``l-1`` first) without flipped
+as per-segment partial sums. ``reverse=True`` scans right to left in place (position ``l-1`` first) without flipped
 copies.
 """
 
@@ -40,13 +40,13 @@ from lrgen.ops import mark_counts, needs_grad
 # Settings from the sweep of benchmarks/bench_kernels.py on an H100 (docs/benchmarks.md).
 BLOCK_D = {"length_major": 128, "channels_first": 32, "backward": 64}
 NUM_WARPS = {"forward": 1, "backward": 1}
-CHECKPOINT_EVERY = 16  # the backward keeps every 16th state of a chunk and rebuilds the others block by block
-# the sequence is split into chunks until there are this many programs per SM: the forward's 8 are one wave (a
-# program is one warp of 255 registers, so 8 fit on an SM), longer chunks than the previous 32's four waves
+CHECKPOINT_EVERY = 16  # the backward keeps every 16th state of a segment and rebuilds the others block by block
+# the sequence is split into segments until there are this many programs per SM: the forward's 8 are one wave (a
+# program is one warp of 255 registers, so 8 fit on an SM), longer segments than the previous 32's four waves
 PROGRAMS_PER_SM = {"forward": 8, "backward": 32}
 UNROLL = 2  # positions of the forward kernel whose loads are issued together
 NUM_STAGES = {"forward": 3, "backward": 3}  # software-pipelining stages of the position loops
-PASS_CHUNKS, PASS_ELEMENTS = 32, 2048  # chunks combined at once by the state pass, and its block size
+PASS_SEGMENTS, PASS_ELEMENTS = 32, 2048  # segments combined at once by the state pass, and its block size
 # the forward's exponentials, logarithms and reciprocals as single MUFU instructions (ex2/lg2/rcp.approx.ftz),
 # except under the interpreter (no PTX)
 FAST_MATH = os.environ.get("TRITON_INTERPRET") != "1"
@@ -96,8 +96,8 @@ def _state_pass_kernel(
     hloc_ptr, sdt_ptr, A_ptr, h0_ptr, hlast_ptr, NC, D, N, NDB, S_D, S_N,
     BD: tl.constexpr, BN: tl.constexpr, CB: tl.constexpr, HAS_H0: tl.constexpr, BACKWARD: tl.constexpr,
 ):
-    """Overwrite each chunk's local state with the state entering it (from the left, or from the right for the
-    adjoint), starting from h0; write the state after the last chunk. Blocks of CB chunks are combined with one
+    """Overwrite each segment's local state with the state entering it (from the left, or from the right for the
+    adjoint), starting from h0; write the state after the last segment. Blocks of CB segments are combined with one
     associative scan, the blocks in sequence. A (d, n) state and A have element strides S_D, S_N."""
     pid = tl.program_id(0)
     b = pid // NDB
@@ -147,7 +147,7 @@ def _state_pass_kernel(
 
 @triton.jit
 def _program_tile(D, N, NDB, BD: tl.constexpr, BN: tl.constexpr):
-    """For a program of the (chunks, batch × channel blocks) grid: its batch row, its channels, its state indices,
+    """For a program of the (segments, batch × channel blocks) grid: its batch row, its channels, its state indices,
     their masks and the (BN, BD) offsets of an (n, d) state (channels contiguous)."""
     pid = tl.program_id(1)
     offs_d = (pid % NDB) * BD + tl.arange(0, BD)
@@ -211,12 +211,12 @@ def _fwd_kernel(
     HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, REVERSE: tl.constexpr,
     HAS_MARKS: tl.constexpr, FAST_MATH: tl.constexpr, EVEN: tl.constexpr, STAGES: tl.constexpr,
 ):
-    """One chunk of CL positions (a multiple of U) for BD channels, position by position with the (BN, BD) state
+    """One segment of CL positions (a multiple of U) for BD channels, position by position with the (BN, BD) state
     in registers: A and every state in memory are stored (n, d), channels contiguous, so the state index is the
     tile's slow axis, each thread holds whole columns (every state of its channels) and ``C·h`` sums inside the
-    thread. U positions are unrolled so their loads are in flight together. STATE_ONLY: write the chunk's end
+    thread. U positions are unrolled so their loads are in flight together. STATE_ONLY: write the segment's end
     state from h_in (zero) and its Δ sum to hout (b, nc, n, d) / sdt (b, nc, d) instead of y; else write y, the
-    final state to hout (b, n, d) from the last chunk, and with HAS_MARKS the state after the p-th position (scan
+    final state to hout (b, n, d) from the last segment, and with HAS_MARKS the state after the p-th position (scan
     order) to marked (b, M, n, d) for p = MARK_FIRST + k·MARK_EVERY. EVEN: D is a multiple of BD and N is BN,
     so only positions past L need masks."""
     c = tl.program_id(0)
@@ -232,7 +232,7 @@ def _fwd_kernel(
     u_b, d_b, B_b, C_b = u_ptr + b * s_ub, delta_ptr + b * s_db, B_ptr + b * s_Bb, C_ptr + b * s_Cb
     z_b = z_ptr + b * s_zb if HAS_Z else z_ptr
     y_b = y_ptr + b * s_yb
-    # positions a whole channel block and state has: unmasked (the last chunk's tail and ragged blocks: masked)
+    # positions a whole channel block and state has: unmasked (the last segment's tail and ragged blocks: masked)
     full = tl.maximum(tl.minimum(CL, L - c * CL), 0) // U * U if EVEN else 0
     for i in tl.range(0, full, U, num_stages=STAGES):
         for j in tl.static_range(U):
@@ -266,14 +266,14 @@ def _masked_delta(d_b, offs_d, p, md, bias, s_dd, s_dl, HAS_BIAS: tl.constexpr, 
 
 
 @triton.jit
-def _adjoint_chunk_kernel(
+def _adjoint_segment_kernel(
     delta_ptr, bias_ptr, A_ptr, C_ptr, z_ptr, dy_ptr, gloc_ptr, sdt_ptr,
     L, D, N, NDB, CL,
     s_db, s_dd, s_dl, s_Cb, s_Cn, s_Cl, s_zb, s_zd, s_zl, s_yb, s_yd, s_yl,
     BD: tl.constexpr, BN: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_Z: tl.constexpr,
     REVERSE: tl.constexpr, FAST_MATH: tl.constexpr, STAGES: tl.constexpr,
 ):
-    """Each chunk's adjoint from zero, walked right to left (``g_t = C_t dy'_t + exp(Δ_{t+1} A) g_{t+1}``): the
+    """Each segment's adjoint from zero, walked right to left (``g_t = C_t dy'_t + exp(Δ_{t+1} A) g_{t+1}``): the
     adjoint it passes to the position before it, ``exp(Δ_s A) g_s``, to gloc (b, nc, n, d), and its Δ sum to sdt."""
     c = tl.program_id(0)
     b, offs_d, offs_n, mask_d, mask_nd, nd = _program_tile(D, N, NDB, BD, BN)
@@ -322,12 +322,12 @@ def _bwd_kernel(
     BD: tl.constexpr, BN: tl.constexpr, K: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, REVERSE: tl.constexpr, FAST_MATH: tl.constexpr, STAGES: tl.constexpr,
 ):
-    """Gradients of one chunk of CL positions (a multiple of K) for BD channels, with (n, d) tiles in registers as
-    in the forward. (1) From the state entering the chunk (hin, (b, nc, n, d)) walk left to right and keep the state
+    """Gradients of one segment of CL positions (a multiple of K) for BD channels, with (n, d) tiles in registers as
+    in the forward. (1) From the state entering the segment (hin, (b, nc, n, d)) walk left to right and keep the state
     before every K-th position in ckpt (b, nc, CL / K, n, d). (2) Block by block from the right: rebuild the K
     states before its positions into this program's buffer (K, BN, BD) in buf, then walk them right to left with
     the adjoint arriving from the right (gin), writing du, ddelta, dz (strides s_g*), dB and dC summed over this
-    program's channels to (b, NDB, n, l), and per-chunk partial sums of dA (b, nc, n, d), dD and dbias (b, nc, d)."""
+    program's channels to (b, NDB, n, l), and per-segment partial sums of dA (b, nc, n, d), dD and dbias (b, nc, d)."""
     c = tl.program_id(0)
     pid = tl.program_id(1)  # b · NDB + channel block
     nc = tl.num_programs(0)
@@ -337,18 +337,18 @@ def _bwd_kernel(
     bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32) if HAS_BIAS else None
     Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32) if HAS_D else None
     u_b, d_b, B_b, C_b = u_ptr + b * s_ub, delta_ptr + b * s_db, B_ptr + b * s_Bb, C_ptr + b * s_Cb
-    chunk = b * nc + c
-    ck = ckpt_ptr + chunk * (CL // K) * N * D
+    segment = b * nc + c
+    ck = ckpt_ptr + segment * (CL // K) * N * D
     local = offs_n[:, None] * BD + tl.arange(0, BD)[None, :]
     buf = buf_ptr + (c * tl.num_programs(1) + pid) * K * BN * BD
-    h = tl.load(hin_ptr + chunk * N * D + nd, mask=mask_nd, other=0.0)
+    h = tl.load(hin_ptr + segment * N * D + nd, mask=mask_nd, other=0.0)
     for kb in range(CL // K):
         tl.store(ck + kb * N * D + nd, h, mask=mask_nd)
         for j in tl.range(K, num_stages=STAGES):
             h = _advance(h, c * CL + kb * K + j, A2, bias, u_b, d_b, B_b, offs_d, offs_n, L, D, N, s_ud, s_ul,
                          s_dd, s_dl, s_Bn, s_Bl, HAS_BIAS, SOFTPLUS, REVERSE, FAST_MATH)
     tl.debug_barrier()  # the checkpoints are written before any thread reads them back
-    g = tl.load(gin_ptr + chunk * N * D + nd, mask=mask_nd, other=0.0)  # exp(Δ_{t+1} A) g_{t+1}
+    g = tl.load(gin_ptr + segment * N * D + nd, mask=mask_nd, other=0.0)  # exp(Δ_{t+1} A) g_{t+1}
     dA = tl.zeros((BN, BD), dtype=tl.float32)
     dD = tl.zeros((BD,), dtype=tl.float32)
     dbias = tl.zeros((BD,), dtype=tl.float32)
@@ -407,9 +407,9 @@ def _bwd_kernel(
             tl.store(ddelta_ptr + gout, ddt.to(ddelta_ptr.dtype.element_ty), mask=md)
             g = a * g
         tl.debug_barrier()  # the block is read before the next one overwrites the buffer
-    tl.store(dA_ptr + chunk * N * D + nd, dA, mask=mask_nd)
-    tl.store(dD_ptr + chunk * D + offs_d, dD, mask=mask_d)
-    tl.store(dbias_ptr + chunk * D + offs_d, dbias, mask=mask_d)
+    tl.store(dA_ptr + segment * N * D + nd, dA, mask=mask_nd)
+    tl.store(dD_ptr + segment * D + offs_d, dD, mask=mask_d)
+    tl.store(dbias_ptr + segment * D + offs_d, dbias, mask=mask_d)
 
 
 def _layout(u: Tensor) -> str:
@@ -429,7 +429,7 @@ def _strides(x: Tensor | None) -> tuple[int, int, int]:
 
 
 def _multiprocessors(device: torch.device) -> int:
-    """Streaming multiprocessors of the GPU (4 under the Triton interpreter, so its tests exercise chunking)."""
+    """Streaming multiprocessors of the GPU (4 under the Triton interpreter, so its tests exercise segmenting)."""
     if device.type != "cuda":
         return 4
     return _sm_count(torch.cuda.current_device() if device.index is None else device.index)
@@ -440,8 +440,8 @@ def _sm_count(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 
 
-def _chunks(units: int, programs: int, device: torch.device, kernel: str) -> tuple[int, int]:
-    """(chunks, units per chunk): one chunk when the (batch × channel-block) programs already fill the GPU
+def _segments(units: int, programs: int, device: torch.device, kernel: str) -> tuple[int, int]:
+    """(segments, units per segment): one segment when the (batch × channel-block) programs already fill the GPU
     (``PROGRAMS_PER_SM[kernel]``)."""
     target = PROGRAMS_PER_SM[kernel] * _multiprocessors(device)
     if programs >= target or units <= 1:
@@ -452,14 +452,14 @@ def _chunks(units: int, programs: int, device: torch.device, kernel: str) -> tup
 
 
 def _state_pass(hloc: Tensor, sdt: Tensor, A: Tensor, h0: Tensor | None, hlast: Tensor, backward: bool) -> None:
-    """Turn chunk-local states (b, nc, n, d) in place into the states entering each chunk (from the right when
-    ``backward``), starting from h0 (b, n, d); hlast gets the state after the last chunk. A is (n, d)."""
+    """Turn segment-local states (b, nc, n, d) in place into the states entering each segment (from the right when
+    ``backward``), starting from h0 (b, n, d); hlast gets the state after the last segment. A is (n, d)."""
     batch, nc, n, d = hloc.shape
     bn = triton.next_power_of_2(n)
-    bd = max(1, min(triton.next_power_of_2(d), PASS_ELEMENTS // (PASS_CHUNKS * bn)))
+    bd = max(1, min(triton.next_power_of_2(d), PASS_ELEMENTS // (PASS_SEGMENTS * bn)))
     ndb = triton.cdiv(d, bd)
     _state_pass_kernel[(batch * ndb,)](
-        hloc, sdt, A, h0, hlast, nc, d, n, ndb, 1, d, BD=bd, BN=bn, CB=PASS_CHUNKS, HAS_H0=h0 is not None,
+        hloc, sdt, A, h0, hlast, nc, d, n, ndb, 1, d, BD=bd, BN=bn, CB=PASS_SEGMENTS, HAS_H0=h0 is not None,
         BACKWARD=backward, num_warps=4,
     )
 
@@ -480,14 +480,14 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, mark
     bd = max(1, min(triton.next_power_of_2(d), BLOCK_D[_layout(u)]))
     ndb = triton.cdiv(d, bd)
     steps = triton.cdiv(length, UNROLL)
-    nc, per_chunk = _chunks(steps, batch * ndb, u.device, "forward")
-    chunk_len = per_chunk * UNROLL
+    nc, per_segment = _segments(steps, batch * ndb, u.device, "forward")
+    segment_len = per_segment * UNROLL
     y = _empty_like(u, u.dtype)
     hlast = torch.empty(batch, n, d, device=u.device, dtype=torch.float32)
     m = 0 if marks is None else len(mark_counts(marks, length))
     marked = None if marks is None else torch.empty(batch, m, n, d, device=u.device, dtype=torch.float32)
     first, every = marks if m else (1, 1)
-    args = (length, d, n, ndb, chunk_len)
+    args = (length, d, n, ndb, segment_len)
     strides = (*_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(y))
     flags = dict(BD=bd, BN=bn, U=UNROLL, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, HAS_D=D is not None,
                  HAS_Z=z is not None, REVERSE=reverse, FAST_MATH=FAST_MATH, EVEN=d % bd == 0 and n == bn,
@@ -518,32 +518,32 @@ def _backward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy,
     bn = triton.next_power_of_2(n)
     bd = max(1, min(triton.next_power_of_2(d), BLOCK_D["backward"]))
     ndb = triton.cdiv(d, bd)
-    nc, blocks = _chunks(triton.cdiv(length, CHECKPOINT_EVERY), batch * ndb, u.device, "backward")
-    chunk_len = blocks * CHECKPOINT_EVERY
+    nc, blocks = _segments(triton.cdiv(length, CHECKPOINT_EVERY), batch * ndb, u.device, "backward")
+    segment_len = blocks * CHECKPOINT_EVERY
     f32 = dict(device=u.device, dtype=torch.float32)
     grid = (nc, batch * ndb)
     common = dict(BD=bd, BN=bn, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, HAS_Z=z is not None,
                   REVERSE=reverse, FAST_MATH=FAST_MATH, num_warps=NUM_WARPS["backward"])
     stages = dict(STAGES=NUM_STAGES["backward"])
-    # the state entering each chunk, as in the forward
+    # the state entering each segment, as in the forward
     hin = torch.empty(batch, nc, n, d, **f32)
     sdt = torch.empty(batch, nc, d, **f32)
     scratch = torch.empty(batch, n, d, **f32)
     du = _empty_like(u, u.dtype)
     _fwd_kernel[grid](
         u, delta, delta_bias, A_nd, B, C, None, None, du, None, hin, sdt, None,
-        length, d, n, ndb, chunk_len, 0, 0, 0, 1, 1,
+        length, d, n, ndb, segment_len, 0, 0, 0, 1, 1,
         *_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(None), *_strides(du),
         U=1, HAS_HIN=False, STATE_ONLY=True, HAS_D=False, HAS_MARKS=False, EVEN=d % bd == 0 and n == bn,
         STAGES=NUM_STAGES["forward"],
         **{**common, "HAS_Z": False},
     )
     _state_pass(hin, sdt, A_nd, None if state is None else state.transpose(1, 2).contiguous(), scratch, False)
-    # the adjoint arriving at each chunk's last position from the right; the one leaving position 0 is dh0
+    # the adjoint arriving at each segment's last position from the right; the one leaving position 0 is dh0
     gin = torch.empty(batch, nc, n, d, **f32)
     dh0 = torch.empty(batch, n, d, **f32)
-    _adjoint_chunk_kernel[grid](
-        delta, delta_bias, A_nd, C, z, dy, gin, sdt, length, d, n, ndb, chunk_len,
+    _adjoint_segment_kernel[grid](
+        delta, delta_bias, A_nd, C, z, dy, gin, sdt, length, d, n, ndb, segment_len,
         *_strides(delta), *_strides(C), *_strides(z), *_strides(dy), **common, **stages,
     )
     _state_pass(gin, sdt, A_nd, None if dlast is None else dlast.transpose(1, 2).contiguous(), dh0, True)
@@ -558,7 +558,7 @@ def _backward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy,
     dbias = torch.empty(batch, nc, d, **f32)
     _bwd_kernel[grid](
         u, delta, delta_bias, A_nd, B, C, D, z, dy, hin, gin, ckpt, buf, du, ddelta, dz, dB, dC, dA, dD, dbias,
-        length, d, n, ndb, chunk_len,
+        length, d, n, ndb, segment_len,
         *_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(dy), *_strides(du),
         K=CHECKPOINT_EVERY, HAS_D=D is not None, **common, **stages,
     )

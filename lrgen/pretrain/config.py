@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from lrgen.errors import LrgenError
+from lrgen.runtime.files import atomic_write_text
 from lrgen.sizes import parse_size
 
 CONFIG_NAME = "pretrain_config.json"
@@ -24,7 +26,7 @@ class PretrainConfig:
     """
 
     model: str = ""
-    out: str = ""
+    output: str = ""
     fasta: list[str] = field(default_factory=list)
     fasta_list: str | None = None
     weights: list[float] | None = None
@@ -44,13 +46,13 @@ class PretrainConfig:
     mask_prob: float = 0.15
     max_n_fraction: float = 0.1
     rc_augment: bool | None = None
-    val_every: int = 500
+    eval_every: int = 500
     val_windows: int = 32
     save_every: int = 1000
     keep_checkpoints: int = 3
     seed: int = 0
     device: str = "auto"
-    precision: str = "auto"
+    dtype: str = "auto"
     fsdp: bool = False
     compile: bool = False
     deterministic: bool = False
@@ -60,13 +62,13 @@ class PretrainConfig:
         """Raise :class:`LrgenError` for a configuration that cannot run."""
         if not self.model:
             raise LrgenError("no model given: pass --model PRESET|DIR (e.g. caduceus-ps-tiny) or set `model` in --config")
-        if not self.out:
-            raise LrgenError("no run directory given: pass --out RUN_DIR")
+        if not self.output:
+            raise LrgenError("no run directory given: pass -o/--output RUN_DIR")
         if not self.fasta and not self.fasta_list:
             raise LrgenError("no training data: pass --fasta FILE (repeatable) or --fasta-list FILE")
         if self.steps is None and self.tokens is None:
             raise LrgenError("no budget: pass --steps N or --tokens N (bases, e.g. 100M)")
-        for name in ("batch_size", "grad_accum", "val_every", "val_windows", "save_every", "keep_checkpoints"):
+        for name in ("batch_size", "grad_accum", "eval_every", "val_windows", "save_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise LrgenError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.steps is not None and self.steps < 1:
@@ -80,12 +82,15 @@ class PretrainConfig:
             raise LrgenError(f"--max-n-fraction must lie in [0, 1], got {self.max_n_fraction}")
         if self.val_fraction is not None and not 0.0 <= self.val_fraction < 1.0:
             raise LrgenError(f"--val-fraction must lie in [0, 1), got {self.val_fraction}")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise LrgenError(f"--precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.dtype not in DTYPES:
+            raise LrgenError(f"--dtype must be auto (bfloat16 on a GPU), bfloat16 or float32, got {self.dtype!r}")
         if self.lr <= 0:
             raise LrgenError(f"--lr must be positive, got {self.lr}")
 
 
+DTYPES = ("auto", "bfloat16", "bf16", "float32", "fp32")
+#: settings renamed in 0.2, still read (with a notice) from config files and saved runs
+RENAMED = {"out": "output", "val_every": "eval_every", "precision": "dtype"}
 _FIELDS = {f.name: f for f in fields(PretrainConfig)}
 _SIZE_KEYS = {"context", "tokens"}
 _LIST_KEYS = {"fasta", "val_fasta", "val_region"}
@@ -96,6 +101,11 @@ def _normalise(values: dict[str, Any], source: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for raw_key, value in values.items():
         key = str(raw_key).replace("-", "_")
+        if key in RENAMED:
+            if source != "saved config":
+                print(f"lrgen: {source}: setting {raw_key!r} is now {RENAMED[key]!r} (the old name is read until the "
+                      "next release)", file=sys.stderr)
+            key = RENAMED[key]
         if key not in _FIELDS:
             known = ", ".join(sorted(_FIELDS))
             raise LrgenError(f"{source}: unknown setting {raw_key!r}; known settings: {known}")
@@ -168,7 +178,7 @@ def _absolute_paths(config: PretrainConfig) -> PretrainConfig:
     """File settings as absolute paths (relative ones are relative to the working directory), so a saved config
     resumes from anywhere; ``model`` only when it names an existing folder rather than a preset."""
     absolute = lambda p: str(Path(p).expanduser().resolve())  # noqa: E731
-    config.out = absolute(config.out)
+    config.output = absolute(config.output)
     config.fasta = [absolute(p) for p in config.fasta]
     config.val_fasta = [absolute(p) for p in config.val_fasta]
     if config.fasta_list:
@@ -181,9 +191,7 @@ def _absolute_paths(config: PretrainConfig) -> PretrainConfig:
 def save_config(config: PretrainConfig, run_dir: str | Path) -> Path:
     """Write the resolved config atomically as ``run_dir/pretrain_config.json``."""
     path = Path(run_dir) / CONFIG_NAME
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(asdict(config), indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(asdict(config), indent=2) + "\n")
     return path
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from lrgen.errors import LrgenError
+from lrgen.io.genome import same_contig
 
 _BYTE = np.full(256, ord("N"), dtype=np.uint8)
 for _c in "ACGT":
@@ -125,11 +126,6 @@ def parse_region(text: str) -> Region:
     return Region(m.group("chrom"), start - 1, end)
 
 
-def _alias(name: str) -> str:
-    name = name.removeprefix("chr")
-    return "MT" if name == "M" else name
-
-
 def split_segments(
     species: Sequence[Species], val_regions: Sequence[Region] = (), val_fraction: float = 0.0
 ) -> tuple[list[Segment], list[Segment]]:
@@ -142,7 +138,7 @@ def split_segments(
             n = contig.seq.size
             held: list[tuple[int, int]] = []
             for ri, region in enumerate(val_regions):
-                if _alias(region.chrom) == _alias(contig.name):
+                if same_contig(region.chrom, contig.name):
                     matched[ri] = True
                     start, end = min(region.start, n), min(n if region.end is None else region.end, n)
                     if end > start:
@@ -279,7 +275,7 @@ class WindowSampler:
 
 def tokenize_windows(windows: Sequence[np.ndarray], kind: str) -> torch.Tensor:
     """Token ids ``(B, T)`` of base windows for a ``"char"`` or ``"kmer"`` model (k-mer rows right-padded)."""
-    from lrgen import tokenizer
+    import lrgen.tokenizer as tokenizer
 
     texts = [w.tobytes().decode("ascii") for w in windows]
     if kind == "char":

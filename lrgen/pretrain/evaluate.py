@@ -18,48 +18,59 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
+from lrgen.engine import default_chunk_size, forward
 from lrgen.errors import LrgenError
 from lrgen.pretrain.config import CONFIG_NAME
 from lrgen.pretrain.data import WindowSampler, derive_seed, load_species, tokenize_windows, whole_segments
-from lrgen.pretrain.distributed import resolve_device
 from lrgen.pretrain.masking import MaskingScheme, mask_tokens, mlm_sums, summarize
+from lrgen.runtime.device import resolve_device
+from lrgen.runtime.files import atomic_path, atomic_write_text
 from lrgen.sizes import format_size
 
-DEFAULT_CHUNK = 16_384
 _EVAL_STREAM = 0xE7A1
 MAX_N_FRACTION = 0.1
 
 
-def evaluate_mlm(
-    model: str,
-    fasta: list[str],
-    contexts: list[int],
-    windows: int = 8,
-    chunk_size: int | None = None,
-    device: str = "auto",
-    seed: int = 0,
-    out_dir: str | None = None,
-) -> dict:
-    """Perplexity and masked accuracy of ``model`` (preset, checkpoint or run dir) on ``fasta`` at each context.
+@dataclass
+class MlmOptions:
+    """Everything ``lrgen evaluate --task mlm`` takes (the CLI flags carry the same names): ``context`` is the list
+    of contexts, ``output`` a folder for ``mlm.json``, ``mlm.tsv`` and ``mlm.png``, ``chunk_size`` defaults to the
+    engine's chunk policy."""
+
+    model: str
+    fasta: list[str]
+    context: list[int]
+    windows: int = 8
+    chunk_size: int | None = None
+    device: str = "auto"
+    seed: int = 0
+    output: str | None = None
+
+
+def evaluate_mlm(options: MlmOptions) -> dict:
+    """Perplexity and masked accuracy of ``options.model`` on ``options.fasta`` at each context.
 
     Returns ``{"model", "family", "parameters", "trained_context", "results": [row per context], ...}``; with
-    ``out_dir`` also writes ``mlm.json``, ``mlm.tsv`` and (when matplotlib is installed) ``mlm.png``.
+    ``output`` also writes ``mlm.json``, ``mlm.tsv`` and (when matplotlib is installed) ``mlm.png``.
     """
-    from lrgen import load_model
+    from lrgen.models.resolve import resolve_model
+    from lrgen.runtime.progress import progress_bar
 
+    model, fasta, contexts, windows, seed = options.model, options.fasta, options.context, options.windows, options.seed
     if windows < 1:
         raise LrgenError(f"windows must be at least 1, got {windows}")
     if not contexts:
         raise LrgenError("no context length given")
     if not fasta:
         raise LrgenError("no FASTA file given to evaluate on")
-    dev = resolve_device(device)
-    lm = load_model(model).to(dev).eval()
+    dev = resolve_device(options.device)
+    lm = resolve_model(model).model.to(dev).eval()
     kind = lm.tokenizer_kind
     scheme = MaskingScheme.for_kind(kind)
     species = [load_species(str(p)) for p in fasta]
@@ -74,11 +85,11 @@ def evaluate_mlm(
         centres = [(s, c, start + span // 2) for s, c, start, _ in sampler.draw_locations(0, windows)]
     trained = trained_context(model)
     dtype = torch.bfloat16 if dev.type == "cuda" else None
-    chunk = chunk_size or DEFAULT_CHUNK
+    chunk = options.chunk_size or default_chunk_size(dev)
 
     rows: list[dict[str, Any]] = []
     failed: str | None = None
-    progress = _progress()
+    progress = progress_bar(elapsed=True, fields=(), transient=False)
     with progress:
         task = progress.add_task("mlm", total=len(feasible) * windows)
         for context in ordered:
@@ -102,7 +113,7 @@ def evaluate_mlm(
                     ids = tokenize_windows([bases], kind)
                     gen = torch.Generator().manual_seed(derive_seed(seed, _EVAL_STREAM, context, i))
                     inputs, labels = mask_tokens(ids, scheme, gen)
-                    logits = _logits(lm, inputs, chunk, dtype)
+                    logits = forward(lm, inputs, "logits", chunk_size=chunk, dtype=dtype)
                     ls, n, k = mlm_sums(logits, labels.to(logits.device))
                     loss_sum, count, correct = loss_sum + float(ls), count + int(n), correct + int(k)
                     tokens += ids.shape[1]
@@ -132,19 +143,9 @@ def evaluate_mlm(
         "seed": seed,
         "results": rows,
     }
-    if out_dir is not None:
-        write_outputs(result, out_dir)
+    if options.output is not None:
+        write_outputs(result, options.output)
     return result
-
-
-def _logits(lm, inputs: torch.Tensor, chunk: int, dtype: torch.dtype | None) -> torch.Tensor:
-    if lm.streamable:
-        from lrgen.engine import stream
-
-        return stream(lm, inputs, chunk_size=chunk, output="logits", dtype=dtype)
-    autocast = torch.autocast(lm.device.type, dtype=dtype) if dtype is not None else torch.autocast("cpu", enabled=False)
-    with torch.no_grad(), autocast:
-        return lm(inputs.to(lm.device))
 
 
 def trained_context(model: str) -> int | None:
@@ -189,11 +190,11 @@ def write_outputs(result: dict[str, Any], out_dir: str | os.PathLike) -> None:
     """``mlm.json``, ``mlm.tsv`` and (with matplotlib) ``mlm.png`` in ``out_dir``, each written to a temp name first."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_text(out / "mlm.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out / "mlm.json", json.dumps(result, indent=2) + "\n")
     lines = ["\t".join((*COLUMNS, "error"))]
     for row in result["results"]:
         lines.append("\t".join(str(row.get(col, "")) for col in (*COLUMNS, "error")))
-    _atomic_text(out / "mlm.tsv", "\n".join(lines) + "\n")
+    atomic_write_text(out / "mlm.tsv", "\n".join(lines) + "\n")
     plot_perplexity([result], out / "mlm.png")
 
 
@@ -227,23 +228,8 @@ def plot_perplexity(results: Sequence[dict[str, Any]], path: str | os.PathLike) 
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
-    os.replace(tmp, path)
     return True
 
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _progress():
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True))

@@ -34,19 +34,11 @@ from lrgen.pretrain.data import (
     whole_segments,
 )
 from lrgen.models.compiled import compile_position_wise
-from lrgen.pretrain.distributed import (
-    DistInfo,
-    all_reduce_sum,
-    barrier,
-    check_fsdp,
-    cleanup,
-    full_model_state,
-    full_optimizer_state,
-    init_distributed,
-    load_full_optimizer_state,
-    wrap_ddp,
-    wrap_fsdp,
-)
+from lrgen.pretrain.fsdp import check_fsdp, full_model_state, full_optimizer_state, load_full_optimizer_state, wrap_fsdp
+from lrgen.runtime.distributed import Processes, processes, wrap_ddp
+from lrgen.runtime.files import atomic_write_text
+from lrgen.runtime.progress import progress_bar
+from lrgen.runtime.schedule import warmup_cosine
 from lrgen.pretrain.masking import MaskingScheme, mask_tokens, mlm_sums, summarize
 
 METRICS_NAME = "metrics.jsonl"
@@ -58,7 +50,7 @@ _MASK_STREAM = 0x3A5  # seed key of the masking draws
 def run_pretrain(flags: dict[str, Any], config_file: str | None = None) -> dict[str, Any]:
     """Resolve the configuration (a resumed run's saved config < ``config_file`` < ``flags``) and train."""
     given = {**(read_config_file(config_file) if config_file else {}), **{k: v for k, v in flags.items() if v is not None}}
-    saved = load_saved_config(given["out"]) if given.get("resume") and given.get("out") else None
+    saved = load_saved_config(given["output"]) if given.get("resume") and given.get("output") else None
     return train(resolve_config(flags, config_file, base=saved))
 
 
@@ -68,16 +60,11 @@ def train(config: PretrainConfig) -> dict[str, Any]:
     ``config.fsdp`` shards the model over the torchrun processes with FSDP2 instead of replicating it with DDP.
     """
     config.validate()
-    info = init_distributed(config.device)
-    try:
+    with processes(config.device) as info:
         if config.fsdp:
             check_fsdp(info)
         with deterministic_algorithms(config.deterministic):
-            summary = _Trainer(config, info).run()
-        barrier(info)  # rank 0 has written its files before any process leaves
-        return summary
-    finally:
-        cleanup(info)
+            return _Trainer(config, info).run()
 
 
 @contextmanager
@@ -99,35 +86,25 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
 
 
 def _initial_model(config: PretrainConfig, run_dir: Path):
-    """The run's latest checkpoint when resuming; a preset initialised with ``seed``; else the given checkpoint."""
-    from lrgen import load_model
-    from lrgen.models.registry import build_model, preset_config
+    """The run's latest checkpoint when resuming; else the given model (a preset initialised with ``seed``)."""
+    from lrgen.models.resolve import resolve_model
 
-    if config.resume:
-        return load_model(str(run_dir))
-    preset = None if Path(config.model).expanduser().exists() else preset_config(config.model)
-    return build_model(preset, seed=config.seed) if preset is not None else load_model(config.model)
-
-
-def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
-    """Learning-rate multiplier after ``step`` optimizer steps: linear warm-up, then cosine down to ``min_ratio``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    name = str(run_dir) if config.resume else config.model
+    return resolve_model(name, seed=config.seed).model
 
 
 class _Trainer:
-    def __init__(self, config: PretrainConfig, info: DistInfo) -> None:
+    def __init__(self, config: PretrainConfig, info: Processes) -> None:
         self.config = config
         self.info = info
         self.fsdp = config.fsdp
-        self.run_dir = Path(config.out)
+        self.run_dir = Path(config.output)
         self.resume_from = ckpt.latest_checkpoint(self.run_dir) if self.run_dir.is_dir() else None
         if config.resume and self.resume_from is None:
             raise LrgenError(f"{self.run_dir}: nothing to resume (no checkpoints/latest); drop --resume to start")
         if not config.resume and self.resume_from is not None:
-            raise LrgenError(f"{self.run_dir} already holds a run: pass --resume to continue it or choose another --out")
+            raise LrgenError(f"{self.run_dir} already holds a run: pass --resume to continue it or choose another "
+                             "-o/--output")
 
         self.model = _initial_model(config, self.run_dir).to(info.device).train()
         if config.compile:
@@ -151,11 +128,11 @@ class _Trainer:
             lr=config.lr, betas=(0.9, 0.95),
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: lr_factor(s, self.total_steps, self.warmup, config.min_lr_ratio)
+            self.optimizer, warmup_cosine(self.total_steps, self.warmup, config.min_lr_ratio)
         )
-        use_bf16 = config.precision == "bf16" or (config.precision == "auto" and info.device.type == "cuda")
+        use_bf16 = config.dtype in ("bfloat16", "bf16") or (config.dtype == "auto" and info.device.type == "cuda")
         self.autocast = (torch.autocast(info.device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext())
-        self.precision = "bf16" if use_bf16 else "fp32"
+        self.dtype = "bfloat16" if use_bf16 else "float32"
         self.step = 0
         self.tokens = 0
         self.best_val = math.inf
@@ -277,7 +254,7 @@ class _Trainer:
         self.scheduler.step()
         self.step += 1
         self.tokens += self.tokens_per_step
-        loss_sum, count, correct = all_reduce_sum(sums, self.info).tolist()
+        loss_sum, count, correct = self.info.all_reduce_sum(sums).tolist()
         metrics = summarize(loss_sum, int(count), int(correct), self.scheme.bases_per_target)
         return {**metrics, "lr": lr, "grad_norm": float(grad_norm)}
 
@@ -308,7 +285,7 @@ class _Trainer:
         last_val: dict[str, float] = {}
         started = time.perf_counter()
         first_step = self.step
-        progress = _progress(main)
+        progress = progress_bar(fields=("loss {loss}", "{speed} tok/s"), show=main, transient=False)
         with progress, (metrics_path.open("a") if main else nullcontext()) as log:
             task = progress.add_task("pretrain", total=self.total_steps, completed=self.step, loss="-", speed="-")
             while self.step < self.total_steps:
@@ -321,7 +298,7 @@ class _Trainer:
                 takes_part = main or self.fsdp  # FSDP forwards and gathers need every rank
                 if main:
                     _write(log, writer, record)
-                if takes_part and self.val_batches and (self.step % c.val_every == 0 or final):
+                if takes_part and self.val_batches and (self.step % c.eval_every == 0 or final):
                     last_val = self._validate()
                     if main:
                         _write(log, writer, {"step": self.step, "split": "val", **last_val, "tokens": self.tokens})
@@ -343,7 +320,7 @@ class _Trainer:
             "family": self.model.family,
             "parameters": self.num_parameters,
             "world_size": self.info.world_size,
-            "precision": self.precision,
+            "dtype": self.dtype,
             "rc_augment": self.rc_augment,
             "steps": self.step,
             "tokens": self.tokens,
@@ -357,9 +334,7 @@ class _Trainer:
         if main:
             if writer is not None:
                 writer.close()
-            tmp = self.run_dir / f".{SUMMARY_NAME}.tmp"
-            tmp.write_text(json.dumps(summary, indent=2) + "\n")
-            tmp.replace(self.run_dir / SUMMARY_NAME)
+            atomic_write_text(self.run_dir / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
         return summary
 
 
@@ -383,9 +358,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
                 keep.append(line)
         except (json.JSONDecodeError, KeyError, TypeError):
             continue
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    tmp.replace(path)
+    atomic_write_text(path, "".join(line + "\n" for line in keep))
 
 
 def _tensorboard(run_dir: Path, step: int):
@@ -396,13 +369,3 @@ def _tensorboard(run_dir: Path, step: int):
         return None
     return SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=step or None)
 
-
-def _progress(enabled: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} tok/s"), TimeRemainingColumn(),
-        console=Console(stderr=True), disable=not enabled,
-    )

@@ -29,7 +29,7 @@ class MaskingScheme:
 
     @classmethod
     def for_kind(cls, kind: str) -> "MaskingScheme":
-        from lrgen import tokenizer
+        import lrgen.tokenizer as tokenizer
 
         if kind == "char":
             return cls(tokenizer.MASK_ID, torch.tensor(tokenizer.NUCLEOTIDE_IDS), 1)

@@ -2,7 +2,7 @@
 
 Each region is tiled into windows of ``context`` bases whose ``flank``-long ends are cropped (:mod:`.tiling`); a
 position's value is the model's output there in the one window where it lies in the kept interior. Values go into
-memory maps of a partial folder (:mod:`.partial`), so memory stays flat at chromosome scale and an interrupted run
+memory maps of the run's partial folder (:mod:`.partial`), so memory stays flat at chromosome scale and an interrupted run
 resumes; under ``torchrun`` rank ``r`` of ``N`` takes windows ``r, r+N, ...`` and rank 0 writes the files once all
 are done. The outputs are written (atomically) only when every window is done.
 """
@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -53,27 +53,83 @@ class PredictSummary:
                 f"({computed / max(self.seconds, 1e-9):,.0f} bp/s): " + ", ".join(map(str, self.outputs)))
 
 
-def output_paths(output: Path | None, out_dir: Path | None, names: list[str], fmt: str) -> list[Path]:
-    """One file per track: ``output`` itself for one track, else ``<stem>.<track><suffix>`` (or in ``out_dir``)."""
-    if (output is None) == (out_dir is None):
-        raise LrgenError("give exactly one of -o/--output (a file) or --out-dir (a folder)")
-    if output is not None:
-        output = Path(output)
-        if not output.parent.is_dir() or not os.access(output.parent, os.W_OK):
-            raise LrgenError(f"{output}: the folder {output.parent} does not exist or is not writable")
-        if len(names) == 1:
-            return [output]
-        gz = ".gz" if fmt == "bedgraph" and output.name.endswith(".gz") else ""
-        stem = output.name
-        for s in (".gz", ".bw", ".bigwig", ".bigWig", ".bedGraph", ".bedgraph", ".bg"):
-            stem = stem[: -len(s)] if stem.endswith(s) else stem
-        return [output.with_name(f"{stem}.{n}{_SUFFIX[fmt]}{gz}") for n in names]
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LrgenError(f"--out-dir {out_dir}: cannot create the folder ({exc.strerror})") from exc
-    return [out_dir / f"{n}{_SUFFIX[fmt]}" for n in names]
+@dataclass
+class PredictOptions:
+    """Everything ``lrgen predict`` takes (the CLI flags carry the same names); lengths in bp.
+
+    ``model`` is a name for :func:`lrgen.models.resolve_model` or a loaded model (a language model or a
+    :class:`~lrgen.models.finetuned.FinetunedModel`). ``output`` is a file (one track; with several tracks the stem
+    of ``<stem>.<track>.bw``) or a folder (an existing one, or a name ending in ``/``) that gets one file per track.
+    ``tracks`` picks tracks by name or index (default: ``logprob`` of a language model, every track of a fine-tuned
+    one). ``context`` defaults to 131,072 for a language model and to the training context of a fine-tuned one;
+    ``flank`` to an eighth of it; ``bin_size`` to the model's resolution; ``chunk_size`` to the engine's chunk
+    policy; ``format`` to the output's extension (``.bedGraph``/``.bg`` and ``.gz`` of those: bedgraph, else
+    bigwig). ``cuda_graphs``: a language model's equal batches of windows replay one CUDA graph on a GPU.
+    """
+
+    regions: Path | None
+    genome: Path
+    model: Any
+    output: str | os.PathLike
+    tracks: list[str] | None = None
+    context: int | None = None
+    flank: int | None = None
+    chunk_size: int | None = None
+    bin_size: int | None = None
+    format: str | None = None
+    batch_size: int = 1
+    conjoin: bool = False
+    device: str = "auto"
+    regions_all: bool = False
+    resume: bool = False
+    progress: bool = True
+    cuda_graphs: bool = True
+
+    def __post_init__(self) -> None:
+        self.genome = Path(self.genome)
+        self.regions = Path(self.regions) if self.regions is not None else None
+
+
+def output_format(output: Path, folder: bool, format: str | None) -> str:
+    """The format to write: ``format`` when given (it must agree with a file's extension), else the extension's."""
+    if format is not None and format not in FORMATS:
+        raise LrgenError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if folder:
+        return format or "bigwig"
+    name = output.name.lower().removesuffix(".gz")
+    implied = "bedgraph" if name.endswith((".bedgraph", ".bg")) else "bigwig" if name.endswith((".bw", ".bigwig")) else None
+    if format is not None and implied is not None and implied != format:
+        raise LrgenError(f"-o {output}: the extension says {implied}, --format says {format}; make them agree")
+    if output.name.endswith(".gz") and (format or implied) != "bedgraph":
+        raise LrgenError(f"-o {output}: only bedGraph output can be gzipped (name it *.bedGraph.gz)")
+    return format or implied or "bigwig"
+
+
+def output_paths(output: str | os.PathLike, names: list[str], fmt: str) -> list[Path]:
+    """One file per track: ``output`` itself for one track, ``<stem>.<track><suffix>`` for several, or
+    ``output/<track><suffix>`` when ``output`` is a folder."""
+    folder = is_folder(output)
+    output = Path(output)
+    if folder:
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LrgenError(f"-o {output}: cannot create the folder ({exc.strerror})") from None
+        return [output / f"{n}{_SUFFIX[fmt]}" for n in names]
+    if not output.parent.is_dir() or not os.access(output.parent, os.W_OK):
+        raise LrgenError(f"{output}: the folder {output.parent} does not exist or is not writable")
+    if len(names) == 1:
+        return [output]
+    gz = ".gz" if fmt == "bedgraph" and output.name.endswith(".gz") else ""
+    stem = output.name
+    for s in (".gz", ".bw", ".bigwig", ".bigWig", ".bedGraph", ".bedgraph", ".bg"):
+        stem = stem[: -len(s)] if stem.endswith(s) else stem
+    return [output.with_name(f"{stem}.{n}{_SUFFIX[fmt]}{gz}") for n in names]
+
+
+def is_folder(output: str | os.PathLike) -> bool:
+    """``-o`` names a folder: an existing one, or a name written with a trailing slash."""
+    return Path(output).is_dir() or str(output).endswith(os.sep)
 
 
 def _regions(genome: Genome, regions_path: Path | None, regions_all: bool) -> list[Region]:
@@ -132,180 +188,125 @@ def _write_region(writer: TrackWriter, region: Region, values: np.ndarray, resol
         advance(bins_end - start)
 
 
-class _Group:
-    """Barriers between the ranks of a torchrun job (nothing for one process), on a gloo group with a 30-day
-    timeout: ranks may reach the final barrier hours apart (e.g. a resumed run whose done windows fell unevenly)."""
+def predict(options: PredictOptions) -> PredictSummary:
+    """Predict tracks over regions and write one bigWig (or bedGraph) per track; returns what was done. Under
+    ``torchrun`` every process calls this; windows are dealt out and rank 0 writes the files."""
+    from lrgen.runtime.distributed import LONG_TIMEOUT, processes
 
-    def __init__(self, info) -> None:
-        self.info = info
-        self._group = None
-        if info.distributed:
-            from datetime import timedelta
-
-            import torch.distributed as dist
-
-            self._group = dist.new_group(backend="gloo", timeout=timedelta(days=30))
-
-    def barrier(self) -> None:
-        if self._group is not None:
-            import torch.distributed as dist
-
-            dist.barrier(group=self._group)
+    o = options
+    if o.batch_size < 1:
+        raise LrgenError(f"--batch-size must be at least 1, got {o.batch_size}")
+    fmt = output_format(Path(o.output), is_folder(o.output), o.format)
+    with processes(o.device, timeout=LONG_TIMEOUT) as procs:
+        return _predict(o, fmt, procs)
 
 
-def predict(
-    regions_path: Path | None,
-    genome_path: Path,
-    model,
-    output: Path | None = None,
-    out_dir: Path | None = None,
-    tracks: list[str] | None = None,
-    context: int | None = None,
-    flank: int | None = None,
-    chunk_size: int = 16_384,
-    bin_size: int | None = None,
-    fmt: str = "bigwig",
-    batch_size: int = 1,
-    conjoin: bool = False,
-    device: str = "auto",
-    regions_all: bool = False,
-    resume: bool = False,
-    progress: bool = True,
-    cuda_graphs: bool = True,
-) -> PredictSummary:
-    """Predict tracks over regions and write one bigWig (or bedGraph) per track; returns what was done.
-
-    ``model`` is a preset, checkpoint or ``lrgen finetune`` directory, or a loaded model (a language model or a
-    :class:`~lrgen.glrb.heads.GlrbModel`). ``tracks`` picks tracks by name or index (default: ``logprob`` of a
-    language model, every track of a fine-tuned one). ``context`` defaults to 131,072 for a language model and to
-    the training context of a fine-tuned one; ``flank`` to an eighth of it; ``bin_size`` to the model's resolution.
-    ``cuda_graphs``: a language model's equal batches of windows replay one CUDA graph on a GPU
-    (:mod:`lrgen.engine.graphs`). Under ``torchrun`` every process calls this; windows are shared out and rank 0
-    writes the files.
-    """
-    from lrgen.pretrain.distributed import cleanup, init_distributed
-
-    if fmt not in FORMATS:
-        raise LrgenError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if batch_size < 1:
-        raise LrgenError(f"--batch-size must be at least 1, got {batch_size}")
-    if chunk_size < 1:
-        raise LrgenError(f"--chunk-size must be at least 1, got {chunk_size}")
-    info = init_distributed(device)
-    try:
-        return _predict(info, regions_path, genome_path, model, output, out_dir, tracks, context, flank, chunk_size,
-                        bin_size, fmt, batch_size, conjoin, regions_all, resume, progress, cuda_graphs)
-    finally:
-        cleanup(info)
-
-
-def _predict(info, regions_path, genome_path, model, output, out_dir, tracks, context, flank, chunk_size, bin_size,
-             fmt, batch_size, conjoin, regions_all, resume, progress, cuda_graphs) -> PredictSummary:
-    from lrgen.tracks.partial import Partial
+def _predict(o: PredictOptions, fmt: str, procs) -> PredictSummary:
+    from lrgen.engine import default_chunk_size
+    from lrgen.models.resolve import resolve_model
+    from lrgen.runtime.partial import PartialFolder
+    from lrgen.tracks.partial import TrackValues
     from lrgen.tracks.sources import load_source, select_tracks, track_file_names
 
     started = time.perf_counter()
-    genome = Genome(genome_path)
-    regions = _regions(genome, regions_path, regions_all)
+    genome = Genome(o.genome)
+    regions = _regions(genome, o.regions, o.regions_all)
     header = _header(genome, regions)
-    source = load_source(model, info.device, conjoin, cuda_graphs)
-    columns = select_tracks(source.names, tracks or source.default_names, source.label)
+    resolved = resolve_model(o.model)
+    source = load_source(resolved, procs.device, o.conjoin, o.cuda_graphs)
+    columns = select_tracks(source.names, o.tracks or source.default_names, source.label)
     res = source.resolution
-    bin_size = res if bin_size is None else bin_size
+    bin_size = res if o.bin_size is None else o.bin_size
     if bin_size < 1 or bin_size % res:
         raise LrgenError(f"--bin-size {bin_size} must be a positive multiple of the model's {res} bp resolution")
-    context = source.default_context() if context is None else context
-    flank = source.default_flank(context) if flank is None else flank
+    context = source.default_context() if o.context is None else o.context
+    flank = source.default_flank(context) if o.flank is None else o.flank
     source.check_window(context, flank)
+    chunk_size = o.chunk_size or default_chunk_size(procs.device)
     windows: list[tuple[int, Window]] = [
         (i, w) for i, r in enumerate(regions) for w in tile_region(r.chrom, r.start, r.end, context, flank)
     ]
-    paths = output_paths(output, out_dir, track_file_names(source, columns), fmt)
-    settings = {"model": source.label, "genome": str(Path(genome_path).resolve()), "context": context,
-                "flank": flank, "tracks": [source.names[c] for c in columns], "conjoin": conjoin,
+    paths = output_paths(o.output, track_file_names(source, columns), fmt)
+    settings = {"model": source.label, "genome": str(o.genome.resolve()), "context": context,
+                "flank": flank, "tracks": [source.names[c] for c in columns], "conjoin": o.conjoin,
                 "resolution": res, "regions": [(r.chrom, r.start, r.end) for r in regions]}
     lengths = [-(-len(r) // res) for r in regions]
-    group = _Group(info)
-    partial = Partial(paths[0].with_name(paths[0].name + ".lrgen-partial"), settings, len(columns), lengths,
-                      len(windows), resume, info.rank, group.barrier)
-    resumed = int(partial.done.sum())
-    mine = [k for k in range(info.rank, len(windows), info.world_size) if not partial.done[k]]
+    partial = PartialFolder(paths[0], settings, procs)
+    values = TrackValues(partial, len(columns), lengths, len(windows), o.resume)
+    resumed = int(values.done.sum())
+    mine = [k for k in range(len(windows)) if procs.owns(k) and not values.done[k]]
     try:
-        _run_windows(source, genome, regions, windows, mine, columns, partial, chunk_size, batch_size,
-                     progress and info.is_main)
-        partial.save()
+        _run_windows(source, genome, regions, windows, mine, columns, values, chunk_size, o.batch_size,
+                     o.progress and procs.is_main)
+        values.save()
     except LrgenError:
+        values.close()
         partial.remove()
         raise
     except BaseException:
-        if info.is_main:
+        if procs.is_main:
             from rich.console import Console
 
-            Console(stderr=True).print(f"[yellow]stopped; progress kept in {partial.folder}: "
+            Console(stderr=True).print(f"[yellow]stopped; progress kept in {partial.root}: "
                                        "rerun with --resume to continue[/]")
         raise
-    group.barrier()  # every rank's windows are in the memory maps
+    procs.barrier()  # every rank's windows are in the memory maps
     summary = PredictSummary(outputs=paths, tracks=[source.names[c] for c in columns], regions=len(regions),
                              bases=sum(len(r) for r in regions), windows=len(windows), windows_resumed=resumed,
-                             seconds=0.0, processes=info.world_size, rank=info.rank)
-    if info.is_main:
-        missing = np.flatnonzero(~partial.done_union(len(windows)))
+                             seconds=0.0, processes=procs.world_size, rank=procs.rank)
+    if procs.is_main:
+        missing = np.flatnonzero(~values.done_union(len(windows)))
         if missing.size:
             raise LrgenError(f"{missing.size} windows were not computed (first: {missing[0]}); rerun with --resume")
-        _write_outputs(paths, header, regions, partial, res, bin_size, fmt, progress)
+        _write_outputs(paths, header, regions, values, res, bin_size, fmt, o.progress)
+        values.close()
         partial.remove()
-    group.barrier()  # rank 0 has written the outputs before any process leaves the group
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _run_windows(source, genome, regions, windows, mine, columns, partial, chunk_size, batch_size, show) -> None:
-    """Compute this rank's windows ``mine`` into the partial's memory maps, saving after every batch."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+def _run_windows(source, genome, regions, windows, mine, columns, values, chunk_size, batch_size, show) -> None:
+    """Compute this rank's windows ``mine`` into the memory maps of ``values``, saving after every batch."""
+    from lrgen.runtime.progress import progress_bar
 
     res = source.resolution
-    bar_columns = [TextColumn("predict"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f} bp"),
-                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
     total = sum(windows[k][1].keep_end - windows[k][1].keep_start for k in mine)
     started = time.perf_counter()
-    with Progress(*bar_columns, console=Console(stderr=True), disable=not show, transient=True) as bar:
+    with progress_bar("predict", unit="bp", fields=("rate",), show=show) as bar:
         task = bar.add_task("predict", total=total, rate="")
         for b in range(0, len(mine), batch_size):
             batch = mine[b : b + batch_size]
             seqs = [genome.fetch(windows[k][1].chrom, windows[k][1].start, windows[k][1].end) for k in batch]
-            values = source.window_values(seqs, columns, chunk_size)
+            computed = source.window_values(seqs, columns, chunk_size)
             for row, k in enumerate(batch):
                 region_index, w = windows[k]
                 first = (w.keep_start - w.start) // res
                 last = -(-(w.keep_end - w.start) // res)
                 lo = (w.keep_start - regions[region_index].start) // res
                 for c in range(len(columns)):
-                    partial.values(c, region_index)[lo : lo + last - first] = values[row, first:last, c]
-                partial.done[k] = True
+                    values.values(c, region_index)[lo : lo + last - first] = computed[row, first:last, c]
+                values.done[k] = True
                 bar.advance(task, w.keep_end - w.keep_start)
-            partial.save()
+            values.save()
             rate = bar.tasks[0].completed / max(time.perf_counter() - started, 1e-9)
             bar.update(task, rate=f"{rate:,.0f} bp/s")
 
 
-def _write_outputs(paths, header, regions, partial, res, bin_size, fmt, progress) -> None:
+def _write_outputs(paths, header, regions, values, res, bin_size, fmt, progress) -> None:
     """One file per track, regions in header order; on failure no output of this run is left behind."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from lrgen.runtime.progress import progress_bar
 
     rank = {c: i for i, c in enumerate(header)}
     order = sorted(range(len(regions)), key=lambda i: (rank[regions[i].chrom], regions[i].start))
     written: list[Path] = []
-    bar = Progress(TextColumn("write"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f} bp"),
-                   TimeRemainingColumn(), console=Console(stderr=True), disable=not progress, transient=True)
+    bar = progress_bar("write", unit="bp", fields=(), show=progress)
     try:
         with bar:
             task = bar.add_task("write", total=len(paths) * sum(len(r) for r in regions))
             for c, path in enumerate(paths):
                 with TrackWriter(path, header, format=fmt) as writer:
                     for i in order:
-                        _write_region(writer, regions[i], partial.values(c, i), res, bin_size,
+                        _write_region(writer, regions[i], values.values(c, i), res, bin_size,
                                       lambda bases: bar.advance(task, bases))
                 written.append(path)
     except BaseException:

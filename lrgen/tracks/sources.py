@@ -5,8 +5,8 @@ Two kinds of model write genome tracks:
 - a language model (Caduceus or Hawk, per base, streamable): the language-model tracks of
   :mod:`lrgen.tracks.lm_tracks`, one value per base;
 - a model fine-tuned by ``lrgen finetune`` on a per-bin task (GLRB ``cage_prediction``): the head's tracks, one
-  value per 128 bp bin, computed exactly as in fine-tuning and evaluation (:class:`lrgen.glrb.heads.GlrbModel`:
-  hidden states, mean per bin, linear map per track).
+  value per bin (128 bp), computed exactly as in fine-tuning and evaluation
+  (:class:`lrgen.models.finetuned.FinetunedModel`: hidden states, mean per bin, linear map per track).
 
 Fine-tuned models of the other tasks predict one value per window (a variant, a TSS, a centred 200 bp element) and
 are refused: see docs/predict.md.
@@ -14,15 +14,16 @@ are refused: see docs/predict.md.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from lrgen.engine.graphs import GraphedStream
 from lrgen.errors import LrgenError
+from lrgen.models.finetuned import FinetunedModel
+from lrgen.models.resolve import ResolvedModel
+from lrgen.runtime.device import autocast
 from lrgen.tracks.lm_tracks import LM_TRACKS, lm_tracks
 
 #: window length of language-model tracks when none is given
@@ -62,9 +63,6 @@ class LmSource:
     names = list(LM_TRACKS)
 
     def __init__(self, model, label: str, device: torch.device, conjoin: bool, cuda_graphs: bool = True) -> None:
-        if not model.streamable or model.tokenizer_kind != "char":
-            raise LrgenError(f"{label}: predict needs a per-base model that streams (Caduceus or Hawk), "
-                             f"not {model.family}")
         self.model = model.to(device).eval()
         self.label = label
         self.conjoin = conjoin
@@ -107,23 +105,13 @@ class LmSource:
 class HeadSource:
     """Per-bin output tracks of a model fine-tuned on a per-bin task (GLRB ``cage_prediction``)."""
 
-    def __init__(self, model, label: str, device: torch.device, conjoin: bool = False) -> None:
-        from lrgen.glrb.data import CAGE_BIN_BP
-        from lrgen.glrb.tasks import CAGE
-
-        if model.head is None:
-            raise LrgenError(f"{label}: a backbone without a fine-tuned head has no output tracks")
-        if model.task.kind != CAGE:
-            raise LrgenError(
-                f"{label} was fine-tuned on {model.task.name}, which predicts one value per window, not a track "
-                "along the genome; predict writes the per-bin tracks of cage_prediction models (docs/predict.md)"
-            )
+    def __init__(self, model: FinetunedModel, label: str, device: torch.device, conjoin: bool = False) -> None:
         if conjoin:
             model.spec.conjoin = True  # average with the reverse-complement pass, as lrgen evaluate --conjoin does
         self.model = model.to(device).eval()
         self.device = device
         self.label = label
-        self.resolution = CAGE_BIN_BP
+        self.resolution = model.spec.bin_bp
         given = list(model.spec.label_names)
         self.names = given if len(given) == model.spec.n_outputs else [f"track{i}" for i in range(model.spec.n_outputs)]
 
@@ -134,21 +122,13 @@ class HeadSource:
     def default_context(self) -> int:
         return self.model.spec.context
 
-    def _pooled_offset(self, context: int) -> int:
-        """Offset (bp) in the window of the first pooled bin (bins cover the centred 896 × 128 bp at most)."""
-        from lrgen.glrb.data import cage_bins
-
-        return context // 2 - cage_bins(context) * self.resolution // 2
-
     def default_flank(self, context: int) -> int:
         flank = context // 8 // self.resolution * self.resolution
-        return max(flank, self._pooled_offset(context))
+        return max(flank, self.model.pooled_offset(context))
 
     def check_window(self, context: int, flank: int) -> None:
-        from lrgen.glrb.data import check_context
-
-        check_context(self.model.task, context)
-        offset = self._pooled_offset(context)
+        self.model.check_context(context)
+        offset = self.model.pooled_offset(context)
         if flank % self.resolution or flank < offset:
             raise LrgenError(f"--flank {flank} must be a multiple of the model's {self.resolution} bp bins and at least "
                              f"{offset} bp (the model pools only the central bins of a {context} bp window)")
@@ -159,45 +139,32 @@ class HeadSource:
         bins)."""
         from torch.nn.utils.rnn import pad_sequence
 
-        from lrgen.glrb.batches import Tokens
-        from lrgen.glrb.inference import autocast
+        from lrgen.engine import forward
+        from lrgen.tokenizer import Tokens
 
         context = len(seqs[0])
         tokens = Tokens(self.model.backbone.tokenizer_kind)
         rows = [tokens(s) for s in seqs]
-        batch = {
-            "ids": pad_sequence([r[0] for r in rows], batch_first=True, padding_value=tokens.pad_id).to(self.device),
-            "positions": pad_sequence([r[1] for r in rows], batch_first=True, padding_value=-1).to(self.device),
-            "context": context,
-        }
-        chunk = chunk_size if self.model.backbone.streamable else None
+        ids = pad_sequence([r[0] for r in rows], batch_first=True, padding_value=tokens.pad_id).to(self.device)
+        positions = pad_sequence([r[1] for r in rows], batch_first=True, padding_value=-1).to(self.device)
         with autocast(self.device):
-            features = self.model.features(batch, chunk)
-        out = self.model.head_outputs(features, batch)[..., columns].float().cpu().numpy()
+            hidden = forward(self.model.backbone, ids, "hidden", chunk_size=chunk_size, conjoin=self.model.spec.conjoin)
+            features = self.model.pool(hidden, positions, context)
+        out = self.model.outputs(features)[..., columns].float().cpu().numpy()
         values = np.full((len(seqs), context // self.resolution, len(columns)), np.nan, dtype=np.float32)
-        first = self._pooled_offset(context) // self.resolution
+        first = self.model.pooled_offset(context) // self.resolution
         values[:, first : first + out.shape[1]] = out
         return values
 
 
-def load_source(model, device: torch.device, conjoin: bool, cuda_graphs: bool = True):
-    """The track source of ``model``: a preset, checkpoint or fine-tuned directory, or a loaded model
+def load_source(resolved: ResolvedModel, device: torch.device, conjoin: bool, cuda_graphs: bool = True):
+    """The track source of a resolved model: its per-bin head if it has one, else its language-model tracks
     (``cuda_graphs``: see :class:`LmSource`)."""
-    from lrgen.glrb.heads import GlrbModel
-
-    if isinstance(model, (str, os.PathLike)):
-        from lrgen.finetune.checkpoint import is_finetuned, load_finetuned
-
-        label = str(model)
-        if Path(model).is_dir() and is_finetuned(model):
-            glrb, _ = load_finetuned(model, device)
-            return HeadSource(glrb, label, device, conjoin)
-        import lrgen
-
-        return LmSource(lrgen.load_model(label), label, device, conjoin, cuda_graphs)
-    if isinstance(model, GlrbModel):
-        return HeadSource(model, f"a fine-tuned {model.task.name} model", device, conjoin)
-    return LmSource(model, getattr(model, "family", type(model).__name__), device, conjoin, cuda_graphs)
+    if resolved.finetuned is not None:
+        resolved.require("track_head", command="predict")
+        return HeadSource(resolved.finetuned, resolved.label, device, conjoin)
+    resolved.require("per_base", "streamable", command="predict")
+    return LmSource(resolved.model, resolved.label, device, conjoin, cuda_graphs)
 
 
 def track_file_names(source, columns: list[int]) -> list[str]:

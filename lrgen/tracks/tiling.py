@@ -27,16 +27,6 @@ class Window:
     def end(self) -> int:
         return self.start + self.context
 
-    @property
-    def keep_slice(self) -> slice:
-        """Positions of the kept interior inside the window's own output."""
-        return slice(self.keep_start - self.start, self.keep_end - self.start)
-
-
-def default_flank(context: int) -> int:
-    """Flank cropped from each side by default: an eighth of the window (at least 0)."""
-    return context // 8
-
 
 def tile_region(chrom: str, start: int, end: int, context: int, flank: int) -> Iterator[Window]:
     """Windows of length ``context`` whose interiors ``context - 2*flank`` long cover ``[start, end)`` once."""
@@ -53,8 +43,3 @@ def tile_region(chrom: str, start: int, end: int, context: int, flank: int) -> I
         yield Window(chrom=chrom, start=pos - flank, keep_start=pos, keep_end=keep_end, context=context)
         pos = keep_end
 
-
-def count_windows(length: int, context: int, flank: int) -> int:
-    """How many windows :func:`tile_region` yields for a region of ``length``."""
-    interior = context - 2 * flank
-    return -(-length // interior)

@@ -1,53 +1,23 @@
 """The model passes of one window: the reference pass (once) and the passes with an allele or a mask put in.
 
-A *replacement* puts ``ids`` in place of the reference's ``[start, end)`` (lengths may differ: indels). In exact
-mode every replacement is a full pass over the whole edited window. In local mode the reference pass records each
-layer's scan states every ``record_every`` positions, and a replacement recomputes only ``recompute_span`` bp
+An *edit* (:class:`lrgen.engine.Edit`) puts ``ids`` in place of the reference's ``[start, end)`` (lengths may
+differ: indels). In exact mode every edit is a full pass over the whole edited window. In local mode the reference pass records each
+layer's scan states every ``record_every`` positions, and an edit recomputes only ``recompute_span`` bp
 around itself (widened to the recorded boundaries), restarting every scan from the reference pass's states
-(:mod:`lrgen.engine`); outside that span the edited pass is taken to equal the reference pass.
-Replacements are batched ``batch_size`` at a time; for models that are not RC-equivariant both strands run and
+(:func:`lrgen.engine.restream_edits`); outside that span the edited pass is taken to equal the reference pass.
+Edits are batched ``batch_size`` at a time; for models that are not RC-equivariant both strands run and
 are conjoined (the engine's post-hoc conjoining).
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
-from lrgen.engine import ChunkRunner, PassRouter, StateRecord, stream
-from lrgen.models.conjoin import conjoin
-
-
-@dataclass(frozen=True)
-class Replacement:
-    """``ids`` (1-D) in place of the reference's ``[start, end)``; outputs are wanted ``margin`` bp around it."""
-
-    start: int
-    end: int
-    ids: Tensor
-    margin: int = 0
-
-
-@dataclass
-class Region:
-    """Outputs of one replacement: ``values`` (n, V or H) over the edited sequence, the replacement at ``offset``."""
-
-    values: Tensor
-    offset: int
-
-
-def _restart(record: StateRecord, firsts: list[int], lasts: list[int]):
-    """A :class:`ChunkRunner` ``initial`` callback: row ``i``'s forward scans restart at ``firsts[i]``, its reverse
-    scans at ``lasts[i]``, from the recorded states (zero at the sequence ends)."""
-
-    def initial(key: str, reverse: bool, batch: int, device: torch.device):
-        return record.row_states(key, reverse, lasts if reverse else firsts, device)
-
-    return initial
+from lrgen.engine import Edit, EditOutput, StateRecord, restream_edits, stream
+from lrgen.engine.restart import batches_by_length, margins
 
 
 class WindowPasses:
@@ -88,80 +58,40 @@ class WindowPasses:
             self._logits = result[0]
         return result[0]
 
-    def edited(self, replacements: list[Replacement], output: str, reduce: Callable[[Region], Any],
+    def edited(self, edits: list[Edit], output: str, reduce: Callable[[EditOutput], Any],
                advance: Callable[[int], None] | None = None) -> list[Any]:
-        """``reduce`` of each replacement's outputs over its region (the replacement ± its margin), in order.
+        """``reduce`` of each edit's outputs over its region (the edit ± its margin), in order.
 
-        Replacements run in blocks of a few batches, so only one block's regions are held at a time;
-        ``advance(n)`` is told after each block.
+        Edits run in blocks of a few batches, so only one block's outputs are held at a time; ``advance(n)`` is
+        told after each block.
         """
         if self.half_span is not None and self._record is None:
             self.reference("logits")
-        run = self._exact if self.half_span is None else self._local
         block = self.batch_size * 4
         results: list[Any] = []
-        for i in range(0, len(replacements), block):
-            part = replacements[i : i + block]
-            results.extend(reduce(region) for region in run(part, output))
+        for i in range(0, len(edits), block):
+            part = edits[i : i + block]
+            if self.half_span is None:
+                outputs = self._exact(part, output)
+            else:
+                outputs = restream_edits(self.model, self._record, part, half_span=self.half_span,
+                                         chunk_size=self.chunk_size, batch_size=self.batch_size, output=output,
+                                         dtype=self.dtype)
+            results.extend(reduce(out) for out in outputs)
             if advance is not None:
                 advance(len(part))
         return results
 
-    def _margins(self, r: Replacement) -> tuple[int, int]:
-        return min(r.margin, r.start), min(r.margin, self.length - r.end)
-
-    def _exact(self, replacements: list[Replacement], output: str) -> list[Region]:
-        regions: list[Region | None] = [None] * len(replacements)
-        rows = []
-        for i, r in enumerate(replacements):
-            ids = torch.cat([self.ref_ids[: r.start], r.ids.long().cpu(), self.ref_ids[r.end :]])
-            rows.append((i, ids))
-        for batch in _batches(rows, self.batch_size, lambda row: row[1].shape[0]):
-            ids = torch.stack([row[1] for row in batch])
-            out = stream(self.model, ids, chunk_size=self.chunk_size, output=output, conjoin=self.conjoin,
-                         dtype=self.dtype)
+    def _exact(self, edits: list[Edit], output: str) -> list[EditOutput]:
+        """Full passes over every edited window."""
+        results: list[EditOutput | None] = [None] * len(edits)
+        rows = [(i, torch.cat([self.ref_ids[: e.start], e.ids.long().cpu(), self.ref_ids[e.end :]]))
+                for i, e in enumerate(edits)]
+        for batch in batches_by_length(rows, self.batch_size, lambda row: row[1].shape[0]):
+            out = stream(self.model, torch.stack([row[1] for row in batch]), chunk_size=self.chunk_size,
+                         output=output, conjoin=self.conjoin, dtype=self.dtype)
             for k, (i, _) in enumerate(batch):
-                r = replacements[i]
-                left, right = self._margins(r)
-                m = r.ids.shape[0]
-                regions[i] = Region(out[k, r.start - left : r.start + m + right], left)
-        return regions  # type: ignore[return-value]
-
-    def _local(self, replacements: list[Replacement], output: str) -> list[Region]:
-        record, length, half = self._record, self.length, self.half_span
-        ref = record.input_ids[0]
-        jobs = []
-        for i, r in enumerate(replacements):
-            first, last = record.window(max(0, r.start - half), min(length, r.end + half))
-            jobs.append((i, first, last, torch.cat([ref[first : r.start], r.ids.long().cpu(), ref[r.end : last]])))
-        regions: list[Region | None] = [None] * len(replacements)
-        for batch in _batches(jobs, self.batch_size, lambda job: job[3].shape[0]):
-            firsts, lasts = [job[1] for job in batch], [job[2] for job in batch]
-            runners = [ChunkRunner(self.chunk_size, initial=_restart(record, firsts, lasts))]
-            if record.rc is not None:  # the RC strand's window is the mirror image [L - last, L - first)
-                mirrored = _restart(record.rc, [length - p for p in lasts], [length - p for p in firsts])
-                runners.append(ChunkRunner(self.chunk_size, initial=mirrored))
-            out = self._run(torch.stack([job[3] for job in batch]), PassRouter(runners), output)
-            for k, (i, first, _, _) in enumerate(batch):
-                r = replacements[i]
-                left, right = self._margins(r)
-                at = r.start - first
-                regions[i] = Region(out[k, at - left : at + r.ids.shape[0] + right], left)
-        return regions  # type: ignore[return-value]
-
-    def _run(self, ids: Tensor, runner: PassRouter, output: str) -> Tensor:
-        device = self.model.device
-        autocast = torch.autocast(device.type, dtype=self.dtype) if self.dtype is not None else nullcontext()
-        with torch.no_grad(), autocast:
-            ids = ids.to(device)
-            if self.conjoin:
-                return conjoin(self.model, ids, runner=runner, output=output)
-            return self.model(ids, runner=runner) if output == "logits" else self.model.embed(ids, runner=runner)
-
-
-def _batches(rows: list, size: int, length_of) -> list[list]:
-    """Rows grouped by sequence length (a batch needs equal lengths), at most ``size`` per batch."""
-    groups: dict[int, list] = {}
-    for row in rows:
-        groups.setdefault(length_of(row), []).append(row)
-    return [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
+                edit = edits[i]
+                left, right = margins(edit, self.length)
+                results[i] = EditOutput(out[k, edit.start - left : edit.start + edit.ids.shape[0] + right], left)
+        return results  # type: ignore[return-value]

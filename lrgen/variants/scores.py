@@ -27,7 +27,8 @@ import torch
 from torch import Tensor
 
 from lrgen.tokenizer import MASK_ID, encode
-from lrgen.variants.passes import Region, Replacement, WindowPasses
+from lrgen.engine import Edit, EditOutput
+from lrgen.variants.passes import WindowPasses
 from lrgen.variants.triage import Allele, substitution_applies
 from lrgen.variants.windows import Window
 
@@ -131,8 +132,8 @@ def _llr(window: Window, passes: WindowPasses, alleles: list[Allele], tick: Tick
     for allele in alleles:
         sites.setdefault((_offset(window, allele), len(allele.ref)), []).append(allele)
     keys = list(sites)
-    replacements = [Replacement(o, o + r, torch.full((r,), MASK_ID, dtype=torch.long)) for o, r in keys]
-    masked = passes.edited(replacements, "logits", reduce=lambda region: region.values.float().cpu(), advance=tick)
+    edits = [Edit(o, o + r, torch.full((r,), MASK_ID, dtype=torch.long)) for o, r in keys]
+    masked = passes.edited(edits, "logits", reduce=lambda region: region.values.float().cpu(), advance=tick)
     for key, logits in zip(keys, masked):
         for allele in sites[key]:
             allele.scores["llr"] = substitution_logratio(logits, allele.ref, allele.alt)
@@ -143,28 +144,28 @@ def _embedding(window: Window, passes: WindowPasses, alleles: list[Allele], span
     hidden = passes.reference("hidden")
     length = passes.length
     ref_means = []
-    replacements = []
+    edits = []
     for allele in alleles:
         o, r = _offset(window, allele), len(allele.ref)
         left, right = min(half, o), min(half, length - o - r)
         ref_means.append(hidden[o - left : o + r + right].float().mean(0))
-        replacements.append(Replacement(o, o + r, encode(allele.alt), margin=half))
+        edits.append(Edit(o, o + r, encode(allele.alt), margin=half))
     del hidden
 
-    def mean(region: Region) -> Tensor:
+    def mean(region: EditOutput) -> Tensor:
         return region.values.float().mean(0)
 
-    alt_means = passes.edited(replacements, "hidden", reduce=mean, advance=tick)
+    alt_means = passes.edited(edits, "hidden", reduce=mean, advance=tick)
     for allele, ref_mean, alt_mean in zip(alleles, ref_means, alt_means):
         allele.scores["emb_cos"], allele.scores["emb_l2"] = embedding_distances(ref_mean, alt_mean)
 
 
 def _head(window: Window, model, passes: WindowPasses, alleles: list[Allele], tick: Tick | None) -> None:
-    half = model.task.pool_bp // 2
+    half = model.spec.pool_bp // 2
 
     def pooled(values: Tensor, at: int) -> Tensor:
         mean = values[max(0, at - half) : at + half].float().mean(0)
-        if model.spec.rc_pool:  # as lrgen.glrb.pooling.rc_invariant over a region centred on the allele
+        if model.spec.rc_pool:  # as lrgen.models.pooling.rc_invariant over a region centred on the allele
             width = mean.shape[0] // 2
             mean = (mean[:width] + mean[width:].flip(0)) / 2
         return mean
@@ -172,9 +173,9 @@ def _head(window: Window, model, passes: WindowPasses, alleles: list[Allele], ti
     hidden = passes.reference("hidden")
     ref_features = [pooled(hidden, _offset(window, a)) for a in alleles]
     del hidden
-    replacements = [Replacement(_offset(window, a), _offset(window, a) + len(a.ref), encode(a.alt), margin=half)
+    edits = [Edit(_offset(window, a), _offset(window, a) + len(a.ref), encode(a.alt), margin=half)
                     for a in alleles]
-    alt_features = passes.edited(replacements, "hidden", reduce=lambda region: pooled(region.values, region.offset),
+    alt_features = passes.edited(edits, "hidden", reduce=lambda region: pooled(region.values, region.offset),
                                  advance=tick)
     features = torch.stack([torch.cat([r, a]) for r, a in zip(ref_features, alt_features)])
     tissue = torch.zeros(len(alleles), dtype=torch.long, device=features.device)  # 0: tissue unknown

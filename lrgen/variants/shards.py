@@ -1,62 +1,32 @@
-"""Sharding a score-vcf run across processes started by ``torchrun``: window ``i`` belongs to rank ``i % world``.
+"""Merging the shards of a score-vcf run under ``torchrun``: window ``i`` belongs to rank ``i % world``.
 
-Every process reads the whole VCF and forms the same windows; each scores its own and keeps them in its partial
-folder (:mod:`lrgen.variants.resume`). At the end all processes meet at a barrier (``torch.distributed``, gloo) and
-rank 0 interleaves the shards' windows back into input order and writes the one output.
+Every process reads the whole VCF and forms the same windows; each scores its own into its subfolder of the
+partial folder (:mod:`lrgen.variants.resume`). Once all are done rank 0 interleaves the shards' windows back into
+input order.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from lrgen.errors import LrgenError
+from lrgen.runtime.partial import PartialFolder
+from lrgen.variants.resume import PROGRESS
 
 
-@dataclass(frozen=True)
-class Shard:
-    """This process's place in a ``torchrun`` job (rank 0 of 1 without one)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_env(cls) -> Shard:
-        try:
-            world = int(os.environ.get("WORLD_SIZE", "1"))
-            rank = int(os.environ.get("RANK", "0"))
-            local = int(os.environ.get("LOCAL_RANK", str(rank)))
-        except ValueError as exc:
-            raise LrgenError(f"WORLD_SIZE/RANK/LOCAL_RANK must be integers (set by torchrun): {exc}") from exc
-        return cls(rank, world, local)
-
-    @property
-    def sharded(self) -> bool:
-        return self.world > 1
-
-    def owns(self, window_index: int) -> bool:
-        return window_index % self.world == self.rank
-
-    def barrier(self) -> None:
-        """Wait for every process (gloo: no GPU collective needed)."""
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group(backend="gloo")
-        dist.barrier()
-
-
-def merge_shards(root: Path, world: int, vcf_out: Path, tsv_out: Path) -> list[dict]:
+def merge_shards(partial: PartialFolder, world: int, vcf_out: Path, tsv_out: Path) -> list[dict]:
     """Interleave the shards' bodies window by window into ``vcf_out``/``tsv_out``; returns each shard's counts."""
-    progress = [json.loads((root / f"rank{r}" / "progress.json").read_text()) for r in range(world)]
+    folders = [partial.root / f"rank{r}" for r in range(world)]
+    progress = []
+    for folder in folders:
+        state = partial.read_state(PROGRESS, folder)
+        if state is None:
+            raise LrgenError(f"{folder} has no {PROGRESS}: a process did not finish; rerun with --resume")
+        progress.append(state)
     windows = {p["windows"] for p in progress}
     if len(windows) != 1:
-        raise LrgenError(f"the shards in {root} disagree on the number of windows ({sorted(windows)}): rerun")
-    sources = [(open(root / f"rank{r}" / "body.vcf", "rb"), open(root / f"rank{r}" / "body.tsv", "rb"))
-               for r in range(world)]
+        raise LrgenError(f"the shards in {partial.root} disagree on the number of windows ({sorted(windows)}): rerun")
+    sources = [(open(f / "body.vcf", "rb"), open(f / "body.tsv", "rb")) for f in folders]
     taken = [0] * world
     try:
         with open(vcf_out, "wb") as vcf, open(tsv_out, "wb") as tsv:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
+from lrgen.io.bed import centred_window
 from lrgen.variants.triage import Entry
 
 MAX_ENTRIES = 20_000  # records held in memory per window at most
@@ -38,7 +39,7 @@ def group_windows(entries: Iterable[Entry], context: int) -> Iterator[Window]:
     sequence on each side. Records with nothing to score join the current window (order is kept); a window also
     closes at :data:`MAX_ENTRIES` records or where the input goes backwards (unsorted input still works).
     """
-    core = context // 2
+    span = context // 2
     current: list[Entry] = []
     contig: str | None = None
     lo = hi = 0
@@ -48,7 +49,7 @@ def group_windows(entries: Iterable[Entry], context: int) -> Iterator[Window]:
             start = min(a.variant.start for a in scorable)
             end = max(a.variant.end for a in scorable)
             opened = contig is not None
-            if opened and (entry.contig != contig or start < lo or max(hi, end) - lo > core):
+            if opened and (entry.contig != contig or start < lo or max(hi, end) - lo > span):
                 yield _place(contig, lo, hi, current, context)
                 current, contig = [], None
             if contig is None:
@@ -65,5 +66,4 @@ def group_windows(entries: Iterable[Entry], context: int) -> Iterator[Window]:
 def _place(contig: str | None, lo: int, hi: int, entries: list[Entry], context: int) -> Window:
     if contig is None:
         return Window(None, 0, 0, entries)
-    start = (lo + hi) // 2 - context // 2
-    return Window(contig, start, start + context, entries)
+    return Window(contig, *centred_window(lo, hi, context), entries)

@@ -1,16 +1,15 @@
 """Fine-tuning a backbone with a GLRB task head: AdamW, warm-up, early stopping on a validation split carved from
 train (never test), bf16 autocast on GPU, resumable state, progress bars, DDP under ``torchrun``.
 
-The output folder holds the best model so far (see :mod:`lrgen.finetune.checkpoint`) and ``train_state.pt``, the
-state to resume from (written atomically after every validation). With a frozen backbone the pooled features are
-computed once and only the head is trained.
+The output folder holds the best model so far (a fine-tuned folder, :mod:`lrgen.models.finetuned`) and
+``train_state.pt``, the state to resume from (tensors only, read with ``weights_only=True``; written atomically
+after every validation). With a frozen backbone the pooled features are computed once and only the head is trained.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,35 +19,38 @@ import torch
 import torch.nn.functional as F
 
 from lrgen.errors import LrgenError
-from lrgen.finetune.checkpoint import TASK_FILE, atomic_write_text, save_finetuned
 from lrgen.glrb.batches import to_device
 from lrgen.glrb.data import Record, TaskTable, make_windows, read_task
-from lrgen.glrb.heads import GlrbModel, make_spec
-from lrgen.glrb.inference import autocast, loader, new_progress, pooled_features
+from lrgen.glrb.heads import task_spec
+from lrgen.glrb.inference import batch_inputs, loader, pooled_features
 from lrgen.glrb.metrics import macro
-from lrgen.glrb.tasks import CAGE, VARIANT, get_task
+from lrgen.glrb.tasks import get_task
 from lrgen.models.compiled import compile_position_wise
+from lrgen.models.finetuned import TASK_FILE, FinetunedModel, save_finetuned
+from lrgen.runtime.device import autocast
+from lrgen.runtime.files import atomic_path, atomic_write_text
+from lrgen.runtime.schedule import default_warmup, warmup_cosine
 
 STATE_FILE = "train_state.pt"
 
 
 @dataclass
-class FinetuneConfig:
-    """Options of :func:`finetune` (the CLI flags carry the same names)."""
+class FinetuneOptions:
+    """Everything ``lrgen finetune`` takes (the CLI flags carry the same names); ``output`` is the run folder."""
 
     task: str
     model: str
     data_dir: str
     genome: str
     context: int
-    out: str
+    output: str
     epochs: int = 10
     max_steps: int | None = None
     batch_size: int = 8
     lr: float = 1e-4  # backbone learning rate
     head_lr: float = 1e-3
     weight_decay: float = 0.01
-    warmup_steps: int = 100
+    warmup_steps: int | None = None  # default: 5% of the run's steps
     patience: int = 3  # validations without improvement before stopping
     val_fraction: float = 0.1  # share of train carved out for validation when the task has no validation split
     eval_every: int | None = None  # steps between validations (default: once per epoch)
@@ -90,22 +92,18 @@ def _loss(task, out: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(out, label)
 
 
-def _lr_lambda(warmup: int, total: int):
-    """Linear warm-up, then cosine decay to 10% at ``total`` steps."""
-
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return f
+def _save_state(state: dict, path: Path) -> None:
+    """The resumable state: tensors (weights, optimizer) by torch.save of plain containers, the rest as JSON."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def _load_state(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling raises many types; none is shown as a traceback
+        raise LrgenError(f"{path}: not a readable fine-tuning state ({type(err).__name__}); remove it to start "
+                         "over") from None
 
 
 class _Batches:
@@ -124,15 +122,15 @@ class _Batches:
         return len(self.batches)
 
 
-def _validate(model: GlrbModel, val, device, cached: bool, batch_size: int) -> dict:
+def _validate(model: FinetunedModel, val, device, cached: bool, batch_size: int) -> dict:
     """Validation loss and primary metric; ``score`` ranks validations (the metric, or -loss where it is NaN)."""
-    task = model.task
+    task = get_task(model.spec.task)
     feats = val if cached else pooled_features(model, val, device)
     outs = []
     with torch.no_grad():
         for i in range(0, len(feats["label"]), batch_size):
             batch = {k: v[i : i + batch_size].to(device) for k, v in feats.items()}
-            outs.append(model.head_outputs(batch["features"], batch).float().cpu())
+            outs.append(model.outputs(batch["features"], batch.get("tissue")).float().cpu())
     out = torch.cat(outs)
     loss = float(_loss(task, out, feats["label"]))
     scores = torch.sigmoid(out) if task.binary else out
@@ -140,24 +138,31 @@ def _validate(model: GlrbModel, val, device, cached: bool, batch_size: int) -> d
     return {"loss": loss, task.metric: metric, "score": metric if not math.isnan(metric) else -loss}
 
 
-def finetune(config: FinetuneConfig) -> dict:
-    """Fine-tune ``config.model`` on ``config.task`` and save the best model in ``config.out``; returns a summary."""
-    import lrgen
-    from lrgen.io.genome import Genome
-    from lrgen.pretrain.distributed import barrier, broadcast_object, cleanup, init_distributed, wrap_ddp
+def finetune(options: FinetuneOptions) -> dict:
+    """Fine-tune ``options.model`` on ``options.task`` and save the best model in ``options.output``; returns a
+    summary. Under ``torchrun`` every process calls this (DDP)."""
+    from lrgen.runtime.distributed import processes
 
-    cfg = config
-    task = get_task(cfg.task)
+    task = get_task(options.task)
     if task.test_only:
         raise LrgenError(f"{task.name} has only a test split: evaluate it zero-shot with lrgen evaluate")
-    out = Path(cfg.out)
+    out = Path(options.output)
     state_path = out / STATE_FILE
-    if not cfg.resume and (state_path.exists() or (out / TASK_FILE).exists()):
-        raise LrgenError(f"{out} already holds a fine-tuning run: pass --resume to continue it or choose another --out")
-    if cfg.resume and not state_path.exists():
+    if not options.resume and (state_path.exists() or (out / TASK_FILE).exists()):
+        raise LrgenError(f"{out} already holds a fine-tuning run: pass --resume to continue it or choose another "
+                         "-o/--output")
+    if options.resume and not state_path.exists():
         raise LrgenError(f"--resume: {state_path} not found")
+    with processes(options.device) as procs:
+        return _finetune(options, task, out, state_path, procs)
 
-    info = init_distributed(cfg.device)
+
+def _finetune(cfg: FinetuneOptions, task, out: Path, state_path: Path, info) -> dict:
+    from lrgen.io.genome import Genome
+    from lrgen.models.resolve import resolve_model
+    from lrgen.runtime.distributed import wrap_ddp
+    from lrgen.runtime.progress import progress_bar
+
     device = info.device
     progress = None
     try:
@@ -171,12 +176,13 @@ def finetune(config: FinetuneConfig) -> dict:
             raise LrgenError(f"{table.path}: {len(train_w.records)} usable training windows for {info.world_size} "
                              f"processes ({train_w.counts})")
 
-        backbone = lrgen.load_model(cfg.model)
+        resolved = resolve_model(cfg.model)
+        backbone = resolved.model
         tissues = sorted({r.tissue for r in train_w.records}) if task.tissue else []
         n_outputs = train_w.labels(train_w.records[0]).shape[-1]
-        spec = make_spec(backbone, task.name, cfg.context, n_outputs, hidden=cfg.hidden, tissues=tissues,
+        spec = task_spec(backbone, task, cfg.context, n_outputs, hidden=cfg.hidden, tissues=tissues,
                          conjoin=cfg.conjoin, label_names=table.label_names)
-        model = GlrbModel(backbone, spec).to(device)
+        model = FinetunedModel(backbone, spec).to(device)
         kind = backbone.tokenizer_kind
         if cfg.freeze_backbone:
             backbone.requires_grad_(False)
@@ -184,7 +190,7 @@ def finetune(config: FinetuneConfig) -> dict:
             compile_position_wise(backbone)
 
         if info.is_main:
-            progress = new_progress()
+            progress = progress_bar()
             progress.start()
         cached = cfg.freeze_backbone
         if cached:
@@ -201,13 +207,14 @@ def finetune(config: FinetuneConfig) -> dict:
         optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
         per_epoch = len(_Batches(len(train_w.records), cfg.batch_size, cfg.seed, 0, info.rank, info.world_size))
         total = cfg.max_steps or cfg.epochs * per_epoch
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg.warmup_steps, total))
+        warmup = cfg.warmup_steps if cfg.warmup_steps is not None else default_warmup(total)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, warmup, 0.1))
         trainable = model.head if cfg.freeze_backbone else model
         ddp = wrap_ddp(trainable, info)
 
         run = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": -math.inf, "bad": 0, "history": [], "done": False}
         if cfg.resume:
-            saved = torch.load(state_path, map_location="cpu", weights_only=False)
+            saved = _load_state(state_path)
             if saved["config"]["task"] != cfg.task or saved["config"]["context"] != cfg.context:
                 raise LrgenError(f"{state_path}: saved run is {saved['config']['task']} at {saved['config']['context']} bp")
             trainable.load_state_dict(saved["trainable"])
@@ -217,10 +224,10 @@ def finetune(config: FinetuneConfig) -> dict:
             run["done"] = run["bad"] >= cfg.patience or run["step"] >= total  # a longer budget continues the run
 
         counts = {"train": train_w.counts, "validation": val_w.counts if val_w else {"rows": 0, "kept": 0}}
-        extra = {"task": task.name, "metric": task.metric, "backbone": cfg.model, "counts": counts}
+        extra = {"task": task.name, "metric": task.metric, "backbone": resolved.description, "counts": counts}
 
         def save_state() -> None:
-            _atomic_torch_save({"config": asdict(cfg), "trainable": trainable.state_dict(),
+            _save_state({"config": asdict(cfg), "trainable": trainable.state_dict(),
                                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                 "run": run}, state_path)
 
@@ -241,7 +248,7 @@ def finetune(config: FinetuneConfig) -> dict:
                     run["bad"] += 1
                 run["done"] = run["bad"] >= cfg.patience or run["step"] >= total
                 save_state()
-            run["done"] = broadcast_object(run["done"], info)
+            run["done"] = info.broadcast(run["done"])
 
         out.mkdir(parents=True, exist_ok=True)
         start = time.time()
@@ -258,7 +265,10 @@ def finetune(config: FinetuneConfig) -> dict:
             for batch in source:
                 batch = to_device(batch, device)
                 with autocast(device):
-                    prediction = ddp(batch["features"], batch.get("tissue")) if cached else ddp(batch)
+                    if cached:
+                        prediction = ddp(batch["features"], batch.get("tissue"))
+                    else:
+                        prediction = ddp(*batch_inputs(batch), batch["context"], batch.get("tissue"))
                     loss = _loss(task, prediction, batch["label"])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -280,7 +290,7 @@ def finetune(config: FinetuneConfig) -> dict:
                     validate_and_save()
         summary = {
             "task": task.name,
-            "out": str(out),
+            "output": str(out),
             "steps": run["step"],
             "best_validation": run["best"],
             "metric": task.metric,
@@ -293,9 +303,7 @@ def finetune(config: FinetuneConfig) -> dict:
             meta = json.loads((out / TASK_FILE).read_text())
             meta["summary"] = {k: summary[k] for k in ("steps", "history", "seconds", "world_size")}
             atomic_write_text(out / TASK_FILE, json.dumps(meta, indent=2) + "\n")
-        barrier(info)  # rank 0 has written its files before any process leaves the group
         return summary
     finally:
         if progress is not None:
             progress.stop()
-        cleanup(info)

@@ -7,7 +7,7 @@ import platform
 
 import torch
 
-from lrgen import __version__
+from lrgen.version import __version__
 from lrgen.ops.backend import available_backends, select_backend
 
 _PACKAGES = ("torch", "numpy", "pysam", "pyfaidx", "pyBigWig", "safetensors", "huggingface-hub", "triton", "mamba-ssm")

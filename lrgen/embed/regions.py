@@ -1,4 +1,4 @@
-"""The embed job: per-region embeddings of a BED file's regions, computed through the streaming engine.
+"""Per-region embeddings of a BED file's regions, computed through the streaming engine.
 
 Each region is evaluated inside a *window*: ``context`` is the window's total length, centred on the region (the
 extra bases split evenly, the odd one on the right); a region longer than ``context``, or any region when
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -22,6 +22,7 @@ from torch import Tensor
 from lrgen.errors import LrgenError
 
 POOLS = ("mean", "none")
+METADATA_KEY = "__metadata__"
 FORMATS = (".safetensors", ".npz")
 
 
@@ -81,118 +82,116 @@ def _width(w: Window) -> int:
     return w.window_end - w.window_start
 
 
-def pick_device(device: str) -> torch.device:
-    """``auto`` (CUDA when available), ``cpu`` or ``cuda[:i]``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise LrgenError(f"--device {device}: no CUDA GPU is available; use --device cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise LrgenError(f"--device {device!r} is not a device: use auto, cpu or cuda") from None
+@dataclass
+class EmbedOptions:
+    """Everything ``lrgen embed`` takes (the CLI flags carry the same names); lengths in bp.
+
+    ``model`` is a name for :func:`lrgen.models.resolve_model` or a loaded model; ``output`` is ``.safetensors``
+    or ``.npz``; ``context`` is the window centred on each region (default: the region itself); ``chunk_size``
+    defaults to the engine's chunk policy. On a GPU equal batches replay one CUDA graph unless ``cuda_graphs`` is
+    off (:mod:`lrgen.engine.graphs`).
+    """
+
+    regions: Path
+    genome: Path
+    model: Any
+    output: Path
+    context: int | None = None
+    chunk_size: int | None = None
+    pool: str = "mean"
+    conjoin: bool = False
+    device: str = "auto"
+    batch_size: int = 8
+    progress: bool = True
+    cuda_graphs: bool = True
+
+    def __post_init__(self) -> None:
+        self.regions, self.genome, self.output = Path(self.regions), Path(self.genome), Path(self.output)
 
 
 def _write(output: Path, tensors: dict[str, Tensor], metadata: dict) -> None:
-    """Write ``tensors`` and ``metadata`` to ``output`` through a temporary file in the same folder."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    os.close(fd)
-    try:
+    """Write ``tensors`` and ``metadata`` to ``output`` atomically."""
+    from lrgen.runtime.files import atomic_path
+
+    with atomic_path(output) as tmp:
         if output.suffix == ".safetensors":
             from safetensors.torch import save_file
 
-            save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata={"lrgen": json.dumps(metadata)})
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp),
+                      metadata={"lrgen": json.dumps(metadata)})
         else:
             import numpy as np
 
+            arrays = {k: v.numpy() for k, v in tensors.items()}
             with open(tmp, "wb") as fh:
-                np.savez(fh, __metadata__=np.array(json.dumps(metadata)), **{k: v.numpy() for k, v in tensors.items()})
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+                np.savez(fh, **{METADATA_KEY: np.array(json.dumps(metadata))}, **arrays)
 
 
-def embed_regions(
-    bed: str | os.PathLike,
-    model,
-    genome: str | os.PathLike,
-    output: str | os.PathLike,
-    context: int | None = None,
-    chunk_size: int | None = None,
-    pool: str = "mean",
-    conjoin: bool = False,
-    device: str = "auto",
-    batch_size: int = 8,
-    progress: bool = True,
-    cuda_graphs: bool = True,
-) -> dict:
-    """Embed every region of ``bed`` with ``model`` (a preset, checkpoint or hub id, or a loaded model) and write the
-    embeddings to ``output`` (.safetensors or .npz).
+def embed_regions(options: EmbedOptions) -> dict:
+    """Embed every region of ``options.regions`` and write the embeddings to ``options.output``; returns the
+    metadata.
 
     Keys are region names (:func:`region_keys`); float32 tensors ``(H,)`` for ``pool="mean"`` or ``(length, H)``
     for ``"none"``. The file carries a JSON metadata record (model, context, chunk_size, pool, conjoin, genome and
     each key's region and window): in safetensors' header under ``lrgen``, in npz as the ``__metadata__`` entry.
-    Regions whose windows have the same length are evaluated ``batch_size`` at a time; on a GPU, equal batches
-    replay one CUDA graph unless ``cuda_graphs`` is off (:mod:`lrgen.engine.graphs`). Returns the metadata.
+    Regions whose windows have the same length are evaluated ``batch_size`` at a time.
     """
-    from lrgen import load_model
-    from lrgen.engine import stream
-    from lrgen.engine.chunks import check_positive, default_chunk_size
+    from lrgen.engine import default_chunk_size, stream
     from lrgen.engine.graphs import GraphedStream
     from lrgen.io.bed import read_bed
     from lrgen.io.genome import Genome
+    from lrgen.models.resolve import resolve_model
+    from lrgen.runtime.device import resolve_device
+    from lrgen.runtime.progress import progress_bar
     from lrgen.tokenizer import encode_batch
-    from rich.progress import Progress
 
-    output = Path(output)
+    o = options
+    output = o.output
     if output.suffix not in FORMATS:
         raise LrgenError(f"output {output}: name it *.safetensors or *.npz")
     if not output.parent.is_dir():
         raise LrgenError(f"output folder {output.parent} does not exist")
-    if pool not in POOLS:
-        raise LrgenError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
-    check_positive("batch_size", batch_size)
-    if context is not None:
-        check_positive("context", context)
-    torch_device = pick_device(device)
+    if o.pool not in POOLS:
+        raise LrgenError(f"--pool must be one of {', '.join(POOLS)}, got {o.pool!r}")
+    if o.batch_size < 1:
+        raise LrgenError(f"--batch-size must be at least 1, got {o.batch_size}")
+    device = resolve_device(o.device)
 
-    fasta = Genome(genome)
-    regions = read_bed(bed, fasta)
+    fasta = Genome(o.genome)
+    regions = read_bed(o.regions, fasta)
     if not regions:
-        raise LrgenError(f"{bed}: no regions to embed")
-    windows = [
-        Window(key, r.chrom, r.start, r.end, *region_window(r.start, r.end, context))
-        for key, r in zip(region_keys(regions), regions)
-    ]
-    net = (load_model(model) if isinstance(model, (str, os.PathLike)) else model).to(torch_device).eval()
-    chunk_size = check_positive("chunk_size", default_chunk_size(torch_device) if chunk_size is None else chunk_size)
-    model_name = str(model) if isinstance(model, (str, os.PathLike)) else net.family
-    if getattr(net, "tokenizer_kind", "char") != "char":
-        raise LrgenError(f"model {model_name}: embed needs a single-nucleotide model (caduceus or hawk)")
+        raise LrgenError(f"{o.regions}: no regions to embed")
+    keys = region_keys(regions)
+    if output.suffix == ".npz" and METADATA_KEY in keys:
+        raise LrgenError(f"{o.regions}: the region name {METADATA_KEY!r} is reserved in .npz output; rename it")
+    windows = [Window(key, r.chrom, r.start, r.end, *region_window(r.start, r.end, o.context))
+               for key, r in zip(keys, regions)]
+    resolved = resolve_model(o.model).require("per_base", "streamable", command="embed").to(device)
+    net = resolved.model
+    chunk_size = o.chunk_size or default_chunk_size(device)
 
-    options = dict(chunk_size=chunk_size, output="hidden", conjoin=conjoin)
-    run = GraphedStream(net, **options) if cuda_graphs else partial(stream, net, **options)
+    stream_options = dict(chunk_size=chunk_size, output="hidden", conjoin=o.conjoin)
+    run = GraphedStream(net, **stream_options) if o.cuda_graphs else partial(stream, net, **stream_options)
     tensors: dict[str, Tensor] = {}
-    with Progress(disable=not progress, transient=True) as bar:
+    with progress_bar("embed", show=o.progress, fields=()) as bar:
         task = bar.add_task("embedding regions", total=len(windows))
-        for batch in group_windows(windows, batch_size):
+        for batch in group_windows(windows, o.batch_size):
             ids = encode_batch([fasta.fetch(w.chrom, w.window_start, w.window_end) for w in batch])
             hidden = run(ids).float().cpu()  # a replay's buffer, copied out before the next batch
             for row, w in zip(hidden, batch):
                 values = row[w.offset : w.offset + w.end - w.start]
-                tensors[w.key] = values.mean(0) if pool == "mean" else values.clone()
+                tensors[w.key] = values.mean(0) if o.pool == "mean" else values.clone()
             bar.advance(task, len(batch))
 
     metadata = {
-        "model": model_name,
+        "model": resolved.label,
         "family": net.family,
         "hidden_size": int(net.hidden_size),
-        "genome": str(genome),
-        "context": context,
+        "genome": str(o.genome),
+        "context": o.context,
         "chunk_size": chunk_size,
-        "pool": pool,
-        "conjoin": conjoin,
+        "pool": o.pool,
+        "conjoin": o.conjoin,
         "regions": {
             w.key: {"chrom": w.chrom, "start": w.start, "end": w.end, "window": [w.window_start, w.window_end]}
             for w in windows

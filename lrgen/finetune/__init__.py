@@ -1,1 +1,0 @@
-"""Fine-tuning backbones with GLRB task heads, and fine-tuned models on disk."""
