@@ -136,9 +136,9 @@ def ntv2_config_from_esm(data: dict[str, Any], path: Path, *, cls_token_id: int,
     from lrgen.models.ntv2 import NTv2Config
 
     for key, (accepted, why) in _ESM_REQUIRED.items():
-        value = data.get(key, "absent")
-        if value not in accepted:
-            raise LrgenError(f"{path}: {key} is {value!r}; lrgen's ntv2 reads Nucleotide Transformer v2 checkpoints "
+        if data.get(key) not in accepted:
+            said = repr(data[key]) if key in data else "absent"
+            raise LrgenError(f"{path}: {key} is {said}; lrgen's ntv2 reads Nucleotide Transformer v2 checkpoints "
                              f"({why})")
     try:
         return NTv2Config(

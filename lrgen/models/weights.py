@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -69,9 +70,9 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        reason = str(err).strip().splitlines()[-1]
-        raise LrgenError(f"{path}: refused: the pickle needs more than tensors, and lrgen never runs pickled code "
-                         f"({reason})") from None
+        reason = re.search(r"Unsupported [^\n]*?(?= was not|\.|\n|$)", str(err))
+        raise LrgenError(f"{path}: refused: not loadable as weights only ({reason[0] if reason else 'unpickling failed'}"
+                         "); lrgen reads .bin files with torch.load(weights_only=True) and never runs pickled code") from None
     except Exception as err:  # a truncated or foreign file: torch raises RuntimeError, EOFError, ...
         raise LrgenError(f"{path}: cannot read ({type(err).__name__}: {err})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
