@@ -100,6 +100,11 @@ def reverse_complement_ids(ids: torch.Tensor) -> torch.Tensor:
     return complement_ids(ids.flip(-1))
 
 
+TOKENIZER_JSON = "tokenizer.json"
+VOCAB_TXT = "vocab.txt"
+_NO_OP_NORMALIZERS = {"NFC", "NFD", "NFKC", "NFKD"}  # identities on the ASCII input lrgen reads
+
+
 class CharTokenizer:
     """One token per base: a vocabulary (id → token), the id of every input byte, and the special ids.
 
@@ -126,11 +131,11 @@ class CharTokenizer:
     def vocab_size(self) -> int:
         return len(self.vocab)
 
+    def _key(self) -> tuple:
+        return self.vocab, self.complement, self.mask_id, self.pad_id, self.unk_id, self._table.tobytes()
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, CharTokenizer) and (
-            self.vocab, self.complement, (self.mask_id, self.pad_id, self.unk_id)
-        ) == (other.vocab, other.complement, (other.mask_id, other.pad_id, other.unk_id)) and np.array_equal(
-            self._table, other._table)
+        return isinstance(other, CharTokenizer) and self._key() == other._key()
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -140,8 +145,9 @@ class CharTokenizer:
 
     def encode_batch(self, seqs: Sequence[str]) -> torch.Tensor:
         """Ids of equal-length sequences as a ``(B, L)`` LongTensor."""
-        if len({len(s) for s in seqs}) > 1:
-            raise ValueError(f"encode_batch needs sequences of equal length, got lengths {sorted({len(s) for s in seqs})}")
+        lengths = sorted({len(s) for s in seqs})
+        if len(lengths) != 1:
+            raise ValueError(f"encode_batch needs one or more sequences of equal length, got lengths {lengths}")
         return self.encode("".join(seqs)).view(len(seqs), -1)
 
     def tokenize(self, seq: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -175,11 +181,6 @@ CHAR_TOKENIZER = CharTokenizer(ID_TO_TOKEN, _ENCODE_TABLE, mask_id=MASK_ID, pad_
                                complement=COMPLEMENT_IDS)
 """lrgen's default character tokenizer (the ids above): the tokenizer of lrgen's own and the official Caduceus
 checkpoints."""
-
-TOKENIZER_JSON = "tokenizer.json"
-VOCAB_TXT = "vocab.txt"
-_NO_OP_NORMALIZERS = {"NFC", "NFD", "NFKC", "NFKD"}  # identities on the ASCII input lrgen reads
-
 
 def read_tokenizer_json(path: str | Path, complement_map: dict[Any, Any] | None = None,
                         special_tokens: dict[str, str] | None = None) -> CharTokenizer:
