@@ -88,7 +88,7 @@ def test_bad_directories_give_one_line_errors(tmp_path):
     with pytest.raises(LrgenError, match=r"config.json: line \d+: invalid JSON"):
         lrgen.load_model(tmp_path / "ck")
     config_path.write_text(json.dumps({**json.loads(good), "model_type": "gpt2"}))
-    with pytest.raises(LrgenError, match="model_type 'gpt2' is not one of"):
+    with pytest.raises(LrgenError, match="config.json: model_type 'gpt2': not one of caduceus, hawk, ntv2"):
         lrgen.load_model(tmp_path / "ck")
     config_path.write_text(json.dumps({**json.loads(good), "d_model": 48}))
     with pytest.raises(LrgenError, match="weights do not match config.json: size mismatch"):

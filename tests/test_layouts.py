@@ -171,6 +171,20 @@ def test_ntv2_esm_checkpoint_matches_the_reference(tmp_path, legacy):
 
 
 @torch.no_grad()
+@pytest.mark.parametrize("marker", ["model_type", "architectures", "auto_map"])
+def test_ntv2_esm_config_is_recognised_by_any_of_its_markers(tmp_path, marker):
+    """The hub config may name the layout by model_type, architectures or only its auto_map (remote code)."""
+    config = {k: v for k, v in esm_config().items() if k not in ("model_type", "architectures")}
+    config[marker] = {"model_type": "esm", "architectures": ["EsmForMaskedLM"],
+                      "auto_map": {"AutoConfig": "esm_config.EsmConfig",
+                                   "AutoModelForMaskedLM": "modeling_esm.EsmForMaskedLM"}}[marker]
+    tensors = esm_tensors(seed=7)
+    model = lrgen.load_model(write_esm(tmp_path / "nt", tensors, config))
+    ids = model.tokenizer.encode("ACGTGTACGTGCAC")[None]
+    torch.testing.assert_close(model(ids), esm_reference(tensors, ids), **TOL)
+
+
+@torch.no_grad()
 def test_ntv2_esm_padded_batch_matches_the_reference(tmp_path):
     tensors = esm_tensors(seed=2)
     model = lrgen.load_model(write_esm(tmp_path / "nt", tensors))

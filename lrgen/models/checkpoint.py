@@ -106,8 +106,8 @@ def read_config(directory: str | Path) -> dict[str, Any]:
         raise LrgenError(f"{path}: missing") from None
     except json.JSONDecodeError as err:
         raise LrgenError(f"{path}: line {err.lineno}: invalid JSON ({err.msg})") from None
-    if not isinstance(data, dict) or not ("model_type" in data or "architectures" in data):
-        raise LrgenError(f"{path}: no model_type or architectures; expected a model config.json")
+    if not isinstance(data, dict) or not {"model_type", "architectures", "auto_map"} & set(data):
+        raise LrgenError(f"{path}: no model_type, architectures or auto_map; expected a model config.json")
     return data
 
 

@@ -49,8 +49,11 @@ NTV2_VOCAB_SIZE = KmerTokenizer().vocab_size  # 4,107: the published 6-mer vocab
 
 
 def layout_of(data: dict[str, Any]) -> str:
-    """``"esm"`` for a Hugging Face ESM config, else the family named by ``model_type``."""
-    if data.get("model_type") == "esm" or ESM_ARCHITECTURE in (data.get("architectures") or []):
+    """``"esm"`` for a Hugging Face ESM config (``model_type`` esm, or ``EsmForMaskedLM`` in ``architectures`` or
+    ``auto_map``), else the family named by ``model_type``."""
+    auto_map = data.get("auto_map") if isinstance(data.get("auto_map"), dict) else {}
+    if (data.get("model_type") == "esm" or ESM_ARCHITECTURE in (data.get("architectures") or [])
+            or any(str(v).endswith(f".{ESM_ARCHITECTURE}") for v in auto_map.values())):
         return "esm"
     return str(data.get("model_type"))
 
@@ -64,8 +67,9 @@ def load_layout(directory: Path) -> LanguageModel:
     if layout == "esm":
         return _load_esm(directory, data)
     if layout not in FAMILIES:
-        raise LrgenError(f"{directory / CONFIG_NAME}: model_type {layout!r} is not one of {', '.join(FAMILIES)} or "
-                         f"an ESM (Nucleotide Transformer v2) config")
+        said = f"model_type {layout!r}" if "model_type" in data else "no model_type"
+        raise LrgenError(f"{directory / CONFIG_NAME}: {said}: not one of {', '.join(FAMILIES)} or an ESM (Nucleotide "
+                         "Transformer v2) config")
     module = family_module(layout)
     model = module.MODEL_CLASS(module.CONFIG_CLASS.from_dict(data))
     tensors, source = read_state_dict(directory)
