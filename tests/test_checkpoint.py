@@ -118,7 +118,8 @@ def _shard(state: dict[str, torch.Tensor], folder, kind: str) -> None:
     names = sorted(state)
     files = {}
     for n, part in enumerate((names[: len(names) // 2], names[len(names) // 2 :])):
-        file = f"model-0000{n + 1}-of-00002.safetensors" if kind == "safetensors" else f"pytorch_model-0000{n + 1}-of-00002.bin"
+        stem = "model" if kind == "safetensors" else "pytorch_model"
+        file = f"{stem}-0000{n + 1}-of-00002.{kind}"
         chunk = {k: state[k].contiguous() for k in part}
         if kind == "safetensors":
             save_file(chunk, str(folder / file))

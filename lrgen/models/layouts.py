@@ -131,7 +131,8 @@ _ESM_REQUIRED: dict[str, tuple[tuple[Any, ...], str]] = {
     "tie_word_embeddings": ((False,), "an untied LM decoder"),
     "is_folding_model": ((False, None), "not ESMFold"),
 }
-_ESM_UNUSED = re.compile(r"^esm\.embeddings\.(position_embeddings\.weight|position_ids)$|\.rotary_embeddings\.inv_freq$")
+_ESM_UNUSED = re.compile(  # legacy tensors the rotary model does not use
+    r"^esm\.embeddings\.(position_embeddings\.weight|position_ids)$|\.rotary_embeddings\.inv_freq$")
 _CONTACT = "esm.contact_head.regression."
 
 
@@ -271,8 +272,8 @@ def export_caduceus_hub(model: LanguageModel, directory: str | Path, model_max_l
             }
             specials = dict(_CADUCEUS_SPECIALS)
         else:  # read from the checkpoint's tokenizer.json, which save_model wrote back
-            specials = {"mask_token": tokenizer.vocab[tokenizer.mask_id], "pad_token": tokenizer.vocab[tokenizer.pad_id],
-                        "unk_token": tokenizer.vocab[tokenizer.unk_id]}
+            specials = {f"{role}_token": tokenizer.vocab[getattr(tokenizer, f"{role}_id")]
+                        for role in ("mask", "pad", "unk")}
             tokenizer_config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": model_max_length,
                                 **specials}
         (tmp / TOKENIZER_CONFIG).write_text(json.dumps(tokenizer_config, indent=2) + "\n")

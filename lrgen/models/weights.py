@@ -70,9 +70,10 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        reason = re.search(r"Unsupported [^\n]*?(?= was not|\.|\n|$)", str(err))
-        raise LrgenError(f"{path}: refused: not loadable as weights only ({reason[0] if reason else 'unpickling failed'}"
-                         "); lrgen reads .bin files with torch.load(weights_only=True) and never runs pickled code") from None
+        found = re.search(r"Unsupported [^\n]*?(?= was not|\.|\n|$)", str(err))
+        reason = found[0] if found else "unpickling failed"
+        raise LrgenError(f"{path}: refused: not loadable as weights only ({reason}); lrgen reads .bin files with "
+                         "torch.load(weights_only=True) and never runs pickled code") from None
     except Exception as err:  # a truncated or foreign file: torch raises RuntimeError, EOFError, ...
         raise LrgenError(f"{path}: cannot read ({type(err).__name__}: {err})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
