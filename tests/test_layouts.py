@@ -171,6 +171,23 @@ def test_ntv2_esm_checkpoint_matches_the_reference(tmp_path, legacy):
 
 
 @torch.no_grad()
+def test_ntv2_esm_as_sharded_bin(tmp_path):
+    """pytorch_model.bin shards with their index (weights-only pickles), legacy tensors included."""
+    tensors = esm_tensors(seed=8, legacy=True)
+    folder = write_esm(tmp_path / "nt", tensors)
+    (folder / "model.safetensors").unlink()
+    names = sorted(tensors)
+    weight_map = {}
+    for n, part in enumerate((names[::2], names[1::2])):
+        torch.save({k: tensors[k] for k in part}, folder / f"pytorch_model-0000{n + 1}-of-00002.bin")
+        weight_map.update(dict.fromkeys(part, f"pytorch_model-0000{n + 1}-of-00002.bin"))
+    (folder / "pytorch_model.bin.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    model = lrgen.load_model(folder)
+    ids = model.tokenizer.encode("ACGTGTACGTGCACGG")[None]
+    torch.testing.assert_close(model(ids), esm_reference(tensors, ids), **TOL)
+
+
+@torch.no_grad()
 @pytest.mark.parametrize("marker", ["model_type", "architectures", "auto_map"])
 def test_ntv2_esm_config_is_recognised_by_any_of_its_markers(tmp_path, marker):
     """The hub config may name the layout by model_type, architectures or only its auto_map (remote code)."""
