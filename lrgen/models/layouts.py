@@ -7,8 +7,8 @@ Layouts (``config.json`` decides; weights are read by :mod:`lrgen.models.weights
   official ones, so the official Caduceus and PlantCaduceus hub repos are in this layout. The tokenizer is the
   checkpoint's ``tokenizer.json`` (character families; e.g. PlantCaduceus) or ``vocab.txt`` (ntv2) when present,
   else the family's default; it must fit the model's vocabulary and the config's ``complement_map``.
-- **esm**: a Hugging Face ESM config (``model_type`` ``esm`` or ``architectures`` ``EsmForMaskedLM``) of a
-  Nucleotide Transformer v2 checkpoint (rotary, bias-free GLU feed-forward): loaded into an ``ntv2`` model with
+- **esm**: a Hugging Face ESM config (``model_type`` ``esm``, or ``EsmForMaskedLM`` in ``architectures`` or
+  ``auto_map``) of a Nucleotide Transformer v2 checkpoint (rotary, bias-free GLU feed-forward): loaded into an ``ntv2`` model with
   ESM's LM head and ``<cls>`` handling, ESM tensor names mapped by :func:`ntv2_tensors_from_esm`. The legacy
   absolute position table and rotary ``inv_freq`` buffers the model does not use are ignored; every tensor it
   uses must be there. The tokenizer is ``vocab.txt`` (the NTv2 6-mer vocabulary; lrgen's own when absent).
@@ -72,9 +72,10 @@ def load_layout(directory: Path) -> LanguageModel:
                          "Transformer v2) config")
     module = family_module(layout)
     model = module.MODEL_CLASS(module.CONFIG_CLASS.from_dict(data))
+    tokenizer = _family_tokenizer(directory, model)
     tensors, source = read_state_dict(directory)
     load_state(model, tensors, source)
-    model.tokenizer = _family_tokenizer(directory, model)
+    model.tokenizer = tokenizer
     return model
 
 
