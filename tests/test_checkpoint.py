@@ -88,7 +88,7 @@ def test_bad_directories_give_one_line_errors(tmp_path):
     with pytest.raises(LrgenError, match=r"config.json: line \d+: invalid JSON"):
         lrgen.load_model(tmp_path / "ck")
     config_path.write_text(json.dumps({**json.loads(good), "model_type": "gpt2"}))
-    with pytest.raises(LrgenError, match="model_type 'gpt2' is not one of"):
+    with pytest.raises(LrgenError, match="config.json: model_type 'gpt2': not one of caduceus, hawk, ntv2"):
         lrgen.load_model(tmp_path / "ck")
     config_path.write_text(json.dumps({**json.loads(good), "d_model": 48}))
     with pytest.raises(LrgenError, match="weights do not match config.json: size mismatch"):
@@ -100,3 +100,94 @@ def test_bad_directories_give_one_line_errors(tmp_path):
     (tmp_path / "ck" / "model.safetensors").unlink()
     with pytest.raises(LrgenError, match="model.safetensors: missing"):
         lrgen.load_model(tmp_path / "ck")
+
+
+# ---- weight files other than model.safetensors -------------------------------------------------------------------
+
+
+def _perturbed(preset: str):
+    model = lrgen.load_model(preset)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    return model
+
+
+def _shard(state: dict[str, torch.Tensor], folder, kind: str) -> None:
+    """Write ``state`` as two shards plus the Hugging Face index (``kind``: safetensors or bin)."""
+    names = sorted(state)
+    files = {}
+    for n, part in enumerate((names[: len(names) // 2], names[len(names) // 2 :])):
+        stem = "model" if kind == "safetensors" else "pytorch_model"
+        file = f"{stem}-0000{n + 1}-of-00002.{kind}"
+        chunk = {k: state[k].contiguous() for k in part}
+        if kind == "safetensors":
+            save_file(chunk, str(folder / file))
+        else:
+            torch.save(chunk, folder / file)
+        files.update(dict.fromkeys(part, file))
+    index = "model.safetensors.index.json" if kind == "safetensors" else "pytorch_model.bin.index.json"
+    (folder / index).write_text(json.dumps({"metadata": {"total_size": 0}, "weight_map": files}))
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("form", ["bin", "sharded-safetensors", "sharded-bin"])
+def test_bin_and_sharded_weights_load_identically(tmp_path, form):
+    model = _perturbed("caduceus-ps-tiny")
+    folder = save_model(model, tmp_path / "ck")
+    stored = load_file(str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    if form == "bin":  # every state-dict name, tied names sharing one storage, as torch.save(state_dict()) writes
+        torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    else:
+        _shard(stored, folder, form.split("-")[1])
+    loaded = lrgen.load_model(folder)
+    assert torch.equal(loaded(IDS), model(IDS))
+    assert loaded.lm_head.lm_head.weight is loaded.backbone.embeddings["word_embeddings"].embedding.weight
+
+
+def test_sharded_index_errors_name_the_file(tmp_path):
+    folder = save_model(lrgen.load_model("caduceus-ph-tiny"), tmp_path / "ck")
+    stored = load_file(str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    _shard(stored, folder, "safetensors")
+    (folder / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(LrgenError, match=r"model-00002-of-00002.safetensors: missing \(named by model.safetensors.index"):
+        lrgen.load_model(folder)
+    index = folder / "model.safetensors.index.json"
+    index.write_text(json.dumps({"weight_map": {"x": "../elsewhere.safetensors"}}))
+    with pytest.raises(LrgenError, match="shard '../elsewhere.safetensors' is not a file name in the same folder"):
+        lrgen.load_model(folder)
+    index.write_text("[]")
+    with pytest.raises(LrgenError, match="model.safetensors.index.json: not a sharded-checkpoint index"):
+        lrgen.load_model(folder)
+
+
+class _Payload:
+    """Unpickling this runs ``exec``: what a malicious pytorch_model.bin would do."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('ran')",)
+
+
+def test_pickle_that_would_run_code_is_refused_not_run(tmp_path):
+    folder = save_model(lrgen.load_model("caduceus-ph-tiny"), tmp_path / "ck")
+    (folder / "model.safetensors").unlink()
+    marker = tmp_path / "pwned"
+    torch.save({"caduceus.backbone.norm_f.weight": torch.ones(32), "x": _Payload(marker)}, folder / "pytorch_model.bin")
+    with pytest.raises(LrgenError) as err:
+        lrgen.load_model(folder)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{folder / 'pytorch_model.bin'}: refused: not loadable as "
+                                                       "weights only (Unsupported global: GLOBAL exec)")
+    assert not marker.exists()
+    torch.save({"weights": [1, 2]}, folder / "pytorch_model.bin")  # loads weights-only, but is no state dict
+    with pytest.raises(LrgenError, match="pytorch_model.bin: not a state dict"):
+        lrgen.load_model(folder)
+    torch.save({"a": torch.ones(3)}, folder / "pytorch_model.bin")
+    (folder / "pytorch_model.bin").write_bytes((folder / "pytorch_model.bin").read_bytes()[:200])  # truncated
+    with pytest.raises(LrgenError, match="pytorch_model.bin: cannot read"):
+        lrgen.load_model(folder)

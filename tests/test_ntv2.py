@@ -8,6 +8,7 @@ import torch
 from lrgen.errors import LrgenError
 from lrgen.models import ntv2
 from lrgen.models.ntv2 import NTv2Config, NTv2Model, rotate
+from lrgen.tokenizer import KmerTokenizer
 
 TOL = 1e-5
 
@@ -125,3 +126,31 @@ def test_presets_parameter_count_and_config():
     assert data["model_type"] == "ntv2" and NTv2Config.from_dict(data) == config
     with pytest.raises(LrgenError, match="unknown keys"):
         NTv2Config.from_dict({**data, "d_state": 16})
+
+
+def test_cls_is_prepended_where_missing_and_its_output_dropped():
+    """The published checkpoints read <cls> first; lrgen's jobs give KmerTokenizer.tokenize ids (no <cls>) and
+    line outputs up with its starts, so the model adds <cls> itself and drops its output."""
+    config = NTv2Config.from_dict({**ntv2.PRESETS["ntv2-tiny"].to_dict(), "lm_head": "esm", "cls_token_id": 3})
+    torch.manual_seed(0)
+    model = NTv2Model(config).eval()
+    assert model.tokenizer == KmerTokenizer(prepend_cls=True) and isinstance(model.lm_head, ntv2.ESMLMHead)
+    seq = "ACGTACGTACGTNNACGGTACCATG"
+    ids, starts, _ = model.tokenizer.tokenize(seq)
+    plain, with_cls = torch.from_numpy(ids)[None], model.tokenizer.encode(seq)[None]
+    assert with_cls[0, 0] == 3 and torch.equal(with_cls[:, 1:], plain)
+    with torch.no_grad():
+        hidden = model.embed(plain)
+        assert hidden.shape == (1, len(starts), model.hidden_size)  # one row per token start, as jobs expect
+        torch.testing.assert_close(hidden, model.embed(with_cls)[:, 1:], atol=TOL, rtol=TOL)
+        torch.testing.assert_close(model(plain), model(with_cls)[:, 1:], atol=TOL, rtol=TOL)
+        padded = torch.cat([plain, torch.full((1, 3), config.pad_token_id)], dim=1)  # right padding, as jobs pad
+        torch.testing.assert_close(model(padded)[:, : plain.shape[1]], model(plain), atol=TOL, rtol=TOL)
+
+
+def test_presets_keep_their_head_and_tokenizer():
+    model = _tiny()
+    assert isinstance(model.lm_head, torch.nn.Linear) and model.config.cls_token_id is None
+    assert model.tokenizer == KmerTokenizer() and model.tokenizer.encode("ACGTAC").tolist() == [728]
+    with pytest.raises(LrgenError, match="lm_head 'mlp' is not 'linear' or 'esm'"):
+        NTv2Config(d_model=32, n_layers=2, n_heads=4, mlp_hidden=64, lm_head="mlp")

@@ -46,12 +46,55 @@ def test_unknown_names():
         lrgen.load_model("no such thing")
 
 
-def test_hub_id_offline(monkeypatch):
+def test_hub_id_offline_with_an_empty_cache_says_what_to_download(monkeypatch, tmp_path):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(LrgenError, match="cannot download someone/some-model: no network; pass a local directory"):
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(LrgenError) as err:
         lrgen.load_model("someone/some-model")
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("cannot download someone/some-model: no network (or HF_HUB_OFFLINE=1)")
+    assert "`hf download someone/some-model --local-dir DIR`" in message and "pass it as the model" in message
+
+
+def test_hub_id_offline_loads_from_a_filled_cache(monkeypatch, tmp_path):
+    """A snapshot in the Hugging Face cache layout (refs/main → snapshots/<commit>/) loads without network."""
+    from huggingface_hub import constants
+
+    model = lrgen.load_model("caduceus-ph-tiny")
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "models--someone--tiny-caduceus"
+    lrgen.models.save_model(model, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    ids = torch.tensor([[7, 8, 9, 10, 11]])
+    with torch.no_grad():
+        assert torch.equal(lrgen.load_model("someone/tiny-caduceus")(ids), model(ids))
+
+
+def test_hub_download_asks_for_the_layout_files(monkeypatch, tmp_path):
+    """Config, tokenizer files and safetensors weights first; .bin weights only where no safetensors came."""
+    import huggingface_hub
+
+    calls: list[list[str]] = []
+
+    def fake(repo_id, allow_patterns):
+        calls.append(allow_patterns)
+        if len(calls) == 2:
+            (tmp_path / "pytorch_model.bin").write_bytes(b"")
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake)
+    assert registry.download("someone/bin-only") == tmp_path
+    assert len(calls) == 2
+    for name in ("config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        assert all(name in c for c in calls)
+    assert {"model*.safetensors", "model.safetensors.index.json"} <= set(calls[0]) and "pytorch_model*.bin" not in calls[0]
+    assert {"pytorch_model*.bin", "pytorch_model.bin.index.json"} <= set(calls[1])
 
 
 def test_missing_family_module_is_reported(monkeypatch):

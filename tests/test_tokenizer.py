@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 
@@ -137,3 +138,88 @@ def test_kmer_to_bases_maps_token_values_to_each_base():
     per_base = kt.to_bases(values, lengths)
     assert per_base.shape == (len(seq), 2)
     assert per_base[:, 0].tolist() == [0] * 6 + [1, 2, 3, 4, 5]
+
+
+# ---- model.tokenizer: the tokenizer objects --------------------------------------------------------------------
+
+
+def test_default_char_tokenizer_is_the_module_vocabulary():
+    t = tok.CHAR_TOKENIZER
+    seq = "acgtRYKMBVDHSWn-.?é" + "".join(random.Random(1).choice("ACGTN") for _ in range(50))
+    assert torch.equal(t.encode(seq), tok.encode(seq))
+    assert t.decode(t.encode("ACGTN")) == "ACGTN" and t.decode([tok.CLS_ID, tok.MASK_ID]) == "[CLS][MASK]"
+    assert (t.nucleotide_ids, t.n_id, t.unk_id, t.mask_id, t.pad_id) == ((7, 8, 9, 10), 11, 6, 3, 4)
+    assert t.per_base and t.kind == "char" and t.vocab_size == 12 and t.complement == tok.COMPLEMENT_IDS
+    ids = tok.encode_batch(["ACGTNAC", "TTGCANG"])
+    assert torch.equal(t.reverse_complement_ids(ids), tok.reverse_complement_ids(ids))
+    assert torch.equal(t.encode_batch(["ACGT", "TTNA"]), tok.encode_batch(["ACGT", "TTNA"]))
+    ids, starts, lengths = t.tokenize("ACGTN")
+    assert ids.tolist() == [7, 8, 9, 10, 11] and starts.tolist() == [0, 1, 2, 3, 4] and lengths.tolist() == [1] * 5
+
+
+def test_kmer_tokenizer_interface():
+    kt, with_cls = tok.KmerTokenizer(), tok.KmerTokenizer(prepend_cls=True)
+    assert not kt.per_base and kt.kind == "kmer" and kt.complement is None
+    assert (kt.nucleotide_ids, kt.n_id, kt.unk_id, kt.mask_id, kt.pad_id, kt.cls_id) == (
+        (4102, 4104, 4105, 4103), 4106, 0, 2, 1, 3)
+    assert kt.encode("ACGTAC").tolist() == [728] and with_cls.encode("ACGTAC").tolist() == [3, 728]
+    assert with_cls.tokenize("ACGTAC")[0].tolist() == [728]  # spans of the sequence's own tokens
+    assert kt != with_cls and with_cls == tok.KmerTokenizer(6, True)
+    with pytest.raises(tok.LrgenError, match="no per-token reverse complement"):
+        kt.reverse_complement_ids(torch.tensor([728]))
+
+
+def _tokenizer_json(tmp_path, **changes):
+    data = {
+        "version": "1.0", "added_tokens": [{"id": 0, "content": "[PAD]", "special": True},
+                                           {"id": 1, "content": "[MASK]", "special": True},
+                                           {"id": 2, "content": "[UNK]", "special": True}],
+        "normalizer": {"type": "Lowercase"}, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": None,
+        "model": {"type": "BPE", "unk_token": "[UNK]", "merges": [],
+                  "vocab": {"[PAD]": 0, "[MASK]": 1, "[UNK]": 2, "a": 3, "c": 4, "g": 5, "t": 6}},
+    }
+    for key, value in changes.items():
+        if key == "model":
+            data["model"] = {**data["model"], **value}
+        else:
+            data[key] = value
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_tokenizer_json_reads_a_character_vocabulary(tmp_path):
+    t = tok.read_tokenizer_json(_tokenizer_json(tmp_path))
+    assert t.encode("ACGTN acgt").tolist() == [3, 4, 5, 6, 2, 2, 3, 4, 5, 6]
+    assert t.complement == (0, 1, 2, 6, 5, 4, 3) and (t.mask_id, t.pad_id, t.unk_id) == (1, 0, 2)
+    upper = tok.read_tokenizer_json(_tokenizer_json(tmp_path, normalizer=None, model={
+        "vocab": {"[PAD]": 0, "[MASK]": 1, "[UNK]": 2, "A": 3, "C": 4, "G": 5, "T": 6, "N": 7}}))
+    assert upper.encode("ACGTNa").tolist() == [3, 4, 5, 6, 7, 2] and upper.n_id == 7
+    named = tok.read_tokenizer_json(_tokenizer_json(tmp_path), special_tokens={"mask_token": "[PAD]"})
+    assert named.mask_id == 0
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"model": {"type": "WordPiece"}}, "a WordPiece model; lrgen reads character tokenizers"),
+    ({"model": {"merges": ["a c"]}}, "a BPE model with merges"),
+    ({"normalizer": {"type": "Replace"}}, "normalizer 'Replace' is not supported"),
+    ({"pre_tokenizer": {"type": "ByteLevel"}}, "pre_tokenizer 'ByteLevel' is not supported"),
+    ({"post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "[CLS]"}},
+                                                                  {"Sequence": {"id": "A"}}]}},
+     "the post_processor adds special tokens"),
+    ({"model": {"vocab": {"[PAD]": 0, "[MASK]": 1, "[UNK]": 2, "a": 3, "c": 4, "g": 5}}},
+     "the vocabulary does not give A, C, G and T tokens of their own"),
+    ({"model": {"vocab": {"[PAD]": 0, "[UNK]": 2, "a": 3, "c": 4, "g": 5, "t": 6}}, "added_tokens": []},
+     r"token ids are not 0..5 without gaps"),
+])
+def test_tokenizer_json_refusals_name_the_file(tmp_path, changes, message):
+    path = _tokenizer_json(tmp_path, **changes)
+    with pytest.raises(tok.LrgenError, match=f"{path}: {message}"):
+        tok.read_tokenizer_json(path)
+
+
+def test_tokenizer_json_complement_map_must_pair_the_bases(tmp_path):
+    path = _tokenizer_json(tmp_path)
+    assert tok.read_tokenizer_json(path, {"3": 6, "6": 3, "4": 5, "5": 4, "7": 7}).complement == (0, 1, 2, 6, 5, 4, 3)
+    with pytest.raises(tok.LrgenError, match="complement_map does not pair A/T and C/G"):
+        tok.read_tokenizer_json(path, {"3": 4, "4": 3})

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from lrgen.models.scan import ScanRunner, run_whole
+from lrgen.tokenizer import CHAR_TOKENIZER, CharTokenizer, KmerTokenizer
 
 
 class LanguageModel(nn.Module):
@@ -16,6 +17,8 @@ class LanguageModel(nn.Module):
     ``model(input_ids)`` returns MLM logits ``(B, L, V)`` whose columns follow the tokenizer ids;
     ``model.embed(input_ids)`` returns the last hidden states ``(B, L, H)``. Streamable families route every
     sequence-mixer direction through ``runner`` (see :mod:`lrgen.models.scan`), which the engine replaces to stream.
+    ``model.tokenizer`` turns sequences into the ids the model reads: the family's default (:meth:`default_tokenizer`)
+    or, for a loaded checkpoint, the checkpoint's own.
     """
 
     family: ClassVar[str]
@@ -28,6 +31,12 @@ class LanguageModel(nn.Module):
     def __init__(self, config) -> None:
         super().__init__()
         self.config = config
+        self.tokenizer: CharTokenizer | KmerTokenizer = self.default_tokenizer(config)
+
+    @classmethod
+    def default_tokenizer(cls, config) -> CharTokenizer | KmerTokenizer:
+        """The tokenizer of a model of ``config`` whose checkpoint brings none: lrgen's character tokenizer."""
+        return CHAR_TOKENIZER
 
     def forward(self, input_ids: Tensor, runner: ScanRunner = run_whole) -> Tensor:
         raise NotImplementedError

@@ -87,8 +87,6 @@ class CaduceusConfig(ModelConfig):
             raise LrgenError(f"caduceus config: bidirectional_strategy {self.bidirectional_strategy!r} is not supported")
         if self.rcps and self.complement_map is None:
             raise LrgenError("caduceus config: rcps=true needs a complement_map")
-        if self.padded_vocab_size < VOCAB_SIZE:
-            raise LrgenError(f"caduceus config: vocab_size {self.vocab_size} is smaller than the {VOCAB_SIZE} tokens")
 
     @property
     def ssm(self) -> dict[str, Any]:
@@ -437,7 +435,8 @@ class Caduceus(LanguageModel):
         return out
 
     def forward(self, input_ids: Tensor, runner: ScanRunner = run_whole) -> Tensor:
-        return self.lm_head(self.embed(input_ids, runner)).float()[..., :VOCAB_SIZE]
+        """Float32 logits, one column per token of ``model.tokenizer`` (the padded-vocabulary columns dropped)."""
+        return self.lm_head(self.embed(input_ids, runner)).float()[..., : self.tokenizer.vocab_size]
 
 
 def _preset(d_model: int, n_layer: int, rcps: bool, **ssm: Any) -> CaduceusConfig:

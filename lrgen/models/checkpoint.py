@@ -2,7 +2,9 @@
 
 The layout is Hugging Face's, so official Caduceus checkpoints load and lrgen's load elsewhere. Tensors shared by
 several parameter names (tied weights) are stored once, under the first name; on load every name of a tied group
-is filled from whichever one the file holds, so files that store a tied tensor under any of its names load.
+is filled from whichever one the file holds, so files that store a tied tensor under any of its names load
+(:mod:`lrgen.models.weights`; the other layouts lrgen reads are in :mod:`lrgen.models.layouts`). A model whose
+tokenizer is not its family's default (one read from a checkpoint) gets its tokenizer file written beside.
 
 Run directories (written by ``lrgen pretrain`` / ``finetune``) hold ``checkpoints/<name>/`` checkpoint directories
 and a text file ``checkpoints/latest`` containing the name of the newest one; :func:`resolve_checkpoint` follows it,
@@ -22,21 +24,14 @@ import torch
 from torch import nn
 
 from lrgen.errors import LrgenError
+from lrgen.models.weights import SAFETENSORS_NAME as WEIGHTS_NAME
+from lrgen.models.weights import load_state, read_state_dict, tied_groups
 from lrgen.runtime.files import replace_dir
 
 CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 TRAINING_STATE_NAME = "training_state.pt"
 LATEST_NAME = "latest"
 CHECKPOINTS_DIR = "checkpoints"
-
-
-def tied_groups(model: nn.Module) -> list[list[str]]:
-    """State-dict names grouped by the tensor object they refer to, in state-dict order."""
-    groups: dict[int, list[str]] = {}
-    for name, tensor in model.state_dict(keep_vars=True).items():
-        groups.setdefault(id(tensor), []).append(name)
-    return list(groups.values())
 
 
 def save_model(model: nn.Module, directory: str | Path, training_state: dict[str, Any] | None = None) -> Path:
@@ -53,6 +48,9 @@ def save_model(model: nn.Module, directory: str | Path, training_state: dict[str
         tensors = {group[0]: state[group[0]].detach().cpu().contiguous() for group in tied_groups(model)}
         save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
         (tmp / CONFIG_NAME).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+        tokenizer = getattr(model, "tokenizer", None)
+        if tokenizer is not None and tokenizer != model.default_tokenizer(model.config):
+            tokenizer.save(tmp)
         if training_state is not None:
             torch.save(training_state, tmp / TRAINING_STATE_NAME)
         replace_dir(tmp, directory)
@@ -98,38 +96,19 @@ def read_config(directory: str | Path) -> dict[str, Any]:
         raise LrgenError(f"{path}: missing") from None
     except json.JSONDecodeError as err:
         raise LrgenError(f"{path}: line {err.lineno}: invalid JSON ({err.msg})") from None
-    if not isinstance(data, dict) or "model_type" not in data:
-        raise LrgenError(f"{path}: no model_type; expected a model config.json")
+    if not isinstance(data, dict) or not {"model_type", "architectures", "auto_map"} & set(data):
+        raise LrgenError(f"{path}: no model_type, architectures or auto_map; expected a model config.json")
     return data
 
 
 def load_weights(model: nn.Module, directory: str | Path) -> None:
-    """Load ``model.safetensors`` into ``model`` (built from the same config), re-tying tied tensors."""
-    from safetensors.torch import load_file
+    """Load the weights stored in ``directory`` (see :mod:`lrgen.models.weights`) into ``model``, built from the
+    same config, re-tying tied tensors."""
+    tensors, source = read_state_dict(directory)
+    load_state(model, tensors, source)
 
-    path = Path(directory) / WEIGHTS_NAME
-    if not path.is_file():
-        raise LrgenError(f"{path}: missing (lrgen reads weights from safetensors files only)")
-    try:
-        tensors = load_file(str(path))
-    except Exception as err:  # safetensors raises its own error types for corrupt files
-        raise LrgenError(f"{path}: cannot read ({err})") from None
-    for group in tied_groups(model):
-        present = [name for name in group if name in tensors]
-        for name in group:
-            if present and name not in tensors:
-                tensors[name] = tensors[present[0]]
-    expected = set(model.state_dict())
-    unexpected = sorted(set(tensors) - expected)
-    # complement maps are rebuilt from config.json; anything else missing is an error
-    missing = sorted(k for k in expected - set(tensors) if not k.endswith("complement_map"))
-    if unexpected or missing:
-        raise LrgenError(
-            f"{path}: weights do not match {CONFIG_NAME}: missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
-            f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}"
-        )
-    try:
-        model.load_state_dict(tensors, strict=False)
-    except RuntimeError as err:
-        first = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line), str(err))
-        raise LrgenError(f"{path}: weights do not match {CONFIG_NAME}: {first}") from None
+
+def load_training_state(directory: str | Path) -> dict[str, Any] | None:
+    """The ``training_state.pt`` saved with a checkpoint, or None."""
+    path = Path(directory) / TRAINING_STATE_NAME
+    return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None

@@ -1,7 +1,7 @@
 """Base of the per-family model configs, serialised as ``config.json``.
 
 A family config is a dataclass deriving from :class:`ModelConfig` with a class-level ``model_type`` (the family
-name, written to ``config.json`` and used by :func:`lrgen.models.registry.load_model` to pick the family). Unknown
+name, written to ``config.json`` and used by :func:`lrgen.models.registry.load_checkpoint` to pick the family). Unknown
 keys in ``config.json`` are an error, except for configs with an ``extra`` field (Caduceus): there they are kept
 there and written back unchanged, so the Hugging Face bookkeeping keys of official checkpoints survive a round trip.
 """

@@ -5,9 +5,13 @@ Layer ``i``::
     x = x + Attention(LayerNorm(x))      # bidirectional, rotary positions on q and k, padding keys masked
     x = x + SwiGLU(LayerNorm(x))         # W_down(silu(W_gate x) * W_up x), no biases
 
-then a final LayerNorm (``embed``'s output, one hidden state per 6-mer token) and a linear LM head over the
-k-mer vocabulary. Attention sees the whole window at once, so the model cannot stream: it is the baseline that
-collapses when asked for contexts longer than it was trained on.
+then a final LayerNorm (``embed``'s output, one hidden state per 6-mer token) and an LM head over the k-mer
+vocabulary: linear (lrgen's presets) or ESM's (``lm_head="esm"``: dense → exact GELU → LayerNorm → decoder + bias),
+the head of the published checkpoints, which :mod:`lrgen.models.layouts` loads from the Hugging Face ESM layout.
+Those were trained with ``<cls>`` first: with ``cls_token_id`` set, rows that lack it get it prepended and its
+output dropped, so outputs line up with the tokens of :meth:`lrgen.tokenizer.KmerTokenizer.tokenize` (rows that
+hold it, as ``model.tokenizer.encode`` gives them, are read as they are). Attention sees the whole window at once,
+so the model cannot stream: it is the baseline that collapses when asked for contexts longer than it was trained on.
 """
 
 from __future__ import annotations
@@ -41,13 +45,17 @@ class NTv2Config(ModelConfig):
     pad_token_id: int = KmerTokenizer.PAD_ID
     rope_base: float = 10000.0
     norm_eps: float = 1e-5
+    lm_head: str = "linear"  # "linear" or "esm"
+    contact_head: bool = False  # ESM's contact regression: loaded and saved with the weights, never used
+    cls_token_id: int | None = None  # prepended to rows that lack it (the published checkpoints)
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
             raise LrgenError(
                 f"ntv2 config: d_model {self.d_model} must split into n_heads {self.n_heads} heads of even width"
             )
-
+        if self.lm_head not in ("linear", "esm"):
+            raise LrgenError(f"ntv2 config: lm_head {self.lm_head!r} is not 'linear' or 'esm'")
 
 
 def rotate(x: Tensor, positions: Tensor, base: float) -> Tensor:
@@ -92,6 +100,20 @@ class SwiGLU(nn.Module):
         return self.down(F.silu(self.gate(x)) * self.up(x))
 
 
+class ESMLMHead(nn.Module):
+    """ESM's masked-LM head: ``decoder(LayerNorm(gelu(dense(x)))) + bias`` (exact erf GELU, decoder without bias)."""
+
+    def __init__(self, config: NTv2Config) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.d_model, config.d_model)
+        self.layer_norm = nn.LayerNorm(config.d_model, eps=config.norm_eps)
+        self.decoder = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decoder(self.layer_norm(F.gelu(self.dense(x)))) + self.bias
+
+
 class NTv2Layer(nn.Module):
     def __init__(self, config: NTv2Config) -> None:
         super().__init__()
@@ -118,12 +140,32 @@ class NTv2Model(LanguageModel):
         self.embedding = nn.Embedding(config.vocab_size, config.d_model)
         self.layers = nn.ModuleList(NTv2Layer(config) for _ in range(config.n_layers))
         self.norm_f = nn.LayerNorm(config.d_model, eps=config.norm_eps)
-        self.lm_head = nn.Linear(config.d_model, config.vocab_size)
+        esm = config.lm_head == "esm"
+        self.lm_head: nn.Module = ESMLMHead(config) if esm else nn.Linear(config.d_model, config.vocab_size)
+        if config.contact_head:  # ESM's esm.contact_head.regression (attention maps → contacts): carried, unused
+            self.contact_head = nn.Linear(config.n_layers * config.n_heads, 1)
         nn.init.normal_(self.embedding.weight, std=0.02)
+
+    @classmethod
+    def default_tokenizer(cls, config: NTv2Config) -> KmerTokenizer:
+        """The NTv2 6-mer tokenizer; ``<cls>`` first when the model was trained with it."""
+        return KmerTokenizer(prepend_cls=config.cls_token_id is not None)
 
     @property
     def hidden_size(self) -> int:
         return self.config.d_model
+
+    def _with_cls(self, input_ids: Tensor) -> tuple[Tensor, bool]:
+        """``input_ids`` with ``<cls>`` prepended where the model needs it, and whether it was."""
+        cls = self.config.cls_token_id
+        if cls is None:
+            return input_ids, False
+        has = (input_ids == cls).any(dim=1)
+        if bool(has.all()):
+            return input_ids, False
+        if bool(has.any()):
+            raise LrgenError("ntv2: some rows hold <cls> and some do not; give it in every row or in none")
+        return torch.cat([input_ids.new_full((input_ids.shape[0], 1), cls), input_ids], dim=1), True
 
     def embed(self, input_ids: Tensor, runner: ScanRunner = run_whole) -> Tensor:
         if runner is not run_whole:
@@ -131,12 +173,14 @@ class NTv2Model(LanguageModel):
                 "ntv2 is a transformer and cannot stream; run it on whole windows (no chunk_size), "
                 "or use a caduceus or hawk model for chunked long-context inference"
             )
+        input_ids, added = self._with_cls(input_ids)
         keep = input_ids != self.config.pad_token_id
         keep = keep | ~keep.any(dim=1, keepdim=True)  # an all-padding row attends to itself rather than to nothing
         x = self.embedding(input_ids)
         for layer in self.layers:
             x = layer(x, keep)
-        return self.norm_f(x)
+        x = self.norm_f(x)
+        return x[:, 1:] if added else x
 
     def forward(self, input_ids: Tensor, runner: ScanRunner = run_whole) -> Tensor:
         return self.lm_head(self.embed(input_ids, runner))

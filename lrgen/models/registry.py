@@ -17,7 +17,9 @@ import torch
 
 from lrgen.errors import LrgenError
 from lrgen.models.base import LanguageModel
-from lrgen.models.checkpoint import load_weights, read_config, resolve_checkpoint
+from lrgen.models.checkpoint import resolve_checkpoint
+from lrgen.models.layouts import TOKENIZER_FILES, load_layout
+from lrgen.models.weights import BIN_PATTERNS, SAFETENSORS_PATTERNS, weights_file
 
 FAMILIES = ("caduceus", "hawk", "ntv2")
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "data" / "models"
@@ -66,16 +68,8 @@ def build_model(config: Any, seed: int = PRESET_SEED) -> LanguageModel:
 
 
 def load_checkpoint(directory: str | Path) -> LanguageModel:
-    """The model stored in a checkpoint or run directory (see :mod:`lrgen.models.checkpoint`)."""
-    directory = resolve_checkpoint(directory)
-    data = read_config(directory)
-    model_type = data["model_type"]
-    if model_type not in FAMILIES:
-        raise LrgenError(f"{directory}/config.json: model_type {model_type!r} is not one of {', '.join(FAMILIES)}")
-    module = family_module(model_type)
-    model = module.MODEL_CLASS(module.CONFIG_CLASS.from_dict(data))
-    load_weights(model, directory)
-    return model
+    """The model stored in a checkpoint or run directory, in any layout :mod:`lrgen.models.layouts` reads."""
+    return load_layout(resolve_checkpoint(directory))
 
 
 def is_repo_id(name: str) -> bool:
@@ -84,16 +78,25 @@ def is_repo_id(name: str) -> bool:
 
 
 def download(repo_id: str) -> Path:
-    """The local snapshot of hub repo ``repo_id`` (from the Hugging Face cache, or downloaded)."""
+    """The hub snapshot of ``repo_id`` with the files a checkpoint needs (config, tokenizer files, weights:
+    safetensors, or ``.bin`` where the repository has no safetensors); from the cache when offline."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 
+    patterns = ["config.json", *TOKENIZER_FILES]
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=["config.json", "*.safetensors"]))
+        path = Path(snapshot_download(repo_id, allow_patterns=[*patterns, *SAFETENSORS_PATTERNS]))
+        if weights_file(path) is None:
+            path = Path(snapshot_download(repo_id, allow_patterns=[*patterns, *BIN_PATTERNS]))
     except RepositoryNotFoundError:
         raise LrgenError(f"cannot download {repo_id}: no such repository on the Hugging Face hub") from None
     except (LocalEntryNotFoundError, OSError):
-        raise LrgenError(f"cannot download {repo_id}: no network; pass a local directory") from None
+        raise LrgenError(
+            f"cannot download {repo_id}: no network (or HF_HUB_OFFLINE=1) and it is not in the Hugging Face cache; "
+            f"where there is network run `hf download {repo_id} --local-dir DIR` (`huggingface-cli download` before "
+            "huggingface_hub 1.0), copy DIR here and pass it as the model"
+        ) from None
+    return path
 
 
 def list_presets() -> list[dict[str, Any]]:
