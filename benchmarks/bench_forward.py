@@ -6,7 +6,9 @@ run, the plain full-sequence ``model.embed`` under the same autocast. Prints a M
     python benchmarks/bench_forward.py --models caduceus-ps-131k --chunk-sizes 65536,262144 --tokens 1048576
 
 Models: ``caduceus-ps-131k`` (PS, d_model 256 × 16 layers), ``caduceus-ph-131k`` (the same size without RC
-parameter sharing, i.e. Ph's backbone, built from the PS-131k config with ``rcps=False``), ``caduceus-ps-50m``.
+parameter sharing, i.e. Ph's backbone, built from the PS-131k config with ``rcps=False``), ``caduceus-ps-50m``,
+``plantcaduceus-l32`` (PlantCaduceus's largest shape: PS, d_model 1024 × 32 layers, its 8-token vocabulary and
+complement map, residuals in float32; random weights).
 Peak memory is ``torch.cuda.max_memory_allocated`` over the pass, model weights included. Times are medians.
 ``--graphs`` adds, per chunk size, the pass replayed from a CUDA graph (``lrgen.engine.graphs``: a plain warm-up
 pass and the capture are not timed; the peak covers them).
@@ -34,9 +36,16 @@ from lrgen.sizes import parse_size
 PEER = {"caduceus-ps-131k": "1.62 s / 18.3 GB", "caduceus-ph-131k": "0.75 s / 10.3 GB"}
 
 
+#: PlantCaduceus's vocabulary ([PAD] [MASK] [UNK] a c g t, padded to 8) and complement map, from its config.json
+PLANT = {"vocab_size": 8, "complement_map": {str(i): c for i, c in enumerate((0, 1, 2, 6, 5, 4, 3, 7))},
+         "residual_in_fp32": True}
+
+
 def make_model(name: str):
     if name == "caduceus-ph-131k":
         config = dataclasses.replace(preset_config("caduceus-ps-131k"), rcps=False)
+    elif name == "plantcaduceus-l32":
+        config = dataclasses.replace(preset_config("caduceus-ps-131k"), d_model=1024, n_layer=32, **PLANT)
     else:
         config = preset_config(name)
     return build_model(config).cuda().eval()
@@ -79,16 +88,18 @@ def main() -> None:
     args = parser.parse_args()
     length = parse_size(args.tokens)
     torch.manual_seed(0)
-    ids = torch.randint(7, 11, (1, length), device="cuda")
+    base_ids = torch.randint(7, 11, (1, length), device="cuda")
+    plant_ids = torch.randint(3, 7, (1, length), device="cuda")  # a c g t of PlantCaduceus's vocabulary
     props = torch.cuda.get_device_properties(0)
-    print(f"device: {props.name}; torch {torch.__version__}; kernels: {select_backend(ids.device)}")
+    print(f"device: {props.name}; torch {torch.__version__}; kernels: {select_backend(base_ids.device)}")
     rows = []
     for name in args.models.split(","):
         model = make_model(name)
         params = model.num_parameters() / 1e6
+        ids = plant_ids if name.startswith("plant") else base_ids
         results = {}
         for cs in (int(c) for c in args.chunk_sizes.split(",")):
-            def run(cs=cs):
+            def run(cs=cs, ids=ids):
                 return stream(model, ids, chunk_size=cs, output="hidden", dtype=torch.bfloat16)
 
             results[f"stream chunk_size {cs:,}"] = measure(run, args.repeats)
@@ -99,7 +110,7 @@ def main() -> None:
                 del graphed
                 torch.cuda.empty_cache()
         if not args.no_full:
-            def full():
+            def full(ids=ids):
                 with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
                     return model.embed(ids)
 
