@@ -14,6 +14,7 @@ import triton.language as tl
 from torch import Tensor
 
 from lrgen.ops import needs_grad
+from lrgen.ops.limits import check_addressable
 from lrgen.ops.reference import causal_conv1d_ref
 
 # (channels, positions) per program for each layout (length-major = channels contiguous in memory), and warps
@@ -146,6 +147,7 @@ def causal_conv1d_triton(
     """
     if activation not in (None, "silu", "swish"):
         raise ValueError(f"causal_conv1d: activation must be None or 'silu', got {activation!r}")
+    check_addressable("causal conv1d", x)
     weight = weight.reshape(weight.shape[0], -1).contiguous()
     if state is not None:
         state = state.float().contiguous()

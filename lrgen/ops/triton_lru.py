@@ -14,6 +14,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from lrgen.ops.limits import check_addressable
+
 BD = 64  # channels per program
 T = 32  # positions per tile
 
@@ -171,6 +173,7 @@ def linear_scan_triton(a: Tensor, b: Tensor, state: Tensor | None = None, *, rev
     ``reverse=True`` runs from position ``l-1`` down to 0 (h in the original order) and returns the state after
     position 0.
     """
+    check_addressable("linear scan", a, b)
     if state is not None:
         state = state.float().contiguous()
     return _LinearScan.apply(a, b, state, bool(reverse))

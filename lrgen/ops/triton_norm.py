@@ -12,6 +12,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from lrgen.ops.limits import check_addressable
+
 ROWS = 16  # positions per program
 
 
@@ -34,6 +36,7 @@ def rms_norm_triton(x: Tensor, weight: Tensor, eps: float, dtype: torch.dtype, o
     """``x / rms(x) · weight`` of a CUDA tensor ``(B, L, C)`` whose channels are contiguous, in ``dtype``; written
     into ``out`` when given (x's shape, channels contiguous, any row strides)."""
     batch, length, channels = x.shape
+    check_addressable("rms norm", x, out)
     if x.stride(2) != 1:
         x = x.contiguous()
     y = torch.empty(batch, length, channels, device=x.device, dtype=dtype) if out is None else out

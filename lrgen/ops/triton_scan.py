@@ -34,6 +34,7 @@ import triton.language as tl
 from torch import Tensor
 
 from lrgen.ops import mark_counts, needs_grad
+from lrgen.ops.limits import check_addressable
 
 # Tile shape: channels per program for each layout (length-major = channels contiguous in memory), and the
 # channels × padded state × positions held per program in the forward and in the backward kernel.
@@ -612,6 +613,7 @@ def selective_scan_triton(
     the p-th position in scan order, p = first, first + every, … ≤ l, as float32 ``(b, m, d, n)`` (not
     differentiable).
     """
+    check_addressable("selective scan", u, delta, B, C, z)
     A = A.contiguous()
     if state is not None:
         state = state.float().contiguous()
