@@ -23,17 +23,17 @@ from lrgen.models.compiled import compile_position_wise
 from lrgen.models.registry import build_model, family_module, preset_config
 from lrgen.ops.backend import select_backend
 from lrgen.sizes import parse_size
-from lrgen.tokenizer import MASK_ID, KmerTokenizer
 
 
 def batch_ids(model, bases: int, batch: int) -> tuple[torch.Tensor, int]:
-    """Random DNA of ``bases`` bp as the model's tokens (batch, tokens), and the mask token id."""
-    if model.tokenizer_kind == "kmer":
-        tok = KmerTokenizer()
+    """Random DNA of ``bases`` bp as the model's tokens (batch, tokens), and its mask token id."""
+    tok = model.tokenizer
+    if not tok.per_base:
         seq = "".join(np.random.default_rng(0).choice(list("ACGT"), bases))
         ids = tok.encode(seq)[None].repeat(batch, 1)
-        return ids.cuda(), tok.token_to_id["<mask>"]
-    return torch.randint(7, 11, (batch, bases), device="cuda"), MASK_ID
+        return ids.cuda(), tok.mask_id
+    nucleotides = torch.tensor(tok.nucleotide_ids, device="cuda")
+    return nucleotides[torch.randint(0, 4, (batch, bases), device="cuda")], tok.mask_id
 
 
 def step_seconds(model, opt, bases: int, batch: int, steps: int) -> tuple[float, int]:

@@ -341,6 +341,11 @@ class KmerTokenizer:
         return len(self.vocab)
 
     @property
+    def kmer_ids(self) -> range:
+        """Ids of the 4^k whole k-mers."""
+        return range(self._kmer_offset, self._single_offset)
+
+    @property
     def nucleotide_ids(self) -> tuple[int, int, int, int]:
         """Ids of the single-base tokens A, C, G, T."""
         return tuple(self.token_to_id[b] for b in "ACGT")  # type: ignore[return-value]
@@ -422,18 +427,14 @@ class KmerTokenizer:
 
 
 class Tokens:
-    """Turns a window string into ``(ids, positions)`` for a model's tokenizer kind (``"char"`` or ``"kmer"``):
-    ``positions`` is the offset in the window (bp) at which each token starts, so one pooling serves both kinds."""
+    """Turns a window string into ``(ids, positions)`` with a model's tokenizer: the sequence's own tokens (no
+    ``<cls>``: an NTv2 model that wants it adds it) and ``positions``, the offset in the window (bp) at which each
+    token starts, so one pooling serves one-token-per-base and 6-mer models. ``pad_id`` pads ragged rows."""
 
-    def __init__(self, kind: str) -> None:
-        if kind not in ("char", "kmer"):
-            raise ValueError(f"unknown tokenizer kind {kind!r}")
-        self.kind = kind
-        self._kmer = KmerTokenizer() if kind == "kmer" else None
-        self.pad_id = KmerTokenizer.PAD_ID if kind == "kmer" else PAD_ID
+    def __init__(self, tokenizer: CharTokenizer | KmerTokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.pad_id = tokenizer.pad_id
 
     def __call__(self, seq: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._kmer is None:
-            return encode(seq), torch.arange(len(seq))
-        ids, starts, _ = self._kmer.tokenize(seq)
+        ids, starts, _ = self.tokenizer.tokenize(seq)
         return torch.from_numpy(ids), torch.from_numpy(starts)

@@ -66,7 +66,7 @@ def test_unfrozen_eqtl_saves_loads_and_resumes(small_bench, tmp_path):
     data, genome = bench
     table = read_task(get_task("eqtl"), data)
     w = make_windows(table, table.split("test")[:4], Genome(genome), 1536)
-    feats = pooled_features(model, loader(w, "char", 4, model.spec.tissues), torch.device("cpu"))
+    feats = pooled_features(model, loader(w, model.backbone.tokenizer, 4, model.spec.tissues), torch.device("cpu"))
     again, _ = load_finetuned(out)
     a = scores_from_features(model, feats, torch.device("cpu"))
     b = scores_from_features(again, feats, torch.device("cpu"))

@@ -44,7 +44,7 @@ def _single_pass(lm, seq: str, start: int, end: int, context_start: int, context
     padded += "N" * (context_end - context_start - len(padded))
     ids = encode(padded)[None]
     with torch.no_grad():
-        track = lm_tracks(lm(ids), ids, ("logprob",))["logprob"][0].numpy()
+        track = lm_tracks(lm(ids), ids, lm.tokenizer.nucleotide_ids, ("logprob",))["logprob"][0].numpy()
     return track[start - context_start : end - context_start]
 
 
@@ -163,7 +163,7 @@ def test_bad_inputs_leave_no_output(genome, lm, tmp_path, capsys):
     bed.write_text("20\t0\t10\n")
     with pytest.raises(LrgenError, match="unknown track 'nope'"):
         predict(PredictOptions(regions=bed, genome=path, model=lm, output=tmp_path / "o.bw", tracks=["nope"], progress=False))
-    with pytest.raises(LrgenError, match="one token per base"):
+    with pytest.raises(LrgenError, match="needs a model that reads one token per base"):
         predict(PredictOptions(regions=bed, genome=path, model="ntv2-tiny", output=tmp_path / "o.bw", context=128, progress=False))
     with pytest.raises(LrgenError, match="extension says bigwig, --format says bedgraph"):
         predict(PredictOptions(regions=bed, genome=path, model=lm, output=tmp_path / "o.bw", format="bedgraph",

@@ -128,10 +128,10 @@ def test_sampling_is_proportional_to_length_or_weights(two_species):
 
 def test_tokenize_windows_char_and_kmer():
     windows = [np.frombuffer(b"ACGTNACGTA", np.uint8), np.frombuffer(b"GGGGGGCCCC", np.uint8)]
-    ids = tokenize_windows(windows, "char")
+    ids = tokenize_windows(windows, tokenizer.CHAR_TOKENIZER)
     assert torch.equal(ids[0], tokenizer.encode("ACGTNACGTA")) and ids.shape == (2, 10)
-    kmer = tokenize_windows(windows, "kmer")
     k = tokenizer.KmerTokenizer()
+    kmer = tokenize_windows(windows, k)
     first, second = k.encode("ACGTNACGTA"), k.encode("GGGGGGCCCC")
     assert kmer.shape == (2, max(len(first), len(second)))
     assert torch.equal(kmer[1, : len(second)], second)

@@ -21,7 +21,7 @@ def _char_ids(n: int, seed: int = 0) -> torch.Tensor:
 
 def test_char_masking_statistics():
     ids = _char_ids(20_000)
-    scheme = MaskingScheme.for_kind("char")
+    scheme = MaskingScheme.for_tokenizer(tokenizer.CHAR_TOKENIZER)
     inputs, labels = mask_tokens(ids, scheme, torch.Generator().manual_seed(1), mask_prob=0.15)
     eligible = torch.isin(ids, torch.tensor(tokenizer.NUCLEOTIDE_IDS))
     chosen = labels != IGNORE
@@ -45,7 +45,7 @@ def test_char_masking_statistics():
 
 def test_masking_is_deterministic_in_the_generator():
     ids = _char_ids(500)
-    scheme = MaskingScheme.for_kind("char")
+    scheme = MaskingScheme.for_tokenizer(tokenizer.CHAR_TOKENIZER)
     a = mask_tokens(ids, scheme, torch.Generator().manual_seed(5))
     b = mask_tokens(ids, scheme, torch.Generator().manual_seed(5))
     c = mask_tokens(ids, scheme, torch.Generator().manual_seed(6))
@@ -57,7 +57,7 @@ def test_kmer_targets_are_whole_kmers_only():
     kmer = tokenizer.KmerTokenizer()
     seq = "ACGTACGTAC" * 30 + "NNN" + "ACGTAGGA" * 20 + "ACG"
     ids = kmer.encode(seq).unsqueeze(0).repeat(64, 1)
-    scheme = MaskingScheme.for_kind("kmer")
+    scheme = MaskingScheme.for_tokenizer(kmer)
     assert scheme.bases_per_target == 6
     inputs, labels = mask_tokens(ids, scheme, torch.Generator().manual_seed(0))
     chosen = labels != IGNORE

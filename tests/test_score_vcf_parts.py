@@ -8,7 +8,7 @@ import torch
 import lrgen
 from lrgen.engine import restream_span, stream
 from lrgen.io.vcf import Variant
-from lrgen.tokenizer import MASK_ID, encode
+from lrgen.tokenizer import CHAR_TOKENIZER, MASK_ID, encode
 from lrgen.engine import Edit as Replacement
 from lrgen.variants.passes import WindowPasses
 from lrgen.variants.scores import substitution_logratio
@@ -84,7 +84,7 @@ def test_substitution_logratio_sums_differing_positions():
     logp = torch.log_softmax(logits, -1)
     ids = {b: int(encode(b)[0]) for b in "ACGT"}
     expected = (logp[0, ids["T"]] - logp[0, ids["A"]]) + (logp[2, ids["C"]] - logp[2, ids["G"]])
-    assert substitution_logratio(logits, "AGG", "TGC") == pytest.approx(float(expected), abs=1e-6)
+    assert substitution_logratio(logits, "AGG", "TGC", CHAR_TOKENIZER) == pytest.approx(float(expected), abs=1e-6)
 
 
 def _entry(chrom: str, pos: int, ref: str = "A", alt: str = "G", number: int = 1, contig: str | None = "20") -> Entry:

@@ -37,7 +37,7 @@ def test_lm_tracks_values():
     logits[0, 0, [A_ID, C_ID, G_ID, T_ID]] = probs.log()
     logits[0, 1, [A_ID, C_ID, G_ID, T_ID]] = 0.0  # uniform
     ids = torch.tensor([[A_ID, C_ID, N_ID]])
-    tracks = lm_tracks(logits, ids)
+    tracks = lm_tracks(logits, ids, (A_ID, C_ID, G_ID, T_ID))
     assert tracks["logprob"][0, 0].item() == pytest.approx(math.log(0.7), abs=1e-5)
     assert tracks["logprob"][0, 1].item() == pytest.approx(math.log(0.25), abs=1e-5)
     assert tracks["entropy"][0, 1].item() == pytest.approx(math.log(4), abs=1e-5)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 
 from lrgen.cli.app import app
-from lrgen.cli import info, pretrain, finetune, evaluate, score_vcf, predict, embed, glrb  # noqa: F401  (registers)
+from lrgen.cli import (  # noqa: F401  (registers the commands)
+    info, pretrain, finetune, evaluate, score_vcf, predict, embed, glrb, export,
+)
 from lrgen.errors import LrgenError
 
 

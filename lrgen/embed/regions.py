@@ -143,7 +143,6 @@ def embed_regions(options: EmbedOptions) -> dict:
     from lrgen.models.resolve import resolve_model
     from lrgen.runtime.device import resolve_device
     from lrgen.runtime.progress import progress_bar
-    from lrgen.tokenizer import encode_batch
 
     o = options
     output = o.output
@@ -176,7 +175,7 @@ def embed_regions(options: EmbedOptions) -> dict:
     with progress_bar("embed", show=o.progress, fields=()) as bar:
         task = bar.add_task("embedding regions", total=len(windows))
         for batch in group_windows(windows, o.batch_size):
-            ids = encode_batch([fasta.fetch(w.chrom, w.window_start, w.window_end) for w in batch])
+            ids = net.tokenizer.encode_batch([fasta.fetch(w.chrom, w.window_start, w.window_end) for w in batch])
             hidden = run(ids).float().cpu()  # a replay's buffer, copied out before the next batch
             for row, w in zip(hidden, batch):
                 values = row[w.offset : w.offset + w.end - w.start]

@@ -15,7 +15,6 @@ from lrgen.engine.record import StateRecord
 from lrgen.errors import LrgenError
 from lrgen.models.conjoin import conjoin as conjoin_pass
 from lrgen.models.scan import ScanFn, ScanRunner, State, run_whole
-from lrgen.tokenizer import reverse_complement_ids
 
 OUTPUTS = ("logits", "hidden")
 _CPU = torch.device("cpu")
@@ -145,7 +144,7 @@ def stream(
         store = _CPU if offload else None
         records.append(StateRecord(every, ids_cpu, output, store_device=store))
         if conjoin:
-            rc_ids = reverse_complement_ids(ids_cpu)
+            rc_ids = model.tokenizer.reverse_complement_ids(ids_cpu)  # the model's own complement map
             records.append(StateRecord(every, rc_ids, output, store_device=store, phase=length % every))
     runners = [
         ChunkRunner(

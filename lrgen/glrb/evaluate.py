@@ -173,7 +173,7 @@ def evaluate_task(options: EvaluateOptions) -> dict:
     if not records:
         raise LrgenError(f"{table.path}: no rows with split {split!r} (splits present: {', '.join(table.splits)})")
     ref = Genome(genome)
-    kind = finetuned.backbone.tokenizer_kind
+    tokenizer = finetuned.backbone.tokenizer
     tissues = finetuned.spec.tissues
     rows = []
     with progress_bar() as progress:
@@ -181,7 +181,7 @@ def evaluate_task(options: EvaluateOptions) -> dict:
             windows = make_windows(table, records, ref, context, o.max_n_fraction)
             if not windows.records:
                 raise LrgenError(f"{table.path}: no usable {split} windows at {context} bp ({windows.counts})")
-            data = loader(windows, kind, o.batch_size, tissues)
+            data = loader(windows, tokenizer, o.batch_size, tissues)
             try:
                 feats = pooled_features(finetuned, data, dev, o.chunk_size, progress)
             except torch.cuda.OutOfMemoryError:  # e.g. NTv2 at megabase context: report it, go on

@@ -183,7 +183,7 @@ def _finetune(cfg: FinetuneOptions, task, out: Path, state_path: Path, info) -> 
         spec = task_spec(backbone, task, cfg.context, n_outputs, hidden=cfg.hidden, tissues=tissues,
                          conjoin=cfg.conjoin, label_names=table.label_names)
         model = FinetunedModel(backbone, spec).to(device)
-        kind = backbone.tokenizer_kind
+        tokenizer = backbone.tokenizer  # a published backbone's own vocabulary
         if cfg.freeze_backbone:
             backbone.requires_grad_(False)
         if cfg.compile:
@@ -194,12 +194,13 @@ def _finetune(cfg: FinetuneOptions, task, out: Path, state_path: Path, info) -> 
             progress.start()
         cached = cfg.freeze_backbone
         if cached:
-            train_data = pooled_features(model, loader(train_w, kind, cfg.batch_size, tissues), device, progress=progress)
-            val_data = (pooled_features(model, loader(val_w, kind, cfg.batch_size, tissues), device, progress=progress)
-                        if val_w and val_w.records else None)
+            train_data = pooled_features(model, loader(train_w, tokenizer, cfg.batch_size, tissues), device,
+                                         progress=progress)
+            val_data = (pooled_features(model, loader(val_w, tokenizer, cfg.batch_size, tissues), device,
+                                        progress=progress) if val_w and val_w.records else None)
         else:
             train_data = None
-            val_data = loader(val_w, kind, cfg.batch_size, tissues) if val_w and val_w.records else None
+            val_data = loader(val_w, tokenizer, cfg.batch_size, tissues) if val_w and val_w.records else None
 
         groups = [{"params": list(model.head.parameters()), "lr": cfg.head_lr}]
         if not cfg.freeze_backbone:
@@ -260,7 +261,7 @@ def _finetune(cfg: FinetuneOptions, task, out: Path, state_path: Path, info) -> 
             if cached:
                 source = ({k: v[idx] for k, v in train_data.items()} for idx in batches)
             else:
-                source = loader(train_w, kind, cfg.batch_size, tissues, batch_sampler=batches,
+                source = loader(train_w, tokenizer, cfg.batch_size, tissues, batch_sampler=batches,
                                 num_workers=cfg.num_workers)
             for batch in source:
                 batch = to_device(batch, device)

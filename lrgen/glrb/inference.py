@@ -12,18 +12,19 @@ from lrgen.glrb.batches import WindowDataset, collate, to_device
 from lrgen.glrb.data import WindowSet
 from lrgen.models.finetuned import FinetunedModel
 from lrgen.runtime.device import autocast
-from lrgen.tokenizer import Tokens
+from lrgen.tokenizer import CharTokenizer, KmerTokenizer, Tokens
 
 
 def loader(
     windows: WindowSet,
-    tokenizer_kind: str,
+    tokenizer: CharTokenizer | KmerTokenizer,
     batch_size: int,
     tissues: list[str] | None = None,
     batch_sampler=None,
     num_workers: int = 0,
 ) -> DataLoader:
-    tokens = Tokens(tokenizer_kind)
+    """Collated batches of ``windows`` in the ids of the model's ``tokenizer``."""
+    tokens = Tokens(tokenizer)
     dataset = WindowDataset(windows, tokens, tissues)
     fn = partial(collate, pad_id=tokens.pad_id, context=windows.context)
     if batch_sampler is not None:

@@ -32,6 +32,7 @@ CONFIG_NAME = "config.json"
 TRAINING_STATE_NAME = "training_state.pt"
 LATEST_NAME = "latest"
 CHECKPOINTS_DIR = "checkpoints"
+RUN_CONFIG_NAME = "pretrain_config.json"  # lrgen pretrain's resolved settings, in the run directory
 
 
 def save_model(model: nn.Module, directory: str | Path, training_state: dict[str, Any] | None = None) -> Path:
@@ -85,6 +86,15 @@ def resolve_checkpoint(path: str | Path) -> Path:
                 raise LrgenError(f"{latest}: names checkpoint {name!r}, but {target} has no {CONFIG_NAME}")
             return target
     raise LrgenError(f"{path}: no {CONFIG_NAME} and no {CHECKPOINTS_DIR}/{LATEST_NAME}; not a checkpoint or run directory")
+
+
+def run_context(directory: str | Path | None) -> int | None:
+    """The context (bp) ``lrgen pretrain`` trained the checkpoint in ``directory`` at (``RUN/checkpoints/NAME``: the
+    ``context`` of ``RUN/pretrain_config.json``), or None for a checkpoint outside a run."""
+    if directory is None:
+        return None
+    config = Path(directory).parent.parent / RUN_CONFIG_NAME
+    return int(json.loads(config.read_text())["context"]) if config.is_file() else None
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:

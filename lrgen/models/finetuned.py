@@ -114,7 +114,7 @@ def build_head(spec: HeadSpec) -> nn.Module:
 
 def feature_width(backbone, pooling: str, conjoin: bool) -> tuple[int, bool]:
     """Pooled width per window and whether RC-invariant pooling applies, for ``backbone`` with ``pooling``."""
-    if conjoin and backbone.tokenizer_kind != "char":
+    if conjoin and not backbone.tokenizer.per_base:
         raise LrgenError("conjoin needs a one-token-per-base model; NTv2's 6-mers have no reverse-complement map")
     rc_pool = bool(backbone.rc_equivariant) and pooling in ("variant", "centre")
     width = backbone.hidden_size // 2 if rc_pool else backbone.hidden_size

@@ -17,7 +17,6 @@ Layouts (``config.json`` decides; weights are read by :mod:`lrgen.models.weights
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -29,6 +28,7 @@ from lrgen.errors import LrgenError
 from lrgen.models.base import LanguageModel
 from lrgen.models.checkpoint import CONFIG_NAME, replace_dir, read_config, save_model
 from lrgen.models.weights import load_state, read_state_dict
+from lrgen.runtime.files import temporary_sibling
 from lrgen.tokenizer import (
     CHAR_TOKENIZER,
     TOKENIZER_JSON,
@@ -253,7 +253,7 @@ def export_caduceus_hub(model: LanguageModel, directory: str | Path, model_max_l
     if model.family != "caduceus":
         raise LrgenError(f"export_caduceus_hub writes Caduceus models; this is a {model.family} model")
     directory = Path(directory)
-    tmp = directory.parent / f".{directory.name}.export-{os.getpid()}"
+    tmp = temporary_sibling(directory, "export")
     try:
         save_model(model, tmp)
         config = {**model.config.to_dict(), "architectures": ["CaduceusForMaskedLM"]}

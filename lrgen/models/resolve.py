@@ -18,6 +18,7 @@ from torch import nn
 from lrgen.errors import LrgenError
 from lrgen.models import registry
 from lrgen.models.base import LanguageModel
+from lrgen.models.checkpoint import resolve_checkpoint
 from lrgen.models.finetuned import FinetunedModel, is_finetuned, load_finetuned
 
 #: capability -> what a model must be to have it (the end of the one-line refusal)
@@ -33,13 +34,14 @@ CAPABILITIES = {
 @dataclass
 class ResolvedModel:
     """A model as :func:`resolve_model` found it: the backbone, the fine-tuned model around it (if any), a label
-    for messages and outputs, and where it came from (``folder``, ``finetuned``, ``bundled``, ``preset``, ``hub``
-    or ``object``)."""
+    for messages and outputs, where it came from (``folder``, ``finetuned``, ``bundled``, ``preset``, ``hub`` or
+    ``object``) and the checkpoint folder it was read from (None for presets and objects)."""
 
     model: LanguageModel
     label: str
     source: str
     finetuned: FinetunedModel | None = None
+    directory: Path | None = None
 
     @property
     def family(self) -> str:
@@ -60,7 +62,7 @@ class ResolvedModel:
         if capability == "streamable":
             return bool(self.model.streamable)
         if capability == "per_base":
-            return self.model.tokenizer_kind == "char"
+            return self.model.tokenizer.per_base
         if capability == "head":
             return self.finetuned is not None
         if capability == "variant_head":
@@ -96,20 +98,22 @@ def resolve_model(model: str | os.PathLike | nn.Module, *, seed: int | None = No
     name = str(model)
     path = Path(name).expanduser()
     if path.exists():
-        backbone = registry.load_checkpoint(path)
+        directory = resolve_checkpoint(path)
+        backbone = registry.load_checkpoint(directory)
         if path.is_dir() and is_finetuned(path):
             finetuned, _ = load_finetuned(path, backbone)
-            return ResolvedModel(backbone, name, "finetuned", finetuned)
-        return ResolvedModel(backbone, name, "folder")
+            return ResolvedModel(backbone, name, "finetuned", finetuned, directory)
+        return ResolvedModel(backbone, name, "folder", directory=directory)
     bundled = registry.bundled_models()
     if name in bundled:
-        return ResolvedModel(registry.load_checkpoint(bundled[name]), name, "bundled")
+        return ResolvedModel(registry.load_checkpoint(bundled[name]), name, "bundled", directory=bundled[name])
     config = registry.preset_config(name)
     if config is not None:
         built = registry.build_model(config) if seed is None else registry.build_model(config, seed=seed)
         return ResolvedModel(built, name, "preset")
     if registry.is_repo_id(name):
-        return ResolvedModel(registry.load_checkpoint(registry.download(name)), name, "hub")
+        directory = registry.download(name)
+        return ResolvedModel(registry.load_checkpoint(directory), name, "hub", directory=directory)
     raise LrgenError(f"unknown model {name!r}: not a folder, a bundled model ({', '.join(bundled) or 'none'}), a "
                      f"preset ({', '.join(registry.preset_names())}) or a hub id (owner/name)")
 

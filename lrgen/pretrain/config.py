@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from lrgen.errors import LrgenError
+from lrgen.models.checkpoint import RUN_CONFIG_NAME
 from lrgen.runtime.files import atomic_write_text
 from lrgen.sizes import parse_size
 
-CONFIG_NAME = "pretrain_config.json"
+CONFIG_NAME = RUN_CONFIG_NAME
 
 
 @dataclass

@@ -19,6 +19,7 @@ import torch
 
 from lrgen.errors import LrgenError
 from lrgen.io.genome import same_contig
+from lrgen.tokenizer import CharTokenizer, KmerTokenizer
 
 _BYTE = np.full(256, ord("N"), dtype=np.uint8)
 for _c in "ACGT":
@@ -273,25 +274,11 @@ class WindowSampler:
         self.index = int(state["index"])
 
 
-def tokenize_windows(windows: Sequence[np.ndarray], kind: str) -> torch.Tensor:
-    """Token ids ``(B, T)`` of base windows for a ``"char"`` or ``"kmer"`` model (k-mer rows right-padded)."""
-    import lrgen.tokenizer as tokenizer
-
-    texts = [w.tobytes().decode("ascii") for w in windows]
-    if kind == "char":
-        return tokenizer.encode_batch(texts)
-    if kind == "kmer":
-        kmer = _kmer_tokenizer()
-        rows = [kmer.tokenize(t)[0] for t in texts]
-        out = np.full((len(rows), max(r.size for r in rows)), kmer.PAD_ID, dtype=np.int64)
-        for i, r in enumerate(rows):
-            out[i, : r.size] = r
-        return torch.from_numpy(out)
-    raise LrgenError(f"unknown tokenizer kind {kind!r}")
-
-
-@functools.lru_cache(maxsize=1)
-def _kmer_tokenizer():
-    from lrgen.tokenizer import KmerTokenizer
-
-    return KmerTokenizer()
+def tokenize_windows(windows: Sequence[np.ndarray], tokenizer: CharTokenizer | KmerTokenizer) -> torch.Tensor:
+    """Token ids ``(B, T)`` of base windows with a model's ``tokenizer``: the windows' own tokens (no ``<cls>``),
+    ragged rows (6-mers) right-padded with its pad id."""
+    rows = [tokenizer.tokenize(w.tobytes().decode("ascii"))[0] for w in windows]
+    out = np.full((len(rows), max(r.size for r in rows)), tokenizer.pad_id, dtype=np.int64)
+    for i, r in enumerate(rows):
+        out[i, : r.size] = r
+    return torch.from_numpy(out)

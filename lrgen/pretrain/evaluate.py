@@ -26,7 +26,6 @@ import torch
 
 from lrgen.engine import default_chunk_size, forward
 from lrgen.errors import LrgenError
-from lrgen.pretrain.config import CONFIG_NAME
 from lrgen.pretrain.data import WindowSampler, derive_seed, load_species, tokenize_windows, whole_segments
 from lrgen.pretrain.masking import MaskingScheme, mask_tokens, mlm_sums, summarize
 from lrgen.runtime.device import resolve_device
@@ -59,6 +58,7 @@ def evaluate_mlm(options: MlmOptions) -> dict:
     Returns ``{"model", "family", "parameters", "trained_context", "results": [row per context], ...}``; with
     ``output`` also writes ``mlm.json``, ``mlm.tsv`` and (when matplotlib is installed) ``mlm.png``.
     """
+    from lrgen.models.checkpoint import run_context
     from lrgen.models.resolve import resolve_model
     from lrgen.runtime.progress import progress_bar
 
@@ -70,9 +70,10 @@ def evaluate_mlm(options: MlmOptions) -> dict:
     if not fasta:
         raise LrgenError("no FASTA file given to evaluate on")
     dev = resolve_device(options.device)
-    lm = resolve_model(model).model.to(dev).eval()
-    kind = lm.tokenizer_kind
-    scheme = MaskingScheme.for_kind(kind)
+    resolved = resolve_model(model)
+    lm = resolved.model.to(dev).eval()
+    tokenizer = lm.tokenizer
+    scheme = MaskingScheme.for_tokenizer(tokenizer)
     species = [load_species(str(p)) for p in fasta]
     longest = max(c.seq.size for sp in species for c in sp.contigs)
     ordered = sorted(set(int(c) for c in contexts))
@@ -83,7 +84,7 @@ def evaluate_mlm(options: MlmOptions) -> dict:
         sampler = WindowSampler(species, whole_segments(species), span, max_n_fraction=MAX_N_FRACTION,
                                 seed=derive_seed(seed, _EVAL_STREAM))
         centres = [(s, c, start + span // 2) for s, c, start, _ in sampler.draw_locations(0, windows)]
-    trained = trained_context(model)
+    trained = run_context(resolved.directory)
     dtype = torch.bfloat16 if dev.type == "cuda" else None
     chunk = options.chunk_size or default_chunk_size(dev)
 
@@ -110,7 +111,7 @@ def evaluate_mlm(options: MlmOptions) -> dict:
             try:
                 for i, (s, c, centre) in enumerate(centres):
                     bases = sampler.window(s, c, centre - context // 2, context)
-                    ids = tokenize_windows([bases], kind)
+                    ids = tokenize_windows([bases], tokenizer)
                     gen = torch.Generator().manual_seed(derive_seed(seed, _EVAL_STREAM, context, i))
                     inputs, labels = mask_tokens(ids, scheme, gen)
                     logits = forward(lm, inputs, "logits", chunk_size=chunk, dtype=dtype)
@@ -133,7 +134,7 @@ def evaluate_mlm(options: MlmOptions) -> dict:
     result = {
         "model": model,
         "family": lm.family,
-        "tokenizer_kind": kind,
+        "tokenizer_kind": tokenizer.kind,
         "parameters": lm.num_parameters(),
         "trained_context": trained,
         "fasta": [str(p) for p in fasta],
@@ -146,16 +147,6 @@ def evaluate_mlm(options: MlmOptions) -> dict:
     if options.output is not None:
         write_outputs(result, options.output)
     return result
-
-
-def trained_context(model: str) -> int | None:
-    """The pretraining context of an lrgen run directory or of one of its checkpoints, else ``None``."""
-    path = Path(model)
-    for candidate in (path, path.parent.parent):
-        config = candidate / CONFIG_NAME
-        if config.is_file():
-            return int(json.loads(config.read_text())["context"])
-    return None
 
 
 COLUMNS = ("context", "tokens_per_window", "targets", "loss", "perplexity", "perplexity_per_base", "accuracy",

@@ -109,8 +109,8 @@ class _Trainer:
         self.model = _initial_model(config, self.run_dir).to(info.device).train()
         if config.compile:
             compile_position_wise(self.model)
-        self.kind = self.model.tokenizer_kind
-        self.scheme = MaskingScheme.for_kind(self.kind)
+        self.tokenizer = self.model.tokenizer  # a published backbone's own vocabulary when training on from one
+        self.scheme = MaskingScheme.for_tokenizer(self.tokenizer)
         self.rc_augment = (not self.model.rc_equivariant) if config.rc_augment is None else config.rc_augment
         self._build_data()
         self.num_parameters = self.model.num_parameters()
@@ -164,14 +164,14 @@ class _Trainer:
             left, index = c.val_windows, 0
             while left > 0:
                 size = min(left, c.batch_size)
-                ids = tokenize_windows(val_sampler.draw(index, size), self.kind)
+                ids = tokenize_windows(val_sampler.draw(index, size), self.tokenizer)
                 gen = torch.Generator().manual_seed(derive_seed(c.seed, _VAL_STREAM, _MASK_STREAM, index))
                 self.val_batches.append(mask_tokens(ids, self.scheme, gen, c.mask_prob))
                 left, index = left - size, index + 1
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         index, windows = self.sampler.next_batch(self.config.batch_size)
-        ids = tokenize_windows(windows, self.kind)
+        ids = tokenize_windows(windows, self.tokenizer)
         gen = torch.Generator().manual_seed(derive_seed(self.config.seed, self.info.rank, _MASK_STREAM, index))
         inputs, labels = mask_tokens(ids, self.scheme, gen, self.config.mask_prob)
         dev = self.info.device

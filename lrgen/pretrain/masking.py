@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lrgen.tokenizer import CharTokenizer, KmerTokenizer
+
 IGNORE = -100
 
 
@@ -28,16 +30,13 @@ class MaskingScheme:
     bases_per_target: int
 
     @classmethod
-    def for_kind(cls, kind: str) -> "MaskingScheme":
-        import lrgen.tokenizer as tokenizer
-
-        if kind == "char":
-            return cls(tokenizer.MASK_ID, torch.tensor(tokenizer.NUCLEOTIDE_IDS), 1)
-        if kind == "kmer":
-            kmer = tokenizer.KmerTokenizer()
-            first = len(kmer.SPECIAL_TOKENS)
-            return cls(kmer.MASK_ID, torch.arange(first, first + 4**kmer.k), kmer.k)
-        raise ValueError(f"unknown tokenizer kind {kind!r}")
+    def for_tokenizer(cls, tokenizer: CharTokenizer | KmerTokenizer) -> "MaskingScheme":
+        """The scheme of a model's own tokenizer: its [MASK] id, and its A/C/G/T ids (one token per base) or its
+        whole k-mer ids (NTv2)."""
+        if tokenizer.per_base:
+            return cls(tokenizer.mask_id, torch.tensor(sorted(tokenizer.nucleotide_ids)), 1)
+        kmers = tokenizer.kmer_ids
+        return cls(tokenizer.mask_id, torch.arange(kmers.start, kmers.stop), tokenizer.k)
 
 
 def mask_tokens(

@@ -5,22 +5,25 @@
 - ``max-alt-llr``: max over the three other bases of log p(alt) − log p(ref) — the ``wt-marginal`` score of the
   most likely substitution at the position.
 
-Probabilities are renormalised over A, C, G, T. Positions whose reference is not A/C/G/T are NaN (not written).
+Probabilities are renormalised over A, C, G, T, the logit columns of the model's own tokenizer. Positions whose
+reference is not A/C/G/T are NaN (not written).
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import Tensor
-
-from lrgen.tokenizer import NUCLEOTIDE_IDS
 
 LM_TRACKS = ("logprob", "entropy", "max-alt-llr")
 
 
-def lm_tracks(logits: Tensor, input_ids: Tensor, names: tuple[str, ...] = LM_TRACKS) -> dict[str, Tensor]:
-    """Per-position tracks ``(..., L)`` float32 from logits ``(..., L, V)`` and the reference ids ``(..., L)``."""
-    nuc = torch.tensor(NUCLEOTIDE_IDS, device=logits.device)
+def lm_tracks(logits: Tensor, input_ids: Tensor, nucleotide_ids: Sequence[int],
+              names: tuple[str, ...] = LM_TRACKS) -> dict[str, Tensor]:
+    """Per-position tracks ``(..., L)`` float32 from logits ``(..., L, V)`` and the reference ids ``(..., L)``;
+    ``nucleotide_ids`` are the A, C, G, T ids of the model's tokenizer (``model.tokenizer.nucleotide_ids``)."""
+    nuc = torch.tensor(nucleotide_ids, device=logits.device)
     logp = torch.log_softmax(logits.float().index_select(-1, nuc), dim=-1)  # (..., L, 4)
     index = (input_ids.unsqueeze(-1) == nuc).float()  # one-hot over ACGT; all zero at N
     is_nuc = index.sum(-1) > 0

@@ -87,9 +87,9 @@ class LmSource:
     def window_values(self, seqs: list[str], columns: list[int], chunk_size: int) -> np.ndarray:
         """``(B, context, len(columns))`` float32 values of equal-length windows."""
         from lrgen.engine import stream
-        from lrgen.tokenizer import encode_batch
 
-        ids = encode_batch(seqs).to(self.model.device)
+        tokenizer = self.model.tokenizer
+        ids = tokenizer.encode_batch(seqs).to(self.model.device)
         options = dict(chunk_size=chunk_size, output="logits", conjoin=self.conjoin, dtype=self.dtype)
         if not self.cuda_graphs:
             logits = stream(self.model, ids, **options)
@@ -98,7 +98,7 @@ class LmSource:
                 self._passes[chunk_size] = GraphedStream(self.model, **options)
             logits = self._passes[chunk_size](ids)
         wanted = tuple(self.names[c] for c in columns)
-        values = lm_tracks(logits, ids, wanted)
+        values = lm_tracks(logits, ids, tokenizer.nucleotide_ids, wanted)
         return torch.stack([values[n] for n in wanted], dim=-1).float().cpu().numpy()
 
 
@@ -143,7 +143,7 @@ class HeadSource:
         from lrgen.tokenizer import Tokens
 
         context = len(seqs[0])
-        tokens = Tokens(self.model.backbone.tokenizer_kind)
+        tokens = Tokens(self.model.backbone.tokenizer)
         rows = [tokens(s) for s in seqs]
         ids = pad_sequence([r[0] for r in rows], batch_first=True, padding_value=tokens.pad_id).to(self.device)
         positions = pad_sequence([r[1] for r in rows], batch_first=True, padding_value=-1).to(self.device)

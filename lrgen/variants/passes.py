@@ -18,6 +18,7 @@ from torch import Tensor
 
 from lrgen.engine import Edit, EditOutput, StateRecord, restream_edits, stream
 from lrgen.engine.restart import batches_by_length, margins
+from lrgen.tokenizer import CharTokenizer
 
 
 class WindowPasses:
@@ -40,6 +41,11 @@ class WindowPasses:
         self.dtype = dtype
         self._record: StateRecord | None = None
         self._logits: Tensor | None = None
+
+    @property
+    def tokenizer(self) -> CharTokenizer:
+        """The model's own tokenizer: the ids of alleles and masks put into its passes."""
+        return self.model.tokenizer
 
     @property
     def length(self) -> int:

@@ -263,7 +263,6 @@ def _score(o: ScoreVcfOptions, procs) -> Summary:
 def _run(o: ScoreVcfOptions, reader, genome, model, finetuned, bodies, summary: Summary, console, procs, *,
          values, chunk_size, regions, total, dtype) -> None:
     from lrgen.runtime.progress import progress_bar
-    from lrgen.tokenizer import encode
     from lrgen.variants.passes import WindowPasses
     from lrgen.variants.scores import passes_needed, score_window
     from lrgen.variants.writer import tsv_lines, vcf_line
@@ -278,7 +277,7 @@ def _run(o: ScoreVcfOptions, reader, genome, model, finetuned, bodies, summary: 
             mine = procs.owns(index)
             alleles = window.alleles() if mine else []
             if alleles:
-                ids = encode(genome.fetch(window.contig, window.start, window.end))
+                ids = model.tokenizer.encode(genome.fetch(window.contig, window.start, window.end))
                 span = None if o.exact else o.recompute_span
                 passes = WindowPasses(model, ids, conjoin=not model.rc_equivariant, chunk_size=chunk_size,
                                       batch_size=o.batch_size, recompute_span=span, dtype=dtype,

@@ -26,8 +26,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from lrgen.tokenizer import MASK_ID, encode
 from lrgen.engine import Edit, EditOutput
+from lrgen.tokenizer import CharTokenizer
 from lrgen.variants.passes import WindowPasses
 from lrgen.variants.triage import Allele, substitution_applies
 from lrgen.variants.windows import Window
@@ -52,13 +52,14 @@ NOT_APPLICABLE = {
 Tick = Callable[[int], None]
 
 
-def substitution_logratio(logits: Tensor, ref: str, alt: str) -> float:
-    """``sum_i log p(alt_i) - log p(ref_i)`` over positions where ``ref`` and ``alt`` (equal length) differ."""
+def substitution_logratio(logits: Tensor, ref: str, alt: str, tokenizer: CharTokenizer) -> float:
+    """``sum_i log p(alt_i) - log p(ref_i)`` over positions where ``ref`` and ``alt`` (equal length) differ, the
+    bases' logit columns those of the model's ``tokenizer``."""
     logp = torch.log_softmax(logits.float(), dim=-1)
     rows = [i for i, (r, a) in enumerate(zip(ref, alt)) if r != a]
     index = torch.tensor(rows, dtype=torch.long, device=logp.device)
-    alt_ids = encode("".join(alt[i] for i in rows)).to(logp.device)
-    ref_ids = encode("".join(ref[i] for i in rows)).to(logp.device)
+    alt_ids = tokenizer.encode("".join(alt[i] for i in rows)).to(logp.device)
+    ref_ids = tokenizer.encode("".join(ref[i] for i in rows)).to(logp.device)
     return float((logp[index, alt_ids] - logp[index, ref_ids]).sum())
 
 
@@ -111,20 +112,20 @@ def _offset(window: Window, allele: Allele) -> int:
 
 
 def _wt_marginal(window: Window, passes: WindowPasses, alleles: list[Allele]) -> None:
-    logits = passes.reference("logits")
+    logits, tokenizer = passes.reference("logits"), passes.tokenizer
     snvs = [a for a in alleles if len(a.ref) == 1]
     if snvs:  # every SNV of the window in one gather
         logp = torch.log_softmax(logits.float(), dim=-1)
         at = torch.tensor([_offset(window, a) for a in snvs], device=logp.device)
-        alt = encode("".join(a.alt for a in snvs)).to(logp.device)
-        ref = encode("".join(a.ref for a in snvs)).to(logp.device)
+        alt = tokenizer.encode("".join(a.alt for a in snvs)).to(logp.device)
+        ref = tokenizer.encode("".join(a.ref for a in snvs)).to(logp.device)
         for allele, value in zip(snvs, (logp[at, alt] - logp[at, ref]).cpu().tolist()):
             allele.scores["wt_marginal"] = value
     for allele in alleles:
         if len(allele.ref) > 1:
             o = _offset(window, allele)
             allele.scores["wt_marginal"] = substitution_logratio(logits[o : o + len(allele.ref)], allele.ref,
-                                                                 allele.alt)
+                                                                 allele.alt, tokenizer)
 
 
 def _llr(window: Window, passes: WindowPasses, alleles: list[Allele], tick: Tick | None) -> None:
@@ -132,11 +133,12 @@ def _llr(window: Window, passes: WindowPasses, alleles: list[Allele], tick: Tick
     for allele in alleles:
         sites.setdefault((_offset(window, allele), len(allele.ref)), []).append(allele)
     keys = list(sites)
-    edits = [Edit(o, o + r, torch.full((r,), MASK_ID, dtype=torch.long)) for o, r in keys]
+    tokenizer = passes.tokenizer
+    edits = [Edit(o, o + r, torch.full((r,), tokenizer.mask_id, dtype=torch.long)) for o, r in keys]
     masked = passes.edited(edits, "logits", reduce=lambda region: region.values.float().cpu(), advance=tick)
     for key, logits in zip(keys, masked):
         for allele in sites[key]:
-            allele.scores["llr"] = substitution_logratio(logits, allele.ref, allele.alt)
+            allele.scores["llr"] = substitution_logratio(logits, allele.ref, allele.alt, tokenizer)
 
 
 def _embedding(window: Window, passes: WindowPasses, alleles: list[Allele], span: int, tick: Tick | None) -> None:
@@ -149,7 +151,7 @@ def _embedding(window: Window, passes: WindowPasses, alleles: list[Allele], span
         o, r = _offset(window, allele), len(allele.ref)
         left, right = min(half, o), min(half, length - o - r)
         ref_means.append(hidden[o - left : o + r + right].float().mean(0))
-        edits.append(Edit(o, o + r, encode(allele.alt), margin=half))
+        edits.append(Edit(o, o + r, passes.tokenizer.encode(allele.alt), margin=half))
     del hidden
 
     def mean(region: EditOutput) -> Tensor:
@@ -173,8 +175,8 @@ def _head(window: Window, model, passes: WindowPasses, alleles: list[Allele], ti
     hidden = passes.reference("hidden")
     ref_features = [pooled(hidden, _offset(window, a)) for a in alleles]
     del hidden
-    edits = [Edit(_offset(window, a), _offset(window, a) + len(a.ref), encode(a.alt), margin=half)
-                    for a in alleles]
+    edits = [Edit(_offset(window, a), _offset(window, a) + len(a.ref), passes.tokenizer.encode(a.alt), margin=half)
+             for a in alleles]
     alt_features = passes.edited(edits, "hidden", reduce=lambda region: pooled(region.values, region.offset),
                                  advance=tick)
     features = torch.stack([torch.cat([r, a]) for r, a in zip(ref_features, alt_features)])
