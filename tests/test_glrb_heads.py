@@ -8,16 +8,16 @@ import torch
 
 import lrgen
 from lrgen.errors import LrgenError
-from lrgen.glrb.batches import WindowDataset, collate
 from lrgen.glrb.data import make_windows, read_task
 from lrgen.glrb.fixture import make_fixture
 from lrgen.glrb.heads import task_spec
-from lrgen.glrb.inference import batch_inputs, features
 from lrgen.glrb.tasks import get_task
 from lrgen.io.genome import Genome
 from lrgen.models.finetuned import FinetunedModel
 from lrgen.models.pooling import bin_mean, centre_mean
 from lrgen.tokenizer import Tokens, reverse_complement_ids
+from lrgen.training.batches import WindowDataset, collate
+from lrgen.training.inference import batch_inputs, features
 
 
 def make_spec(backbone, task: str, context: int, n_outputs: int, **kwargs):

@@ -44,7 +44,7 @@ def _load(task, model: str, device, contexts: list[int] | None, conjoin: bool | 
 
 
 def _metrics(task, labels: np.ndarray, scores: np.ndarray, bootstrap: int, seed: int) -> tuple[dict, dict]:
-    from lrgen.glrb.metrics import bootstrap_ci, macro
+    from lrgen.training.metrics import bootstrap_ci, macro
 
     values = {m: macro(m, labels, scores) for m in task.metrics}
     ci = {}
@@ -54,7 +54,7 @@ def _metrics(task, labels: np.ndarray, scores: np.ndarray, bootstrap: int, seed:
 
 
 def _buckets(task, records, labels: np.ndarray, scores: np.ndarray) -> dict:
-    from lrgen.glrb.metrics import macro
+    from lrgen.training.metrics import macro
 
     distance = np.array([abs(r.distance) for r in records])
     out = {}
@@ -156,10 +156,10 @@ def evaluate_task(options: EvaluateOptions) -> dict:
     import torch
 
     from lrgen.glrb.data import make_windows, read_task
-    from lrgen.glrb.inference import loader, pooled_features, scores_from_features
     from lrgen.io.genome import Genome
     from lrgen.runtime.device import resolve_device
     from lrgen.runtime.progress import progress_bar
+    from lrgen.training.inference import loader, pooled_features, scores_from_features
 
     o = options
     task, model, contexts = o.task, o.model, o.context
