@@ -18,7 +18,7 @@ def predict_command(
     regions: Optional[Path] = regions_option("BED file of regions (BED3+); overlapping regions are merged."),
     genome: Path = genome_option(),
     model: str = model_option("Bundled model, preset, checkpoint, hub id, or a folder written by lrgen finetune "
-                              "on a per-bin task."),
+                              "whose head writes tracks (per bin or per window)."),
     output: Optional[str] = output_option("Output file (one track; the stem for several), or a folder "
                                            "(existing, or ending in /) for one file per track.", required=False),
     out_dir: Optional[str] = deprecated_option("--out-dir"),

@@ -212,22 +212,8 @@ def evaluate_task(options: EvaluateOptions) -> dict:
         if len(rows) > 1:
             result["plot_note"] = plot(result, out / PLOT_NAME)
             result["plot"] = None if result["plot_note"] else str(out / PLOT_NAME)
-        from lrgen.runtime.files import atomic_write_text
+        from lrgen.runtime.files import atomic_write_text, json_safe
 
         atomic_write_text(out / "results.md", markdown(result))
-        atomic_write_text(out / "results.json", json.dumps(_clean(result), indent=2) + "\n")
+        atomic_write_text(out / "results.json", json.dumps(json_safe(result), indent=2) + "\n")
     return result
-
-
-
-def _clean(x):
-    """JSON-safe copy: NaN becomes null, numpy scalars become Python numbers, tuples become lists."""
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (np.integer, np.floating)):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
