@@ -43,9 +43,14 @@ def planted(shared_data, tmp_path_factory):
     with pyBigWig.open(str(coverage), "w") as bw:
         bw.addHeader([(name, LENGTH) for name in contigs])
         for name, seq in contigs.items():
-            gc = np.array([(seq[i : i + 32].count("G") + seq[i : i + 32].count("C")) / 32 for i in range(0, LENGTH, 32)])
+            gc = np.array([sum(seq[i : i + 32].count(b) for b in "GC") / 32 for i in range(0, LENGTH, 32)])
             bw.addEntries(name, 0, values=(50 * gc).tolist(), span=32, step=32)
-    return {"fasta": fasta, "bed": bed, "coverage": coverage, "contigs": contigs, "folder": folder}
+    return {"fasta": fasta, "bed": bed, "coverage": coverage, "contigs": contigs}
+
+
+def _column(tsv, name: str) -> list[str]:
+    header, *rows = (line.split("\t") for line in tsv.read_text().splitlines())
+    return [row[header.index(name)] for row in rows]
 
 
 def test_regions_learn_the_motif_then_predict_and_score_vcf_use_the_folder(planted, tmp_path):
@@ -59,8 +64,7 @@ def test_regions_learn_the_motif_then_predict_and_score_vcf_use_the_folder(plant
     assert results["contigs"] == ["chr4"] and summary["test"]["contigs"] == ["chr4"]
     meta = json.loads((out / "task.json").read_text())
     assert meta["userdata"]["valid_chroms"] == ["chr3"] and meta["head"]["pool_bp"] == 200
-    assert results["metrics"]["auroc"] >= 0.9, results
-    print("regions test AUROC", results["metrics"])
+    assert results["metrics"]["auroc"] >= 0.9, results  # 1.0 when written
 
     bed = tmp_path / "chr4.bed"
     bed.write_text(f"chr4\t0\t{LENGTH}\n")
@@ -69,8 +73,7 @@ def test_regions_learn_the_motif_then_predict_and_score_vcf_use_the_folder(plant
     with pyBigWig.open(str(track)) as bw:
         at_sites = [bw.values("chr4", c, c + 1)[0] for c in SITES]
         between = [bw.values("chr4", c + 350, c + 351)[0] for c in SITES[:-1]]
-    print("predict AUROC", auroc(np.r_[np.ones(len(at_sites)), np.zeros(len(between))], np.r_[at_sites, between]))
-    assert auroc(np.r_[np.ones(len(at_sites)), np.zeros(len(between))], np.r_[at_sites, between]) >= 0.9
+    assert auroc(np.r_[np.ones(len(at_sites)), np.zeros(len(between))], np.r_[at_sites, between]) >= 0.9  # 0.982
 
     rng = np.random.default_rng(1)
     seq = planted["contigs"]["chr4"]
@@ -83,13 +86,11 @@ def test_regions_learn_the_motif_then_predict_and_score_vcf_use_the_folder(plant
     vcf.write_text("##fileformat=VCFv4.2\n##contig=<ID=chr4>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
                    + "".join(rows))
     tsv = tmp_path / "v.tsv"
-    score_vcf(ScoreVcfOptions(vcf=vcf, genome=planted["fasta"], model=str(out), context=CONTEXT, output=tmp_path / "o.vcf",
-                              tsv=tsv, scores=("head",), exact=True, progress=False))
-    lines = tsv.read_text().splitlines()
-    head = [float(line.split("\t")[lines[0].split("\t").index("head")]) for line in lines[1:]]
+    score_vcf(ScoreVcfOptions(vcf=vcf, genome=planted["fasta"], model=str(out), context=CONTEXT,
+                              output=tmp_path / "o.vcf", tsv=tsv, scores=("head",), exact=True, progress=False))
+    head = [float(v) for v in _column(tsv, "head")]
     destroyed, neutral = head[0::2], head[1::2]
-    print("score-vcf head", destroyed, neutral)
-    assert auroc(np.r_[np.zeros(10), np.ones(10)], np.r_[destroyed, neutral]) >= 0.9
+    assert auroc(np.r_[np.zeros(10), np.ones(10)], np.r_[destroyed, neutral]) >= 0.9  # 1.0: -0.75..-0.44 vs -0.27..0.06
     assert max(destroyed) < 0
 
 
@@ -98,10 +99,10 @@ def test_tracks_learn_gc_coverage_and_predict_writes_it(planted, tmp_path):
 
     out = tmp_path / "gc"
     finetune_user(UserFinetuneOptions(task="tracks", genome=str(planted["fasta"]), output=str(out),
-                                      targets=[str(planted["coverage"])], **{**TRAIN, "context": 1024, "head_lr": 1e-2}))
+                                      targets=[str(planted["coverage"])],
+                                      **{**TRAIN, "context": 1024, "head_lr": 1e-2}))  # a regression head from zero
     results = json.loads((out / "results.json").read_text())
-    print("tracks test", results["metrics"])
-    assert results["metrics"]["pearson"] >= 0.8 and list(results["labels"]) == ["gc"]
+    assert results["metrics"]["pearson"] >= 0.8 and list(results["labels"]) == ["gc"]  # 0.977 when written
 
     bed = tmp_path / "chr4.bed"
     bed.write_text(f"chr4\t0\t{LENGTH}\n")
@@ -112,5 +113,77 @@ def test_tracks_learn_gc_coverage_and_predict_writes_it(planted, tmp_path):
         want = np.log1p(np.array(target.values("chr4", 0, LENGTH)))
     bins = LENGTH // 128
     got, want = got[: bins * 128].reshape(bins, 128).mean(1), want[: bins * 128].reshape(bins, 128).mean(1)
-    print("predict pearson", pearson(want, got))
-    assert pearson(want, got) >= 0.8
+    assert pearson(want, got) >= 0.8  # 0.969 when written
+
+
+def test_tables_of_variants_and_regions_train_and_score(planted, tmp_path):
+    from lrgen.models.finetuned import load_finetuned
+    from lrgen.variants import ScoreVcfOptions, score_vcf
+
+    seq = planted["contigs"]
+    variants = ["chrom\tpos\tref\talt\tup\tdown\n"]
+    for name in ("chr1", "chr2", "chr3", "chr4"):
+        for k, c in enumerate(list(SITES)[:6]):
+            ref = seq[name][c + 200]
+            variants.append(f"{name}\t{c + 201}\t{ref}\t{'A' if ref != 'A' else 'C'}\t{k % 2}\t{k / 5}\n")
+    table = tmp_path / "v.tsv"
+    table.write_text("".join(variants))
+    out = tmp_path / "variants"
+    summary = finetune_user(UserFinetuneOptions(task="table", genome=str(planted["fasta"]), output=str(out),
+                                                table=str(table), **{**TRAIN, "max_steps": 2, "hidden": 16}))
+    model, meta = load_finetuned(out)
+    assert (model.spec.pooling, model.spec.pool_bp, model.spec.n_outputs, model.spec.binary) == ("variant", CONTEXT, 2,
+                                                                                                 False)
+    assert summary["metric"] == "pearson" and set(summary["test"]["labels"]) == {"up", "down"}
+    vcf = tmp_path / "one.vcf"
+    c = SITES[3]
+    vcf.write_text("##fileformat=VCFv4.2\n##contig=<ID=chr4>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+                   f"chr4\t{c + 201}\t.\t{seq['chr4'][c + 200]}\tT,G\t.\t.\t.\n")
+    tsv = tmp_path / "one.tsv"
+    score_vcf(ScoreVcfOptions(vcf=vcf, genome=planted["fasta"], model=str(out), context=CONTEXT,
+                              output=tmp_path / "one.out.vcf", tsv=tsv, scores=("head",), exact=True, progress=False))
+    assert _column(tsv, "status") == ["scored", "scored"] and len(set(_column(tsv, "head"))) == 2
+
+    regions = tmp_path / "r.tsv"
+    regions.write_text("chrom\tstart\tend\tbound\n" + "".join(f"{name}\t{c - 150}\t{c + 150}\t1\n{name}\t{c + 200}\t"
+                                                                f"{c + 500}\t0\n" for name in seq for c in SITES))
+    finetune_user(UserFinetuneOptions(task="table", genome=str(planted["fasta"]), output=str(tmp_path / "regions"),
+                                      table=str(regions), **{**TRAIN, "max_steps": 2, "hidden": 16}))
+    model, _ = load_finetuned(tmp_path / "regions")
+    assert (model.spec.pooling, model.spec.pool_bp, model.spec.binary) == ("centre", 300, True)
+
+
+def test_cli_finetune_evaluate_resume_and_refusals(planted, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    args = ["finetune", "--task", "regions", "--model", "hawk-tiny", "--genome", str(planted["fasta"]), "--context",
+            "512", "--positives", str(planted["bed"]), "--valid-chroms", "chr2", "--test-chroms", "3,chr4",
+            "--negatives-per-positive", "2", "--max-steps", "2", "--eval-every", "1", "--hidden", "16",
+            "--batch-size", "16", "--device", "cpu", "-o", str(out)]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "fine-tuned regions for 2 steps" in r.output and "test contigs chr3,chr4: auroc" in r.output
+    meta = json.loads((out / "task.json").read_text())
+    assert meta["examples"]["negatives"] == 2 * meta["examples"]["positives"]
+    assert meta["userdata"]["test_chroms"] == ["chr3", "chr4"]
+
+    r = runner.invoke(app, args[:-6] + ["--max-steps", "3", "--batch-size", "16", "--device", "cpu", "-o", str(out),
+                                        "--resume"])
+    assert r.exit_code == 0, r.output
+    assert "for 3 steps" in r.output
+
+    r = runner.invoke(app, ["evaluate", "--model", str(out), "--device", "cpu", "-o", str(tmp_path / "ev")])
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("regions on test contigs") and "  peaks: auroc" in r.output
+    assert json.loads((tmp_path / "ev/results.json").read_text())["contigs"] == ["chr3", "chr4"]
+
+    for argv, message in (
+        (["finetune", "--task", "promoter", "--model", "hawk-tiny", "--genome", "g.fa", "--context", "1kb", "-o",
+          str(tmp_path / "x"), "--positives", "p.bed"], "--positives is for your own data"),
+        (["finetune", "--task", "tracks", "--model", "hawk-tiny", "--genome", str(planted["fasta"]), "--context", "1kb",
+          "-o", str(tmp_path / "x"), "--positives", str(planted["bed"])], "--task tracks needs --targets"),
+        (["evaluate", "--model", "hawk-tiny"], "hawk-tiny is not a fine-tuned folder"),
+        (["evaluate", "--model", str(out), "--context", "1kb"], "drop --context"),
+    ):
+        r = runner.invoke(app, argv)
+        assert r.exit_code != 0 and message in str(r.exception), (argv, r.output, r.exception)

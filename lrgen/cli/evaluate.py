@@ -18,7 +18,8 @@ def evaluate_command(
                                                             "[a folder fine-tuned on your data: its own task]."),
     model: str = model_option("Fine-tuned folder; for variant tasks and mlm also any backbone."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Benchmark folder in the published layout (GLRB tasks)."),
-    genome: Optional[str] = typer.Option(None, "--genome", "-g", help="Reference FASTA of the task's coordinates (GLRB tasks; your data: where it moved)."),
+    genome: Optional[str] = typer.Option(None, "--genome", "-g", help="Reference FASTA of the task's coordinates "
+                                                                       "(GLRB tasks; your data: if it moved)."),
     fasta: Optional[List[str]] = typer.Option(None, "--fasta", help="FASTA to measure perplexity on (mlm); repeatable."),
     context: Optional[str] = typer.Option(None, "--context", "-c", help="Context(s), e.g. 12kb,120kb,1Mbp [training context]."),
     output: Optional[str] = output_option("Folder for results.json, results.md and the plot.", required=False),

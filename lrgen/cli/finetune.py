@@ -51,7 +51,8 @@ def finetune_command(
     weight_decay: float = typer.Option(0.01, "--weight-decay", help="AdamW weight decay."),
     warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps", help="Linear warm-up steps [5% of the run]."),
     patience: int = typer.Option(3, "--patience", help="Validations without improvement before early stopping."),
-    val_fraction: float = typer.Option(0.1, "--val-fraction", help="GLRB: share of train held out for validation (never test)."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="GLRB: share of train held out for validation "
+                                                                   "(never test)."),
     eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Validate every N steps [once per epoch]."),
     freeze_backbone: bool = typer.Option(False, "--freeze-backbone/--unfreeze-backbone", help="Train only the head."),
     conjoin: bool = typer.Option(False, "--conjoin", help="Post-hoc conjoining: average with the reverse-complement pass (Caduceus-Ph)."),
@@ -59,7 +60,8 @@ def finetune_command(
     max_n_fraction: float = typer.Option(0.5, "--max-n-fraction", help="Skip windows with more N than this."),
     num_workers: int = typer.Option(0, "--num-workers", help="DataLoader worker processes."),
     device: str = device_option(),
-    seed: int = typer.Option(0, "--seed", help="Seed of the validation carve or drawn negatives, shuffling and head initialisation."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the validation carve or drawn negatives, shuffling and head "
+                                               "initialisation."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the backbone's position-wise parts (Hawk, NTv2)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in -o/--output from its saved state."),
 ) -> None:

@@ -112,7 +112,8 @@ def read_table(path: str | os.PathLike, genome: Genome) -> Table:
         raise LrgenError(f"table {path} not found")
     try:
         with open(path, newline="") as fh:
-            lines = [(n, row) for n, row in enumerate(csv.reader(fh, delimiter="\t"), start=1) if row and row[0].strip()]
+            rows = enumerate(csv.reader(fh, delimiter="\t"), start=1)
+            lines = [(n, row) for n, row in rows if row and row[0].strip()]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise LrgenError(f"{path}: cannot read this table ({exc})") from None
     if not lines:
