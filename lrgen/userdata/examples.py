@@ -36,13 +36,10 @@ _FLAGS = {"positives": "--positives", "negatives": "--negatives", "targets": "--
 _OPTIONAL = {"regions": ("negatives",), "tracks": ("regions",), "table": ()}
 
 
-@dataclass
-class UserTask:
-    """What a user-data model was trained on, as its ``task.json`` records it (paths absolute)."""
+@dataclass(kw_only=True)
+class UserInputs:
+    """The inputs of a user task and its held-out contigs, named as the CLI flags name them."""
 
-    kind: str
-    genome: str
-    context: int
     positives: str | None = None
     negatives: str | None = None
     negatives_per_positive: int = 1
@@ -52,6 +49,15 @@ class UserTask:
     table: str | None = None
     valid_chroms: list[str] = field(default_factory=list)
     test_chroms: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class UserTask(UserInputs):
+    """What a user-data model was trained on, as its ``task.json`` records it (paths absolute)."""
+
+    kind: str
+    genome: str
+    context: int
     seed: int = 0
     max_n_fraction: float = 0.5
 

@@ -8,29 +8,20 @@ pool each bin of the window into a linear map per track (regression on log1p tar
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lrgen.training.loop import TrainingSet, TrainOptions, fine_tune
 from lrgen.userdata.evaluate import UserEvaluateOptions, evaluate_user, metric_names
-from lrgen.userdata.examples import UserTask
+from lrgen.userdata.examples import UserInputs, UserTask
 
 
 @dataclass(kw_only=True)
-class UserFinetuneOptions(TrainOptions):
+class UserFinetuneOptions(TrainOptions, UserInputs):
     """Everything ``lrgen finetune`` takes for a user task (the CLI flags carry the same names): the loop's options,
     the genome, the task's inputs and the held-out contigs (default: see
     :func:`~lrgen.userdata.examples.split_examples`)."""
 
     genome: str
-    positives: str | None = None
-    negatives: str | None = None
-    negatives_per_positive: int = 1
-    targets: list[str] = field(default_factory=list)
-    bin_size: int = 128
-    regions: str | None = None
-    table: str | None = None
-    valid_chroms: list[str] = field(default_factory=list)
-    test_chroms: list[str] = field(default_factory=list)
 
 
 def finetune_user(options: UserFinetuneOptions) -> dict:
@@ -39,10 +30,9 @@ def finetune_user(options: UserFinetuneOptions) -> dict:
     from lrgen.runtime.distributed import is_main_process
 
     o = options
-    task = UserTask(kind=o.task, genome=o.genome, context=o.context, positives=o.positives, negatives=o.negatives,
-                    negatives_per_positive=o.negatives_per_positive, targets=list(o.targets), bin_size=o.bin_size,
-                    regions=o.regions, table=o.table, valid_chroms=list(o.valid_chroms),
-                    test_chroms=list(o.test_chroms), seed=o.seed, max_n_fraction=o.max_n_fraction)
+    inputs = {name: getattr(o, name) for name in UserInputs.__dataclass_fields__}
+    task = UserTask(kind=o.task, genome=o.genome, context=o.context, seed=o.seed, max_n_fraction=o.max_n_fraction,
+                    **inputs)
     summary = fine_tune(o, lambda: _training_set(o, task))
     if is_main_process():
         summary["test"] = evaluate_user(UserEvaluateOptions(model=o.output, output=o.output, batch_size=o.batch_size,
