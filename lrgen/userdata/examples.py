@@ -126,7 +126,10 @@ def _pool_bp(lengths: list[int], context: int) -> int:
 def _regions(task: UserTask, genome: Genome) -> Examples:
     regions = read_regions(task.positives, genome)
     classes = region_classes(task.positives, regions)
-    positives = list({(r.chrom, r.start, r.end): r for r in reversed(regions)}.values())[::-1]  # first of duplicates
+    unique: dict[tuple[str, int, int], Region] = {}
+    for r in regions:
+        unique.setdefault((r.chrom, r.start, r.end), r)
+    positives = list(unique.values())
     pool = _pool_bp([len(r) for r in positives], task.context)
     counts = {"positives": len(positives)}
     if task.negatives:
