@@ -1,6 +1,7 @@
 """The floors of the house, checked from the code's own imports (inside functions too).
 
-cli → jobs (siblings: pretrain, glrb, variants, tracks, embed) → engine → models → runtime → ops, io, tokenizer.
+cli → jobs (siblings: pretrain, glrb, variants, tracks, embed, userdata) → training → engine → models → runtime →
+ops, io, tokenizer.
 A module imports only its own floor and those below it; jobs never import each other; no library module goes back
 up through the package face (``import lrgen``).
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lrgen"
-JOBS = {"pretrain", "glrb", "variants", "tracks", "embed"}
+JOBS = {"pretrain", "glrb", "variants", "tracks", "embed", "userdata"}
 GROUND = {"ops", "io", "tokenizer", "sizes", "errors", "version"}
 #: floor -> the floors (first component under lrgen) it may import
 ALLOWED = {
@@ -21,7 +22,8 @@ ALLOWED = {
     "runtime": GROUND | {"runtime"},
     "models": GROUND | {"runtime", "models"},
     "engine": GROUND | {"runtime", "models", "engine"},
-    **{job: GROUND | {"runtime", "models", "engine", job} for job in JOBS},
+    "training": GROUND | {"runtime", "models", "engine", "training"},
+    **{job: GROUND | {"runtime", "models", "engine", "training", job} for job in JOBS},
 }
 
 

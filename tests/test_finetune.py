@@ -9,14 +9,15 @@ import pytest
 import torch
 
 from lrgen.errors import LrgenError
-from lrgen.glrb.finetune import STATE_FILE, FinetuneOptions, carve_validation, finetune
+from lrgen.glrb.finetune import FinetuneOptions, carve_validation, finetune
 from lrgen.glrb.data import make_windows, read_task
 from lrgen.glrb.evaluate import EvaluateOptions, evaluate_task
 from lrgen.glrb.fixture import make_fixture
-from lrgen.glrb.inference import loader, pooled_features, scores_from_features
 from lrgen.glrb.tasks import get_task
 from lrgen.io.genome import Genome
 from lrgen.models.finetuned import load_finetuned
+from lrgen.training.inference import loader, pooled_features, scores_from_features
+from lrgen.training.loop import STATE_FILE
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ def test_refusals(bench, tmp_path):
 
 
 def test_compile_flag_compiles_the_backbone(small_bench, tmp_path, monkeypatch):
-    import lrgen.glrb.finetune as train
+    import lrgen.training.loop as train
     from lrgen.models import compile_position_wise
 
     calls = []

@@ -258,9 +258,9 @@ def test_cage_names_and_refusals(cage, tmp_path):
     ):
         with pytest.raises(LrgenError, match=message):
             predict(PredictOptions(regions=bed, genome=fasta, model=model, output=tmp_path / "x.bw", progress=False, **kwargs))
-    promoter = FinetunedModel(model.backbone, task_spec(model.backbone, get_task("promoter"), 1024, 1))
-    with pytest.raises(LrgenError, match="per-bin track head"):
-        predict(PredictOptions(regions=bed, genome=fasta, model=promoter, output=tmp_path / "x.bw", progress=False))
+    variant = FinetunedModel(model.backbone, task_spec(model.backbone, get_task("clinvar"), 2048, 1))
+    with pytest.raises(LrgenError, match="head that writes tracks"):
+        predict(PredictOptions(regions=bed, genome=fasta, model=variant, output=tmp_path / "x.bw", progress=False))
     assert not list(tmp_path.glob("x.bw*"))
 
 

@@ -294,8 +294,8 @@ def test_head_score_matches_the_fine_tuned_pipeline(tmp_path, small_genome):
     assert got == pytest.approx(expected, abs=1e-5)
 
 
-def test_head_score_needs_a_variant_model(tmp_path, slice_vcf, models):
-    with pytest.raises(LrgenError, match="has a head fine-tuned on variants"):
+def test_head_score_needs_a_fine_tuned_model(tmp_path, slice_vcf, models):
+    with pytest.raises(LrgenError, match="has a fine-tuned head"):
         score_vcf(ScoreVcfOptions(vcf=slice_vcf, genome=EXAMPLE_FASTA, model=str(models["hawk-tiny"]), output=tmp_path / "o.vcf", scores=("head",), **FAST))
 
 

@@ -18,7 +18,7 @@ def predict_command(
     regions: Optional[Path] = regions_option("BED file of regions (BED3+); overlapping regions are merged."),
     genome: Path = genome_option(),
     model: str = model_option("Bundled model, preset, checkpoint, hub id, or a folder written by lrgen finetune "
-                              "on a per-bin task."),
+                              "whose head writes tracks (per bin or per window)."),
     output: Optional[str] = output_option("Output file (one track; the stem for several), or a folder "
                                            "(existing, or ending in /) for one file per track.", required=False),
     out_dir: Optional[str] = deprecated_option("--out-dir"),
@@ -30,7 +30,8 @@ def predict_command(
     context: Optional[str] = typer.Option(
         None, "--context", "-c", help="Window length fed to the model [131072; a fine-tuned model's training context]."
     ),
-    flank: Optional[str] = typer.Option(None, "--flank", help="Context cropped on each side of a window [context/8]."),
+    flank: Optional[str] = typer.Option(None, "--flank", help="Context cropped on each side of a window [context/8; "
+                                                              "a per-window head: all but its pooled centre]."),
     chunk_size: Optional[str] = chunk_size_option(),
     bin_size: Optional[str] = typer.Option(
         None, "--bin-size", help="Average values over bins of this many bases [1; a per-bin model's bin, 128]."

@@ -1,1 +1,1 @@
-"""Genomics Long-Range Benchmark: task registry, loaders of the published files, heads, metrics, evaluation."""
+"""Genomics Long-Range Benchmark: task registry, published files, heads per task, fine-tuning, evaluation."""

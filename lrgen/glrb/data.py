@@ -308,7 +308,8 @@ def _attach_expression(table: TaskTable, path: Path) -> None:
 
 @dataclass
 class WindowSet:
-    """Records of one split whose windows passed the checks, and counts of those that did not."""
+    """Records of one split whose windows passed the checks, and counts of those that did not (the
+    :class:`~lrgen.training.windows.Windows` of a GLRB task)."""
 
     task: Task
     records: list[Record]
@@ -316,6 +317,10 @@ class WindowSet:
     genome: object  # lrgen.io.genome.Genome
     targets: CageTargets | None
     counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def variant(self) -> bool:
+        return self.task.kind == VARIANT
 
     def sequence(self, rec: Record) -> str:
         """The window's bases (reverse-complemented for minus-strand genes)."""

@@ -44,7 +44,7 @@ def _load(task, model: str, device, contexts: list[int] | None, conjoin: bool | 
 
 
 def _metrics(task, labels: np.ndarray, scores: np.ndarray, bootstrap: int, seed: int) -> tuple[dict, dict]:
-    from lrgen.glrb.metrics import bootstrap_ci, macro
+    from lrgen.training.metrics import bootstrap_ci, macro
 
     values = {m: macro(m, labels, scores) for m in task.metrics}
     ci = {}
@@ -54,7 +54,7 @@ def _metrics(task, labels: np.ndarray, scores: np.ndarray, bootstrap: int, seed:
 
 
 def _buckets(task, records, labels: np.ndarray, scores: np.ndarray) -> dict:
-    from lrgen.glrb.metrics import macro
+    from lrgen.training.metrics import macro
 
     distance = np.array([abs(r.distance) for r in records])
     out = {}
@@ -156,10 +156,10 @@ def evaluate_task(options: EvaluateOptions) -> dict:
     import torch
 
     from lrgen.glrb.data import make_windows, read_task
-    from lrgen.glrb.inference import loader, pooled_features, scores_from_features
     from lrgen.io.genome import Genome
     from lrgen.runtime.device import resolve_device
     from lrgen.runtime.progress import progress_bar
+    from lrgen.training.inference import loader, pooled_features, scores_from_features
 
     o = options
     task, model, contexts = o.task, o.model, o.context
@@ -212,22 +212,8 @@ def evaluate_task(options: EvaluateOptions) -> dict:
         if len(rows) > 1:
             result["plot_note"] = plot(result, out / PLOT_NAME)
             result["plot"] = None if result["plot_note"] else str(out / PLOT_NAME)
-        from lrgen.runtime.files import atomic_write_text
+        from lrgen.runtime.files import atomic_write_text, json_safe
 
         atomic_write_text(out / "results.md", markdown(result))
-        atomic_write_text(out / "results.json", json.dumps(_clean(result), indent=2) + "\n")
+        atomic_write_text(out / "results.json", json.dumps(json_safe(result), indent=2) + "\n")
     return result
-
-
-
-def _clean(x):
-    """JSON-safe copy: NaN becomes null, numpy scalars become Python numbers, tuples become lists."""
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (np.integer, np.floating)):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x

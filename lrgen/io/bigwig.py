@@ -1,6 +1,7 @@
-"""Track output: bigWig through pyBigWig, or bedGraph text (gzip when the name ends in ``.gz``).
+"""Tracks: output to bigWig through pyBigWig or bedGraph text (gzip when the name ends in ``.gz``), and input from
+bigWig by the genome's contig names.
 
-The file is written under a temporary name in the same folder and renamed when closed successfully; on an
+An output file is written under a temporary name in the same folder and renamed when closed successfully; on an
 exception the temporary file is removed, so a partial track never appears under the final name.
 """
 
@@ -15,6 +16,7 @@ import numpy as np
 import pyBigWig
 
 from lrgen.errors import LrgenError
+from lrgen.io.genome import Genome, alias_candidates
 
 FORMATS = ("bigwig", "bedgraph")
 
@@ -141,3 +143,59 @@ def read_bigwig_values(path: str | os.PathLike, chrom: str, start: int, end: int
         bw.close()
     # pyBigWig returns nothing at all for a file without entries
     return values if values.size == end - start else np.full(end - start, np.nan)
+
+
+class TrackReader:
+    """Per-base values of a bigWig addressed by the genome's contig names (``chr1``/``1`` and ``chrM``/``MT`` aliased).
+
+    Positions the file does not cover (no entry, a contig it lacks, past a contig end) read as NaN. A file none of
+    whose contigs is in the genome is an error: its names belong to another assembly or naming style.
+    """
+
+    def __init__(self, path: str | os.PathLike, genome: Genome) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise LrgenError(f"bigWig file {self.path} not found")
+        self._pid = os.getpid()
+        self._bw = self._open()
+        sizes = self._bw.chroms()
+        self.contigs = {}  # the genome's name -> (the file's name, its size)
+        for contig in genome.contig_sizes:
+            name = next((c for c in alias_candidates(contig) if c in sizes), None)
+            if name is not None:
+                self.contigs[contig] = (name, int(sizes[name]))
+        if not self.contigs:
+            shown = lambda names: ", ".join(list(names)[:4]) + (", ..." if len(names) > 4 else "")  # noqa: E731
+            raise LrgenError(f"{self.path}: none of its contigs ({shown(sizes)}) is in the genome {genome.path} "
+                             f"({shown(genome.contig_sizes)}): is it for another assembly?")
+
+    def _open(self):
+        try:
+            bw = pyBigWig.open(str(self.path))
+        except RuntimeError:
+            bw = None
+        if bw is None or not bw.isBigWig():
+            raise LrgenError(f"{self.path}: cannot open as bigWig")
+        return bw
+
+    def values(self, contig: str, start: int, end: int) -> np.ndarray:
+        """Float64 values of ``[start, end)`` on the genome's ``contig``, NaN where the file has none."""
+        if self._pid != os.getpid():  # a pyBigWig handle must not cross a fork (DataLoader workers)
+            self._bw, self._pid = self._open(), os.getpid()
+        out = np.full(end - start, np.nan)
+        if contig not in self.contigs:
+            return out
+        name, size = self.contigs[contig]
+        lo, hi = max(start, 0), min(end, size)
+        if lo < hi:
+            got = self._bw.values(name, lo, hi, numpy=True)
+            if got is not None and len(got) == hi - lo:  # nothing at all for a file without entries
+                out[lo - start : hi - start] = got
+        return out
+
+    def __getstate__(self) -> dict:  # a spawned worker reopens the file
+        return {"path": self.path, "contigs": self.contigs}
+
+    def __setstate__(self, state: dict) -> None:
+        self.path, self.contigs = state["path"], state["contigs"]
+        self._pid, self._bw = os.getpid(), self._open()

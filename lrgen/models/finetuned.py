@@ -4,7 +4,7 @@ The head describes its own pooling (:class:`HeadSpec`), so any job can use a fin
 task it was trained on:
 
 - ``variant``: ``mean(ref) ⊕ mean(alt)`` over the centred ``pool_bp`` of a REF and an ALT window (rows
-  ``[ref…, alt…]``), then an MLP (with a tissue embedding when the spec has tissues): one logit;
+  ``[ref…, alt…]``), then an MLP (with a tissue embedding when the spec has tissues): ``n_outputs`` logits or values;
 - ``centre``: the mean over the centred ``pool_bp``, then an MLP (``hidden`` 0: a linear map);
 - ``bins``: the mean over each ``bin_bp`` bin of the centred ``min(max_bins, context // bin_bp)`` bins, then one
   linear map per bin: a ``(bins, tracks)`` output.
@@ -91,12 +91,12 @@ class MLPHead(nn.Module):
 
 
 class VariantHead(nn.Module):
-    """MLP over ``mean(ref) ⊕ mean(alt)`` (and a tissue embedding when there are tissues): one logit."""
+    """MLP over ``mean(ref) ⊕ mean(alt)`` (and a tissue embedding when there are tissues): ``n_outputs`` values."""
 
-    def __init__(self, in_features: int, hidden: int, n_tissues: int = 0) -> None:
+    def __init__(self, in_features: int, hidden: int, n_tissues: int = 0, n_outputs: int = 1) -> None:
         super().__init__()
         self.tissue = nn.Embedding(n_tissues + 1, TISSUE_DIM) if n_tissues else None
-        self.mlp = MLPHead(2 * in_features + (TISSUE_DIM if n_tissues else 0), 1, hidden)
+        self.mlp = MLPHead(2 * in_features + (TISSUE_DIM if n_tissues else 0), n_outputs, hidden)
 
     def forward(self, x: Tensor, tissue: Tensor | None = None) -> Tensor:
         if self.tissue is not None:
@@ -108,7 +108,7 @@ class VariantHead(nn.Module):
 
 def build_head(spec: HeadSpec) -> nn.Module:
     if spec.pooling == "variant":
-        return VariantHead(spec.in_features, spec.hidden, len(spec.tissues))
+        return VariantHead(spec.in_features, spec.hidden, len(spec.tissues), spec.n_outputs)
     return MLPHead(spec.in_features, spec.n_outputs, spec.hidden)
 
 
@@ -149,6 +149,11 @@ class FinetunedModel(nn.Module):
     def n_bins(self, context: int) -> int:
         """Bins pooled from a ``context`` bp window (bins pooling)."""
         return min(self.spec.max_bins, context // self.spec.bin_bp)
+
+    @property
+    def allele_width(self) -> int:
+        """Width (bp) pooled around an allele when scoring variants: the pooled region (variant, centre) or one bin."""
+        return self.spec.bin_bp if self.spec.pooling == "bins" else self.spec.pool_bp
 
     def pooled_offset(self, context: int) -> int:
         """Window offset (bp) of the first pooled base."""

@@ -26,8 +26,8 @@ CAPABILITIES = {
     "streamable": "streams through the chunk-state engine (Caduceus or Hawk; attention has no chunk state)",
     "per_base": "reads one token per base (Caduceus or Hawk; NTv2 reads 6-mer tokens)",
     "head": "has a fine-tuned head (a folder written by lrgen finetune)",
-    "variant_head": "has a head fine-tuned on variants (lrgen finetune on a variant task)",
-    "track_head": "has a per-bin track head (lrgen finetune on a per-bin task such as cage_prediction)",
+    "track_head": "has a head that writes tracks: per bin (lrgen finetune --task tracks, cage_prediction) or per "
+                  "window (--task regions, a regulatory-element or chromatin task)",
 }
 
 
@@ -65,10 +65,8 @@ class ResolvedModel:
             return self.model.tokenizer.per_base
         if capability == "head":
             return self.finetuned is not None
-        if capability == "variant_head":
-            return self.finetuned is not None and self.finetuned.spec.pooling == "variant"
         if capability == "track_head":
-            return self.finetuned is not None and self.finetuned.spec.pooling == "bins"
+            return self.finetuned is not None and self.finetuned.spec.pooling in ("bins", "centre")
         raise ValueError(f"unknown capability {capability!r}")
 
     def require(self, *capabilities: str, command: str) -> ResolvedModel:

@@ -3,11 +3,14 @@ half a file. Temporary files get the mode a plain ``open`` would give (the umask
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
+
+import numpy as np
 
 
 def temporary_sibling(path: Path, tag: str = "tmp") -> Path:
@@ -51,3 +54,16 @@ def replace_dir(src: Path, dst: Path) -> None:
         shutil.rmtree(old)
     else:
         src.rename(dst)
+
+
+def json_safe(x: Any) -> Any:
+    """A JSON-safe copy: NaN and infinities become None (null), numpy scalars Python numbers, tuples lists."""
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    if isinstance(x, (np.integer, np.floating)):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x

@@ -4,12 +4,13 @@ Two kinds of model write genome tracks:
 
 - a language model (Caduceus or Hawk, per base, streamable): the language-model tracks of
   :mod:`lrgen.tracks.lm_tracks`, one value per base;
-- a model fine-tuned by ``lrgen finetune`` on a per-bin task (GLRB ``cage_prediction``): the head's tracks, one
-  value per bin (128 bp), computed exactly as in fine-tuning and evaluation
-  (:class:`lrgen.models.finetuned.FinetunedModel`: hidden states, mean per bin, linear map per track).
+- a model fine-tuned by ``lrgen finetune`` with a head that writes tracks (:class:`HeadSource`), computed exactly as
+  in fine-tuning and evaluation (:class:`lrgen.models.finetuned.FinetunedModel`): a per-bin head (``--task
+  tracks``, GLRB ``cage_prediction``) gives one value per bin, the mean of each bin through a linear map per
+  track; a centre head (``--task regions``, regulatory elements) gives each window's probabilities (or values) over
+  the window's kept interior, by default its pooled centre.
 
-Fine-tuned models of the other tasks predict one value per window (a variant, a TSS, a centred 200 bp element) and
-are refused: see docs/predict.md.
+Variant heads predict one value per pair of windows and are refused: see docs/predict.md.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ class LmSource:
 
 
 class HeadSource:
-    """Per-bin output tracks of a model fine-tuned on a per-bin task (GLRB ``cage_prediction``)."""
+    """Output tracks of a fine-tuned head: per bin (bins pooling), or per window over its kept interior (centre
+    pooling; one value per base, the window's probability for a binary head)."""
 
     def __init__(self, model: FinetunedModel, label: str, device: torch.device, conjoin: bool = False) -> None:
         if conjoin:
@@ -111,7 +113,8 @@ class HeadSource:
         self.model = model.to(device).eval()
         self.device = device
         self.label = label
-        self.resolution = model.spec.bin_bp
+        self.per_window = model.spec.pooling == "centre"
+        self.resolution = 1 if self.per_window else model.spec.bin_bp
         given = list(model.spec.label_names)
         self.names = given if len(given) == model.spec.n_outputs else [f"track{i}" for i in range(model.spec.n_outputs)]
 
@@ -123,11 +126,17 @@ class HeadSource:
         return self.model.spec.context
 
     def default_flank(self, context: int) -> int:
+        """Bins: an eighth of the window, at least up to the pooled bins; centre: up to the pooled centre, so each
+        window's value covers the region it was trained to describe."""
+        if self.per_window:
+            return self.model.pooled_offset(context)
         flank = context // 8 // self.resolution * self.resolution
         return max(flank, self.model.pooled_offset(context))
 
     def check_window(self, context: int, flank: int) -> None:
         self.model.check_context(context)
+        if self.per_window:
+            return
         offset = self.model.pooled_offset(context)
         if flank % self.resolution or flank < offset:
             raise LrgenError(f"--flank {flank} must be a multiple of the model's {self.resolution} bp bins and at least "
@@ -135,8 +144,8 @@ class HeadSource:
 
     @torch.no_grad()
     def window_values(self, seqs: list[str], columns: list[int], chunk_size: int) -> np.ndarray:
-        """``(B, context // bin, len(columns))`` float32 per-bin values from the window start (NaN outside the pooled
-        bins)."""
+        """``(B, context // resolution, len(columns))`` float32 values from the window start: per bin (NaN outside
+        the pooled bins), or the window's value at every base (centre pooling)."""
         from torch.nn.utils.rnn import pad_sequence
 
         from lrgen.engine import forward
@@ -150,7 +159,9 @@ class HeadSource:
         with autocast(self.device):
             hidden = forward(self.model.backbone, ids, "hidden", chunk_size=chunk_size, conjoin=self.model.spec.conjoin)
             features = self.model.pool(hidden, positions, context)
-        out = self.model.outputs(features)[..., columns].float().cpu().numpy()
+        out = self.model.scores(features)[..., columns].float().cpu().numpy()
+        if self.per_window:
+            return np.repeat(out[:, None, :], context, axis=1)
         values = np.full((len(seqs), context // self.resolution, len(columns)), np.nan, dtype=np.float32)
         first = self.model.pooled_offset(context) // self.resolution
         values[:, first : first + out.shape[1]] = out
@@ -158,7 +169,7 @@ class HeadSource:
 
 
 def load_source(resolved: ResolvedModel, device: torch.device, conjoin: bool, cuda_graphs: bool = True):
-    """The track source of a resolved model: its per-bin head if it has one, else its language-model tracks
+    """The track source of a resolved model: its head if it has one, else its language-model tracks
     (``cuda_graphs``: see :class:`LmSource`)."""
     if resolved.finetuned is not None:
         resolved.require("track_head", command="predict")

@@ -197,13 +197,13 @@ def _score(o: ScoreVcfOptions, procs) -> Summary:
     reference = Genome(o.genome)
     regions = RegionIndex(read_bed(o.regions, reference), reference) if o.regions is not None else None
     reader = open_vcf(o.vcf)
-    needs = ("per_base", "streamable", "variant_head") if "head" in o.scores else ("per_base", "streamable")
+    needs = ("per_base", "streamable", "head") if "head" in o.scores else ("per_base", "streamable")
     resolved = resolve_model(o.model).require(*needs, command="score-vcf").to(procs.device)
     model, finetuned = resolved.model, resolved.finetuned if "head" in o.scores else None
     chunk_size = o.chunk_size or default_chunk_size(procs.device)
-    if finetuned is not None and not o.exact and o.recompute_span < finetuned.spec.pool_bp:
+    if finetuned is not None and not o.exact and o.recompute_span < finetuned.allele_width:
         raise LrgenError(f"--recompute-span {o.recompute_span} is shorter than the head's pooled region "
-                         f"({finetuned.spec.pool_bp} bp): raise it or use --exact")
+                         f"({finetuned.allele_width} bp): raise it or use --exact")
     values = tuple(v for s in o.scores for v in VALUES[s])
     stat = o.vcf.stat()
     settings = {

@@ -9,10 +9,13 @@ Every score compares the ALT allele with the REF allele in the same genomic cont
 - ``embedding``: ``emb_cos = 1 - cos(e_ref, e_alt)`` and ``emb_l2 = |e_ref - e_alt|``, where ``e`` is the mean
   last hidden state over the allele and ``embedding_span // 2`` bp on each side of it, in that allele's own
   sequence (flanks aligned, so indels are defined too).
-- ``head``: a fine-tuned variant-effect model's (``lrgen finetune`` on a GLRB variant task) probability:
-  its head applied to ``mean(ref) ⊕ mean(alt)`` of the hidden states over the task's ``pool_bp`` (1,536 bp) centred
-  on the allele, pooled exactly as in fine-tuning (RC-invariant halves for PS, conjoined when the head was), tissue
-  "unknown" for eQTL heads. Any scorable allele (indels too).
+- ``head``: a fine-tuned model's head (``lrgen finetune``) on the hidden states around the allele, pooled as in
+  fine-tuning (RC-invariant halves for PS, conjoined when the head was). A variant head (GLRB variant tasks,
+  ``--task table`` with variants) gives its probability (binary) or value from ``mean(ref) ⊕ mean(alt)`` over its
+  ``pool_bp`` centred on the allele, tissue "unknown" for eQTL heads; a ``centre`` head (``--task regions``,
+  regulatory elements) gives ``head(alt) - head(ref)`` of its probabilities over its ``pool_bp`` centred on the
+  allele, and a ``bins`` head (``--task tracks``, CAGE) that delta of its predicted values for one bin centred on
+  the allele. A head with several outputs gives their mean. Any scorable allele (indels too).
 
 Negative ``llr``/``wt-marginal`` means the model finds ALT less likely than REF; larger embedding distances mean
 a larger change. Strands: non-RC-equivariant models are conjoined with their reverse complement (outputs
@@ -42,7 +45,8 @@ INFO = {
                     "(SNV/MNP), strands averaged"),
     "emb_cos": ("LRGEN_EMB_COS", "Cosine distance 1 - cos between mean REF and ALT embeddings around the allele"),
     "emb_l2": ("LRGEN_EMB_L2", "L2 distance between mean REF and ALT embeddings around the allele"),
-    "head": ("LRGEN_HEAD", "Fine-tuned variant-effect head's probability"),
+    "head": ("LRGEN_HEAD", "Fine-tuned head: a variant head's probability, else its ALT - REF delta around the "
+             "allele (mean over outputs)"),
 }
 NOT_APPLICABLE = {
     "indel": "defined for SNVs and MNPs only",
@@ -74,7 +78,8 @@ def score_window(window: Window, passes: WindowPasses, scores: tuple[str, ...], 
                  tick: Tick | None = None, head: tuple | None = None) -> None:
     """Fill ``allele.scores`` / ``allele.not_applicable`` of every scorable allele of ``window``.
 
-    ``head`` is ``(GlrbModel, WindowPasses)`` for the ``head`` score (its own passes: the head fixes conjoining).
+    ``head`` is ``(FinetunedModel, WindowPasses)`` for the ``head`` score (its own passes: the head fixes
+    conjoining).
     """
     alleles = window.alleles()
     substitutions = []
@@ -163,7 +168,7 @@ def _embedding(window: Window, passes: WindowPasses, alleles: list[Allele], span
 
 
 def _head(window: Window, model, passes: WindowPasses, alleles: list[Allele], tick: Tick | None) -> None:
-    half = model.spec.pool_bp // 2
+    half = model.allele_width // 2
 
     def pooled(values: Tensor, at: int) -> Tensor:
         mean = values[max(0, at - half) : at + half].float().mean(0)
@@ -179,9 +184,12 @@ def _head(window: Window, model, passes: WindowPasses, alleles: list[Allele], ti
              for a in alleles]
     alt_features = passes.edited(edits, "hidden", reduce=lambda region: pooled(region.values, region.offset),
                                  advance=tick)
-    features = torch.stack([torch.cat([r, a]) for r, a in zip(ref_features, alt_features)])
-    tissue = torch.zeros(len(alleles), dtype=torch.long, device=features.device)  # 0: tissue unknown
     with torch.no_grad():
-        probability = torch.sigmoid(model.head(features, tissue)[:, 0].float()).cpu().tolist()
-    for allele, p in zip(alleles, probability):
-        allele.scores["head"] = p
+        if model.spec.pooling == "variant":
+            features = torch.stack([torch.cat([r, a]) for r, a in zip(ref_features, alt_features)])
+            tissue = torch.zeros(len(alleles), dtype=torch.long, device=features.device)  # 0: tissue unknown
+            values = model.scores(features, tissue)
+        else:
+            values = model.scores(torch.stack(alt_features)) - model.scores(torch.stack(ref_features))
+    for allele, value in zip(alleles, values.float().mean(-1).cpu().tolist()):
+        allele.scores["head"] = value

@@ -81,8 +81,8 @@ _METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 }
 
 
-def macro(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Metric ``name`` on 1-D inputs, or its mean over the columns of ``(n, k)`` inputs where it is defined.
+def per_label(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> list[float]:
+    """Metric ``name`` of each column of ``(n, k)`` inputs (NaN where undefined); 1-D inputs are one column.
 
     Inputs with more dimensions ``(n, ..., k)`` are flattened to ``(n·..., k)`` first (CAGE: bins × tracks).
     """
@@ -91,9 +91,14 @@ def macro(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
     if y.shape != p.shape:
         raise ValueError(f"labels {y.shape} and predictions {p.shape} differ in shape")
     if y.ndim == 1:
-        return fn(y, p)
+        return [fn(y, p)]
     y, p = y.reshape(-1, y.shape[-1]), p.reshape(-1, p.shape[-1])
-    values = np.array([fn(y[:, j], p[:, j]) for j in range(y.shape[1])])
+    return [fn(y[:, j], p[:, j]) for j in range(y.shape[1])]
+
+
+def macro(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Metric ``name`` on 1-D inputs, or its mean over the columns (:func:`per_label`) where it is defined."""
+    values = np.array(per_label(name, y_true, y_pred))
     values = values[~np.isnan(values)]
     return float(values.mean()) if values.size else float("nan")
 

@@ -1,4 +1,4 @@
-"""GLRB metrics against hand-computed values and brute-force definitions."""
+"""Fine-tuning metrics against hand-computed values and brute-force definitions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from lrgen.glrb.metrics import auprc, auroc, bootstrap_ci, macro, pearson, r2
+from lrgen.training.metrics import auprc, auroc, bootstrap_ci, macro, pearson, r2
 
 
 def test_auroc_hand_computed():

@@ -1,4 +1,4 @@
-"""Token batches of GLRB windows: a torch ``Dataset`` over a :class:`~lrgen.glrb.data.WindowSet` and its collate.
+"""Token batches of labelled windows: a torch ``Dataset`` over :class:`~lrgen.training.windows.Windows` and its collate.
 
 An example holds the window's token ids and ``positions`` (the window offset in bp at which each token starts),
 for variants also the ALT window's, the labels, and the eQTL tissue id. Character tokens are one per base; NTv2
@@ -11,15 +11,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lrgen.glrb.data import WindowSet
 from lrgen.tokenizer import Tokens
-from lrgen.glrb.tasks import VARIANT
+from lrgen.training.windows import Windows
 
 
 class WindowDataset(Dataset):
     """Tokenised windows of one split; item ``i`` is a dict (see the module docstring)."""
 
-    def __init__(self, windows: WindowSet, tokens: Tokens, tissues: list[str] | None = None) -> None:
+    def __init__(self, windows: Windows, tokens: Tokens, tissues: list[str] | None = None) -> None:
         self.windows = windows
         self.tokens = tokens
         self.tissue_ids = {t: i + 1 for i, t in enumerate(tissues or [])}  # 0: a tissue unseen in training
@@ -37,7 +36,7 @@ class WindowDataset(Dataset):
             "label": torch.from_numpy(np.asarray(self.windows.labels(rec), dtype=np.float32)),
             "index": i,
         }
-        if self.windows.task.kind == VARIANT:
+        if self.windows.variant:
             item["alt_ids"], item["alt_positions"] = self.tokens(self.windows.alt_sequence(seq, rec))
             item["tissue"] = self.tissue_ids.get(rec.tissue, 0)
         return item

@@ -1,4 +1,4 @@
-"""Running a fine-tuned model over GLRB windows: batches, pooled features and scores."""
+"""Running a fine-tuned model over labelled windows: batches, pooled features and scores."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from lrgen.glrb.batches import WindowDataset, collate, to_device
-from lrgen.glrb.data import WindowSet
 from lrgen.models.finetuned import FinetunedModel
 from lrgen.runtime.device import autocast
 from lrgen.tokenizer import CharTokenizer, KmerTokenizer, Tokens
+from lrgen.training.batches import WindowDataset, collate, to_device
+from lrgen.training.windows import Windows
 
 
 def loader(
-    windows: WindowSet,
+    windows: Windows,
     tokenizer: CharTokenizer | KmerTokenizer,
     batch_size: int,
     tissues: list[str] | None = None,

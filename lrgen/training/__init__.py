@@ -1,0 +1,1 @@
+"""What fine-tuning jobs share: the window protocol, token batches, pooled features, metrics and the loop."""
