@@ -15,7 +15,6 @@ Writes are atomic: into a temporary sibling, then renamed into place.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from torch import nn
 from lrgen.errors import LrgenError
 from lrgen.models.weights import SAFETENSORS_NAME as WEIGHTS_NAME
 from lrgen.models.weights import load_state, read_state_dict, tied_groups
-from lrgen.runtime.files import replace_dir
+from lrgen.runtime.files import atomic_write_text, replace_dir, temporary_sibling
 
 CONFIG_NAME = "config.json"
 TRAINING_STATE_NAME = "training_state.pt"
@@ -40,7 +39,7 @@ def save_model(model: nn.Module, directory: str | Path, training_state: dict[str
 
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
+    tmp = temporary_sibling(directory)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -64,9 +63,7 @@ def mark_latest(checkpoints_dir: str | Path, name: str) -> None:
     checkpoints_dir = Path(checkpoints_dir)
     if not (checkpoints_dir / name / CONFIG_NAME).is_file():
         raise LrgenError(f"{checkpoints_dir / name}: not a checkpoint directory (no {CONFIG_NAME})")
-    tmp = checkpoints_dir / f".{LATEST_NAME}.tmp-{os.getpid()}"
-    tmp.write_text(name + "\n")
-    os.replace(tmp, checkpoints_dir / LATEST_NAME)
+    atomic_write_text(checkpoints_dir / LATEST_NAME, name + "\n")
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -106,9 +103,3 @@ def load_weights(model: nn.Module, directory: str | Path) -> None:
     same config, re-tying tied tensors."""
     tensors, source = read_state_dict(directory)
     load_state(model, tensors, source)
-
-
-def load_training_state(directory: str | Path) -> dict[str, Any] | None:
-    """The ``training_state.pt`` saved with a checkpoint, or None."""
-    path = Path(directory) / TRAINING_STATE_NAME
-    return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None

@@ -200,4 +200,7 @@ def load_saved_config(run_dir: str | Path) -> dict[str, Any] | None:
     path = Path(run_dir) / CONFIG_NAME
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise LrgenError(f"{path}: damaged (not JSON); start the run over (rm -r {run_dir})") from None

@@ -294,6 +294,7 @@ def _run_windows(source, genome, regions, windows, mine, columns, values, chunk_
 
 def _write_outputs(paths, header, regions, values, res, bin_size, fmt, progress) -> None:
     """One file per track, regions in header order; on failure no output of this run is left behind."""
+    from lrgen.runtime.files import wrote
     from lrgen.runtime.progress import progress_bar
 
     rank = {c: i for i, c in enumerate(header)}
@@ -308,6 +309,7 @@ def _write_outputs(paths, header, regions, values, res, bin_size, fmt, progress)
                     for i in order:
                         _write_region(writer, regions[i], values.values(c, i), res, bin_size,
                                       lambda bases: bar.advance(task, bases))
+                wrote()  # renamed into place by the writer
                 written.append(path)
     except BaseException:
         for path in written:

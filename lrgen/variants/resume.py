@@ -9,8 +9,7 @@ written when the run stopped) are cut off on resume.
 
 from __future__ import annotations
 
-import os
-
+from lrgen.runtime.files import sync
 from lrgen.runtime.partial import PartialFolder
 
 PROGRESS = "progress.json"
@@ -53,8 +52,7 @@ class Bodies:
         if scored:
             for fh, text in ((self._vcf, vcf_text), (self._tsv, tsv_text)):
                 fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
+                sync(fh)
             self.pieces.append([len(vcf_text.encode()), len(tsv_text.encode())])
         self.records += records
         self.windows += 1

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from lrgen.errors import LrgenError
+from lrgen.runtime.files import replace
 from lrgen.variants.scores import INFO, NOT_APPLICABLE
 from lrgen.variants.triage import Entry
 
@@ -83,7 +83,7 @@ def assemble_vcf(out: Path, header: str, body: Path, scratch: Path) -> str | Non
     plain = scratch / "assembled.vcf"
     _concatenate(header, body, plain)
     if not out.name.endswith(".gz"):
-        os.replace(plain, out)
+        replace(plain, out)
         return None
     packed = scratch / "assembled.vcf.gz"
     pysam.tabix_compress(str(plain), str(packed), force=True)
@@ -95,9 +95,9 @@ def assemble_vcf(out: Path, header: str, body: Path, scratch: Path) -> str | Non
     except (OSError, ValueError) as exc:
         warning = f"no tabix index for {out}: {exc} (sort the input, e.g. `bcftools sort`, to get one)"
     old_index = Path(f"{out}.tbi")
-    os.replace(packed, out)
+    replace(packed, out)
     if index.exists():
-        os.replace(index, old_index)
+        replace(index, old_index)
     elif old_index.exists():
         old_index.unlink()
     return warning
@@ -107,7 +107,7 @@ def assemble_tsv(out: Path, header: str, body: Path, scratch: Path) -> None:
     """Write the TSV ``header`` + ``body`` to ``out`` atomically."""
     tmp = scratch / "assembled.tsv"
     _concatenate(header, body, tmp)
-    os.replace(tmp, out)
+    replace(tmp, out)
 
 
 def _concatenate(header: str, body: Path, dest: Path) -> None:
