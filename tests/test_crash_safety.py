@@ -151,3 +151,30 @@ def test_finetune_resumes_after_a_kill(tmp_path):
         return {**_files(folder / "ft", ("model.safetensors", "head.safetensors")), "task.json": json.dumps(task)}
 
     _check_kills_resume(tmp_path, args, outputs, few=True)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.parametrize("job,damage", [
+    ("score-vcf", "settings.json"), ("score-vcf", "rank0/progress.json"), ("score-vcf", "rank0/body.vcf"),
+    ("predict", "rank0/done.npy"), ("predict", "values.0.npy"),
+])
+def test_an_unusable_partial_folder_is_one_line_naming_the_fix(tmp_path, capfd, job, damage):
+    (tmp_path / "r.bed").write_text("20\t1000000\t1001000\n")
+    common = ["--genome", str(FASTA), "--model", "hawk-tiny", "--device", "cpu", "--context", "256"]
+    if job == "score-vcf":
+        args = ["score-vcf", str(VCF), *common, "--score", "wt-marginal", "-R", "r.bed", "-o", "out.vcf"]
+    else:
+        args = ["predict", "r.bed", *common, "-o", "out.bw"]
+    code, _ = _run(args, tmp_path, stop=4)
+    assert code == KILLED
+    folder = tmp_path / "out.vcf.lrgen-partial" if job == "score-vcf" else tmp_path / "out.bw.lrgen-partial"
+    if damage.endswith("body.vcf"):
+        (folder / damage).unlink()
+    else:
+        (folder / damage).write_bytes(b"\x00 not what it was")
+    capfd.readouterr()
+    code, _ = _run([*args, "--resume"], tmp_path)
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1, lines
+    assert lines[0].startswith("lrgen: error: ") and f"rm -r {folder.name}" in lines[0] and "cannot be resumed" in lines[0]
+    assert folder.is_dir()  # named, not silently removed

@@ -66,8 +66,12 @@ class PartialFolder:
         try:
             return json.loads((self.root / SETTINGS).read_text())
         except (OSError, ValueError):
-            raise LrgenError(f"{self.root} is not a usable partial run (its {SETTINGS} is missing or damaged): "
-                             f"remove it (rm -r {self.root}) and rerun without --resume") from None
+            raise self.damaged(self.root / SETTINGS, "is missing or damaged") from None
+
+    def damaged(self, path: Path, what: str = "is damaged") -> LrgenError:
+        """The one-line error for an unusable part ``path`` of the folder: what to remove, and to start over."""
+        return LrgenError(f"{path} {what}: the partial run cannot be resumed; remove it (rm -r {self.root}) and rerun "
+                          "without --resume")
 
     def read_state(self, name: str, folder: Path | None = None) -> dict[str, Any] | None:
         """The JSON state ``name`` of this process (or of ``folder``), None when not written yet."""
@@ -77,8 +81,7 @@ class PartialFolder:
         try:
             return json.loads(path.read_text())
         except (OSError, ValueError):
-            raise LrgenError(f"{path} is damaged: remove {self.root} (rm -r {self.root}) and rerun without "
-                             "--resume") from None
+            raise self.damaged(path) from None
 
     def write_state(self, name: str, state: dict[str, Any]) -> None:
         """Replace this process's JSON state ``name`` atomically."""

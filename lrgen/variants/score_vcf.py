@@ -184,7 +184,7 @@ def _score(o: ScoreVcfOptions, procs) -> Summary:
 
     from lrgen.engine import default_chunk_size
     from lrgen.io.bed import read_bed
-    from lrgen.io.genome import Genome
+    from lrgen.io.genome import Genome, quiet_htslib
     from lrgen.io.vcf import open_vcf
     from lrgen.models.resolve import resolve_model
     from lrgen.runtime.device import parse_dtype
@@ -196,7 +196,8 @@ def _score(o: ScoreVcfOptions, procs) -> Summary:
     dtype = parse_dtype(o.dtype)
     reference = Genome(o.genome)
     regions = RegionIndex(read_bed(o.regions, reference), reference) if o.regions is not None else None
-    reader = open_vcf(o.vcf)
+    with quiet_htslib():  # no htslib chatter about a missing index or header details
+        reader = open_vcf(o.vcf)
     needs = ("per_base", "streamable", "variant_head") if "head" in o.scores else ("per_base", "streamable")
     resolved = resolve_model(o.model).require(*needs, command="score-vcf").to(procs.device)
     model, finetuned = resolved.model, resolved.finetuned if "head" in o.scores else None
@@ -225,8 +226,8 @@ def _score(o: ScoreVcfOptions, procs) -> Summary:
     partial.open(o.resume)  # outside the try: a refused resume keeps its state
     bodies = Bodies(partial)
     summary = Summary(o.output)
+    summary.resumed = bodies.start(meta)  # so is a damaged folder, named in the error
     try:
-        summary.resumed = bodies.start(meta)
         if summary.resumed:
             summary.restore(bodies.counts)
             summary.windows = bodies.windows
