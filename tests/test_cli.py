@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from typer.testing import CliRunner
 
@@ -56,3 +57,45 @@ def test_user_error_is_one_line_without_traceback(args, expected, tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("lrgen: error: ") and expected in lines[0], proc.stderr
     assert not list(tmp_path.glob("x.*"))
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
+FASTA, VCF = str(EXAMPLES / "chr20_1-1.2Mb.fa.gz"), str(EXAMPLES / "example.vcf.gz")
+COMMANDS = {
+    "pretrain": ["pretrain", "--model", "hawk-tiny", "--fasta", FASTA, "-o", "run", "--steps", "1", "--context", "1kb"],
+    "finetune": ["finetune", "--task", "promoter", "--model", "hawk-tiny", "--data-dir", ".", "--genome", FASTA,
+                 "--context", "1kb", "-o", "ft"],
+    "evaluate": ["evaluate", "--task", "promoter", "--model", "hawk-tiny", "--data-dir", ".", "--genome", FASTA],
+    "evaluate-mlm": ["evaluate", "--task", "mlm", "--model", "hawk-tiny", "--fasta", FASTA, "--context", "1kb"],
+    "score-vcf": ["score-vcf", VCF, "--model", "hawk-tiny", "--genome", FASTA, "--context", "1kb", "-o", "out.vcf"],
+    "predict": ["predict", "r.bed", "--model", "hawk-tiny", "--genome", FASTA, "-o", "out.bw"],
+    "embed": ["embed", "r.bed", "--model", "hawk-tiny", "--genome", FASTA, "-o", "out.npz"],
+}
+
+
+@pytest.mark.parametrize("device,message", [
+    ("tpu", "--device 'tpu' is not a device: use auto, cpu, cuda or cuda:N"),
+    pytest.param("cuda:0", "--device cuda:0: no CUDA GPU is available on this machine; use --device cpu",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
+])
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_command_gives_the_one_device_error_before_any_work(command, device, message, tmp_path, capsys,
+                                                                 monkeypatch):
+    from lrgen.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.bed").write_text("20\t1000000\t1000100\n")
+    with pytest.raises(SystemExit) as exit:
+        main([*COMMANDS[command], "--device", device])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert exit.value.code == 1 and lines == [f"lrgen: error: {message}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.bed"]  # nothing was made
+
+
+def test_pretrain_config_validation_resolves_the_device():
+    from lrgen.errors import LrgenError
+    from lrgen.pretrain.config import PretrainConfig
+
+    config = PretrainConfig(model="hawk-tiny", output="run", fasta=["x.fa"], steps=1, device="tpu")
+    with pytest.raises(LrgenError, match="--device 'tpu' is not a device"):
+        config.validate()

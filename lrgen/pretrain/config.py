@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lrgen.errors import LrgenError
+from lrgen.runtime.device import resolve_device
 from lrgen.runtime.files import atomic_write_text
 from lrgen.sizes import parse_size
 
@@ -86,6 +87,7 @@ class PretrainConfig:
             raise LrgenError(f"--dtype must be auto (bfloat16 on a GPU), bfloat16 or float32, got {self.dtype!r}")
         if self.lr <= 0:
             raise LrgenError(f"--lr must be positive, got {self.lr}")
+        resolve_device(self.device)  # the one --device error of every command, before any work
 
 
 DTYPES = ("auto", "bfloat16", "bf16", "float32", "fp32")
