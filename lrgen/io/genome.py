@@ -117,6 +117,10 @@ class Genome:
         shown = ", ".join(known[:5]) + (f", ... ({len(known)} in all)" if len(known) > 5 else "")
         raise LrgenError(f"contig '{chrom}' is not in the FASTA {self.path} (its contigs: {shown})")
 
+    def length(self, chrom: str) -> int:
+        """The length of contig ``chrom`` (aliases allowed)."""
+        return self._sizes[self.resolve(chrom)]
+
     def __contains__(self, chrom: object) -> bool:
         return isinstance(chrom, str) and any(c in self._sizes for c in alias_candidates(chrom))
 

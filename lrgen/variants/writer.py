@@ -7,13 +7,10 @@ from pathlib import Path
 from lrgen.errors import LrgenError
 from lrgen.runtime.files import replace
 from lrgen.variants.scores import INFO, NOT_APPLICABLE
-from lrgen.variants.triage import Entry
+from lrgen.variants.triage import SKIP_REASONS, Entry
 
 STATUS_KEY = "LRGEN_STATUS"
-STATUS_DESCRIPTION = (
-    "Per ALT: scored, or why it was skipped (symbolic, breakend, star, missing, unknown_contig, ref_mismatch, "
-    "too_long, no_score_applies)"
-)
+STATUS_DESCRIPTION = f"Per ALT: scored, or why it was skipped ({', '.join(SKIP_REASONS)})"
 
 
 def check_output_name(path: Path, what: str = "output") -> None:
@@ -24,11 +21,14 @@ def check_output_name(path: Path, what: str = "output") -> None:
         raise LrgenError(f"the folder of {what} {path} does not exist")
 
 
-def header_text(input_header: str, values: tuple[str, ...], meta: dict[str, str]) -> str:
-    """The input's header with its own LRGEN/lrgen lines replaced by this run's INFO and ``##lrgen_*`` lines."""
+def header_text(input_header: str, values: tuple[str, ...], meta: dict[str, str], conjoined: bool) -> str:
+    """The input's header with its own LRGEN/lrgen lines replaced by this run's INFO and ``##lrgen_*`` lines;
+    ``conjoined``: the model ran on both strands and averaged them (else one pass of an RC-equivariant model)."""
     lines = [line for line in input_header.rstrip("\n").split("\n")
              if not line.startswith(("##INFO=<ID=LRGEN_", "##lrgen_"))]
-    ours = [f'##INFO=<ID={INFO[v][0]},Number=A,Type=Float,Description="{INFO[v][1]}">' for v in values]
+    strands = "strands averaged" if conjoined else "one pass of an RC-equivariant model"
+    ours = [f'##INFO=<ID={INFO[v][0]},Number=A,Type=Float,Description="{INFO[v][1].replace("{strands}", strands)}">'
+            for v in values]
     ours.append(f'##INFO=<ID={STATUS_KEY},Number=A,Type=String,Description="{STATUS_DESCRIPTION}">')
     ours += [f"##lrgen_{key}={_quote(value)}" for key, value in meta.items()]
     return "\n".join(lines[:-1] + ours + lines[-1:]) + "\n"
