@@ -28,6 +28,14 @@ def test_version():
     assert __version__ in result.output
 
 
+def test_info_models_lists_trained_models_apart_from_random_presets():
+    result = runner.invoke(app, ["info", "--models"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    trained, presets = result.output.split("model presets: architecture only, random weights")
+    assert "bundled trained models" in trained and "caduceus-ps-demo" in trained and "hawk-tiny" not in trained
+    assert "hawk-tiny" in presets and "caduceus-ps-demo" not in presets
+
+
 def test_info_reports_backends():
     result = runner.invoke(app, ["info"])
     assert result.exit_code == 0, result.output
