@@ -116,10 +116,10 @@ def _write(output: Path, tensors: dict[str, Tensor], metadata: dict) -> None:
 
     with atomic_path(output) as tmp:
         if output.suffix == ".safetensors":
-            from safetensors.torch import save_file
+            from lrgen.models.weights import write_safetensors
 
-            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp),
-                      metadata={"lrgen": json.dumps(metadata)})
+            write_safetensors({k: v.contiguous() for k, v in tensors.items()}, tmp,
+                              metadata={"lrgen": json.dumps(metadata)})
         else:
             import numpy as np
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from lrgen.errors import LrgenError
 from lrgen.models.weights import SAFETENSORS_NAME as WEIGHTS_NAME
-from lrgen.models.weights import load_state, read_state_dict, tied_groups
+from lrgen.models.weights import load_state, read_state_dict, tied_groups, write_safetensors
 from lrgen.runtime.files import atomic_write_text, replace_dir, temporary_sibling
 
 CONFIG_NAME = "config.json"
@@ -35,8 +35,6 @@ CHECKPOINTS_DIR = "checkpoints"
 
 def save_model(model: nn.Module, directory: str | Path, training_state: dict[str, Any] | None = None) -> Path:
     """Write ``model`` (its ``config.to_dict()`` and weights) to ``directory``, replacing it atomically."""
-    from safetensors.torch import save_file
-
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(directory)
@@ -45,7 +43,7 @@ def save_model(model: nn.Module, directory: str | Path, training_state: dict[str
     try:
         state = model.state_dict()
         tensors = {group[0]: state[group[0]].detach().cpu().contiguous() for group in tied_groups(model)}
-        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        write_safetensors(tensors, tmp / WEIGHTS_NAME, metadata={"format": "pt"})
         (tmp / CONFIG_NAME).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
         tokenizer = getattr(model, "tokenizer", None)
         if tokenizer is not None and tokenizer != model.default_tokenizer(model.config):

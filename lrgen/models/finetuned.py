@@ -207,9 +207,8 @@ def is_finetuned(path: str | os.PathLike) -> bool:
 
 def save_finetuned(model: FinetunedModel, out_dir: str | os.PathLike, extra: dict | None = None) -> Path:
     """Write backbone, head and ``task.json`` (the spec, plus ``extra``) into ``out_dir``."""
-    from safetensors.torch import save_file
-
     from lrgen.models.checkpoint import save_model
+    from lrgen.models.weights import write_safetensors
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -218,7 +217,7 @@ def save_finetuned(model: FinetunedModel, out_dir: str | os.PathLike, extra: dic
     with tempfile.TemporaryDirectory(dir=out, prefix=".save-") as tmp:
         staged = save_model(model.backbone, Path(tmp) / "model")
         state = {k: v.detach().contiguous().cpu() for k, v in model.head.state_dict().items()}
-        save_file(state, str(staged / HEAD_FILE))
+        write_safetensors(state, staged / HEAD_FILE)
         for name in sorted(os.listdir(staged)):
             replace(staged / name, out / name)
     meta = {"format": "lrgen-finetuned", "head": model.spec.to_dict(), **(extra or {})}

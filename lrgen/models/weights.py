@@ -80,6 +80,15 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
+def write_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """Write ``tensors`` as a safetensors file with the mode a plain ``open`` gives under the umask (safetensors'
+    own ``save_file`` makes every file 0600)."""
+    from safetensors.torch import save
+
+    with open(path, "wb") as fh:
+        fh.write(save(tensors, metadata=metadata))
+
+
 def tied_groups(model: nn.Module) -> list[list[str]]:
     """State-dict names grouped by the tensor object they refer to, in state-dict order."""
     groups: dict[int, list[str]] = {}
