@@ -125,8 +125,10 @@ def _main(args: list[str], capsys) -> tuple[int, str, str]:
 @pytest.mark.parametrize("args,message", [
     (["predict", "r.bed", "--chunk-size", "0"], "--chunk-size: length '0' must be positive"),
     (["embed", "r.bed", "--chunk-size", "0", "-o", "x.npz"], "--chunk-size: length '0' must be positive"),
-    (["score-vcf", VCF, "--context", "1kb", "-o", "x.vcf", "--chunk-size", "0"], "--chunk-size: length '0' must be positive"),
-    (["score-vcf", VCF, "--context", "1kb", "-o", "x.vcf", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["score-vcf", VCF, "--context", "1kb", "-o", "x.vcf", "--chunk-size", "0"],
+     "--chunk-size: length '0' must be positive"),
+    (["score-vcf", VCF, "--context", "1kb", "-o", "x.vcf", "--batch-size", "0"],
+     "--batch-size must be at least 1, got 0"),
     (["predict", "r.bed", "-o", "x.bedGraph", "--format", "bigwig"],
      "-o x.bedGraph: the extension says bedgraph, --format says bigwig; make them agree"),
     (["predict", "r.bed", "-o", "x.bw", "--format", "bedgraph"],
@@ -170,7 +172,8 @@ def test_beds_are_read_as_bcftools_reads_them(job, tmp_path, capsys, monkeypatch
     common = ["--model", "hawk-tiny", "--genome", FASTA, "--device", "cpu", "--context", "256"]
     code, out, err = _main([a.replace("BED", "wide.bed") for a in args] + common, capsys)
     assert code == 0, err
-    assert "lrgen: warning: wide.bed: 3 regions on contigs not in the FASTA were ignored (chrUn_gl000220: 1, chrY: 2)" in err
+    assert ("lrgen: warning: wide.bed: 3 regions on contigs not in the FASTA were ignored (chrUn_gl000220: 1, chrY: 2)"
+            in err)
     (tmp_path / output).unlink()
     code, out, err = _main([a.replace("BED", "empty.bed") for a in args] + common, capsys)
     assert code == 0, err

@@ -134,8 +134,10 @@ def embed_regions(options: EmbedOptions) -> dict:
 
     Keys are region names (:func:`region_keys`); float32 tensors ``(H,)`` for ``pool="mean"`` or ``(length, H)``
     for ``"none"``. The file carries a JSON metadata record (model — with ``weights`` saying "architecture only,
-    random weights" for a preset —, context, chunk_size, pool, conjoin, genome and each key's region and window): in safetensors' header under ``lrgen``, in npz as the ``__metadata__`` entry.
-    Regions whose windows have the same length are evaluated ``batch_size`` at a time.
+    random weights" for a preset —, context, chunk_size, pool, conjoin, genome and each key's region and window):
+    in safetensors' header under ``lrgen``, in npz as the ``__metadata__`` entry. Regions on contigs the FASTA
+    lacks are ignored (one warning); an empty BED gives a file without embeddings. Regions whose windows have the
+    same length are evaluated ``batch_size`` at a time.
     """
     from lrgen.engine import default_chunk_size, stream
     from lrgen.engine.graphs import GraphedStream

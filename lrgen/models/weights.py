@@ -80,7 +80,8 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def write_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
+def write_safetensors(tensors: dict[str, torch.Tensor], path: str | Path,
+                      metadata: dict[str, str] | None = None) -> None:
     """Write ``tensors`` as a safetensors file with the mode a plain ``open`` gives under the umask (safetensors'
     own ``save_file`` makes every file 0600)."""
     from safetensors.torch import save

@@ -19,7 +19,7 @@ _writes = 0
 
 
 def wrote() -> None:
-    """Count one durable write; the ``k``-th ends the process (exit status 9) under ``LRGEN_TEST_STOP_AFTER_WRITES=k``."""
+    """Count one durable write; under ``LRGEN_TEST_STOP_AFTER_WRITES=k`` the ``k``-th ends the process (status 9)."""
     global _writes
     limit = os.environ.get(STOP_AFTER_WRITES)
     if not limit:

@@ -232,8 +232,6 @@ def _predict(o: PredictOptions, fmt: str, procs) -> PredictSummary:
     context = source.default_context() if o.context is None else o.context
     flank = source.default_flank(context) if o.flank is None else o.flank
     source.check_window(context, flank)
-    if resolved.warning and procs.is_main:
-        warn(resolved.warning)
     chunk_size = o.chunk_size or default_chunk_size(procs.device)
     windows: list[tuple[int, Window]] = [
         (i, w) for i, r in enumerate(regions) for w in tile_region(r.chrom, r.start, r.end, context, flank)
@@ -245,6 +243,8 @@ def _predict(o: PredictOptions, fmt: str, procs) -> PredictSummary:
     lengths = [-(-len(r) // res) for r in regions]
     partial = PartialFolder(paths[0], settings, procs)
     values = TrackValues(partial, len(columns), lengths, len(windows), o.resume)
+    if resolved.warning and procs.is_main:  # the work starts: nothing is refused from here on
+        warn(resolved.warning)
     resumed = int(values.done.sum())
     mine = [k for k in range(len(windows)) if procs.owns(k) and not values.done[k]]
     try:

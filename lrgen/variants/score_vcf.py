@@ -210,8 +210,6 @@ def _score(o: ScoreVcfOptions, procs) -> Summary:
     if finetuned is not None and not o.exact and o.recompute_span < finetuned.spec.pool_bp:
         raise LrgenError(f"--recompute-span {o.recompute_span} is shorter than the head's pooled region "
                          f"({finetuned.spec.pool_bp} bp): raise it or use --exact")
-    if resolved.warning and procs.is_main:
-        warn(resolved.warning)
     values = tuple(v for s in o.scores for v in VALUES[s])
     stat = o.vcf.stat()
     settings = {
@@ -235,6 +233,8 @@ def _score(o: ScoreVcfOptions, procs) -> Summary:
     bodies = Bodies(partial)
     summary = Summary(o.output)
     summary.resumed = bodies.start(meta)  # so is a damaged folder, named in the error
+    if resolved.warning and procs.is_main:  # the work starts: nothing is refused from here on
+        warn(resolved.warning)
     try:
         if summary.resumed:
             summary.restore(bodies.counts)
