@@ -191,3 +191,37 @@ def test_pickle_that_would_run_code_is_refused_not_run(tmp_path):
     (folder / "pytorch_model.bin").write_bytes((folder / "pytorch_model.bin").read_bytes()[:200])  # truncated
     with pytest.raises(LrgenError, match="pytorch_model.bin: cannot read"):
         lrgen.load_model(folder)
+
+
+def test_the_package_never_unpickles_beyond_weights_only():
+    """Every torch.load reads weights only, and nothing imports or calls pickle (a file must never run code)."""
+    import re
+    from pathlib import Path
+
+    package = Path(lrgen.__file__).parent
+    offences = []
+    for path in sorted(package.rglob("*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            code = line.split("#", 1)[0]
+            loads = re.findall(r"torch\.load\(([^)]*)", code)
+            if ("weights_only=False" in code or re.search(r"^\s*(import|from)\s+c?pickle\b|\bc?pickle\.\w+\(", code)
+                    or any("weights_only=True" not in args for args in loads)
+                    or re.search(r"allow_pickle\s*=\s*True", code)):
+                offences.append(f"{path.relative_to(package)}:{number}: {line.strip()}")
+    assert not offences, offences
+
+
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 truncated", None])
+def test_a_damaged_training_state_is_one_line(tmp_path, damage):
+    folder = save_model(lrgen.load_model("hawk-tiny"), tmp_path / "run" / "checkpoints" / "step-0000001",
+                        training_state={"step": 1})
+    path = folder / "training_state.pt"
+    if damage is None:  # a pickle that would run code
+        torch.save({"step": 1, "x": _Payload(tmp_path / "pwned")}, path)
+    else:
+        path.write_bytes(damage)
+    with pytest.raises(LrgenError) as err:
+        load_training_state(folder)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{path}: not a readable training state")
+    assert f"rm -r {tmp_path / 'run'}" in message and not (tmp_path / "pwned").exists()

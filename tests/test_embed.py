@@ -93,12 +93,22 @@ def test_conjoined_embeddings_are_strand_symmetric(tmp_path, genome, model):
 def test_errors_leave_no_output(tmp_path, genome, model):
     out = tmp_path / "emb.safetensors"
     with pytest.raises(LrgenError, match="line 2"):
-        embed_regions(EmbedOptions(regions=write_bed(tmp_path / "a.bed", ["20\t1\t5", "nope\t1\t5"]), model=model, genome=genome, output=out, progress=False))
+        embed_regions(EmbedOptions(regions=write_bed(tmp_path / "a.bed", ["20\t1\t5", "20\t1\t2000000"]), model=model, genome=genome, output=out, progress=False))
     with pytest.raises(LrgenError, match="repeats line 1"):
         embed_regions(EmbedOptions(regions=write_bed(tmp_path / "b.bed", ["20\t1\t5", "20\t1\t5"]), model=model, genome=genome, output=out, progress=False))
     with pytest.raises(LrgenError, match="safetensors"):
         embed_regions(EmbedOptions(regions=write_bed(tmp_path / "c.bed", ["20\t1\t5"]), model=model, genome=genome, output=tmp_path / "e.pt", progress=False))
+    with pytest.raises(LrgenError, match="the region name '__metadata__' is reserved in .npz output; rename it"):
+        embed_regions(EmbedOptions(regions=write_bed(tmp_path / "d.bed", ["20\t1\t5\t__metadata__"]), model=model, genome=genome, output=tmp_path / "emb.npz", progress=False))
     assert list(tmp_path.glob("emb*")) == [] and list(tmp_path.glob(".emb*")) == []
+
+
+def test_a_preset_says_random_weights_in_the_metadata(tmp_path, genome, capsys):
+    bed = write_bed(tmp_path / "r.bed", ["20\t60000\t60010\ta"])
+    meta = embed_regions(EmbedOptions(regions=bed, model=PRESET, genome=genome, output=tmp_path / "e.npz", progress=False))
+    assert meta["weights"] == "architecture only, random weights"
+    assert json.loads(str(np.load(tmp_path / "e.npz")["__metadata__"]))["weights"] == meta["weights"]
+    assert f"lrgen: warning: model '{PRESET}' is a preset: the architecture only" in capsys.readouterr().err
 
 
 def test_cli_end_to_end(tmp_path, genome):

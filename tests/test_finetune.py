@@ -58,7 +58,7 @@ def test_unfrozen_eqtl_saves_loads_and_resumes(small_bench, tmp_path):
     cfg = _config(bench, out, task="eqtl", context=1536, batch_size=4, max_steps=2, eval_every=1, hidden=16)
     first = finetune(cfg)
     assert first["steps"] == 2 and [h["step"] for h in first["history"]] == [1, 2]
-    state = torch.load(out / STATE_FILE, weights_only=False)
+    state = torch.load(out / STATE_FILE, weights_only=True)
     assert state["run"]["done"]
 
     model, meta = load_finetuned(out)

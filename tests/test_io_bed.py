@@ -63,6 +63,21 @@ def test_read_bed_errors_name_file_and_line(tmp_path, genome, line, message):
     assert str(path) in text and "line 3" in text and message in text
 
 
+def test_read_bed_can_ignore_contigs_the_genome_lacks(tmp_path, genome):
+    from collections import Counter
+
+    from lrgen.io.bed import ignored_note
+
+    path = tmp_path / "wide.bed"
+    path.write_text("chrUn_gl000220\t0\t5\nchr1\t0\t5\nchrY\t0\t5\nchrY\t9\t12\n")
+    ignored: Counter = Counter()
+    assert read_bed(path, genome, ignored) == [Region("chr1", 0, 5, None, 2)]
+    assert ignored == {"chrUn_gl000220": 1, "chrY": 2}
+    assert ignored_note(path, ignored) == (f"{path}: 3 regions on contigs not in the FASTA were ignored "
+                                           "(chrUn_gl000220: 1, chrY: 2)")
+    assert ignored_note(path, Counter(chrY=1)) == f"{path}: 1 region on a contig not in the FASTA was ignored (chrY: 1)"
+
+
 def test_read_bed_missing_file(tmp_path):
     with pytest.raises(LrgenError, match="not found"):
         read_bed(tmp_path / "absent.bed")

@@ -97,3 +97,35 @@ def test_empty_track_and_unwritable_folder(tmp_path):
         TrackWriter(tmp_path / "absent" / "t.bw", SIZES)
     with pytest.raises(LrgenError, match="not found"):
         read_bigwig_values(tmp_path / "absent.bw", "20", 0, 5)
+
+
+def _summary(path) -> tuple[int, float, float]:
+    """The bigWig header's total summary: bases covered, minimum, maximum (pyBigWig's header() rounds them)."""
+    import struct
+
+    data = path.read_bytes()
+    (offset,) = struct.unpack_from("<Q", data, 44)
+    return struct.unpack_from("<Qdd", data, offset)
+
+
+@pytest.mark.parametrize("values,expected", [
+    (-np.linspace(1.0, 5.0, 100), (100, -5.0, -1.0)),  # libBigWig alone says max 2.2e-308
+    (np.array([-2.0, 0.0, np.nan, -1.0]), (3, -2.0, 0.0)),
+    (np.array([-0.1]), (1, float(np.float32(-0.1)), float(np.float32(-0.1)))),
+])
+def test_header_range_is_the_true_range(tmp_path, values, expected):
+    path = tmp_path / "neg.bw"
+    with TrackWriter(path, SIZES) as writer:
+        writer.add("20", 0, values)
+    assert _summary(path) == expected
+
+
+def test_header_is_libbigwigs_own_when_its_maximum_is_right(tmp_path):
+    values = np.linspace(-3.0, 2.0, 300)
+    with TrackWriter(tmp_path / "ours.bw", SIZES) as writer:
+        writer.add("20", 10, values, span=2)
+    plain = pyBigWig.open(str(tmp_path / "plain.bw"), "w")
+    plain.addHeader(list(SIZES.items()))
+    plain.addEntries("20", 10, values=values, span=2, step=2)
+    plain.close()
+    assert (tmp_path / "ours.bw").read_bytes() == (tmp_path / "plain.bw").read_bytes()

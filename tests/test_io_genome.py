@@ -161,3 +161,18 @@ def test_genome_works_in_worker_processes(plain_fasta, method):
     assert worker.exitcode == 0
     assert genome.fetch("chr1", 0, 4) == "ACGT"
     assert pickle.loads(pickle.dumps(genome)).fetch("M", 0, 3) == "GAT"
+
+
+def test_htslib_is_quiet_while_pysam_opens(tmp_path, capfd):
+    from lrgen.io.genome import quiet_htslib
+
+    vcf = tmp_path / "unindexed.vcf.gz"
+    vcf.write_bytes((EXAMPLES / "example.vcf.gz").read_bytes())  # no .tbi: htslib says [E::idx_find_and_load]
+    before = pysam.set_verbosity(3)
+    try:
+        with quiet_htslib():
+            pysam.VariantFile(str(vcf)).close()
+        Genome(EXAMPLES / "chr20_1-1.2Mb.fa.gz").close()
+        assert "[E::" not in capfd.readouterr().err and pysam.set_verbosity(3) == 3  # restored
+    finally:
+        pysam.set_verbosity(before)

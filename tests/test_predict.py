@@ -157,9 +157,6 @@ def test_bad_inputs_leave_no_output(genome, lm, tmp_path, capsys):
 
     path, _ = genome
     bed = tmp_path / "r.bed"
-    bed.write_text("chrX\t0\t10\n")
-    with pytest.raises(LrgenError, match="chrX"):
-        predict(PredictOptions(regions=bed, genome=path, model=lm, output=tmp_path / "o.bw", context=128, progress=False))
     bed.write_text("20\t0\t10\n")
     with pytest.raises(LrgenError, match="unknown track 'nope'"):
         predict(PredictOptions(regions=bed, genome=path, model=lm, output=tmp_path / "o.bw", tracks=["nope"], progress=False))
@@ -299,3 +296,19 @@ def test_gpu_tracks_match_cpu(genome, cage, tmp_path):
         predict(PredictOptions(regions=bed, genome=fasta, model=str(model_dir), output=tmp_path / f"cage-{device}.bw", tracks=["0"], device=device, progress=False))
     cpu, gpu = (_values(tmp_path / f"cage-{d}.bw", "chr1", 10000, 14000) for d in ("cpu", "cuda"))
     np.testing.assert_allclose(gpu, cpu, atol=0.05, rtol=0.05)
+
+
+def test_summary_line_says_random_weights_and_empty_runs(genome, tmp_path, capsys):
+    path, _ = genome
+    bed = tmp_path / "r.bed"
+    bed.write_text("20\t100\t140\n")
+    summary = predict(PredictOptions(regions=bed, genome=path, model=MODEL, output=tmp_path / "o.bw", context=128,
+                                     progress=False))
+    assert summary.line().endswith(f"o.bw (model '{MODEL}': architecture only, random weights)")
+    assert f"lrgen: warning: model '{MODEL}' is a preset" in capsys.readouterr().err
+    bed.write_text("")
+    summary = predict(PredictOptions(regions=bed, genome=path, model=MODEL, output=tmp_path / "e.bw", context=128,
+                                     progress=False))
+    assert summary.line().startswith(f"no regions to predict: wrote 1 empty track(s): {tmp_path / 'e.bw'}")
+    bw = pyBigWig.open(str(tmp_path / "e.bw"))
+    assert bw.chroms() == {"20": 3000, "21": 702} and bw.header()["nBasesCovered"] == 0

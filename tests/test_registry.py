@@ -26,6 +26,15 @@ def test_presets_listed_with_counts():
     assert presets["caduceus-ps-131k"]["parameters"] == 7_725_312
 
 
+def test_bundled_models_are_listed_apart_from_presets():
+    from lrgen.models.registry import list_bundled
+
+    bundled = {p["name"]: p for p in list_bundled()}
+    assert "caduceus-ps-demo" in bundled and bundled["caduceus-ps-demo"]["family"] == "caduceus"
+    assert not set(bundled) & {p["name"] for p in list_presets()}
+    assert lrgen.models.resolve_model("caduceus-ps-demo").trained and not lrgen.models.resolve_model("hawk-tiny").trained
+
+
 def test_preset_count_matches_a_real_instance():
     model = lrgen.load_model("caduceus-ps-tiny")
     count = next(p["parameters"] for p in list_presets() if p["name"] == "caduceus-ps-tiny")

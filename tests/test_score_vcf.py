@@ -140,6 +140,8 @@ def test_hand_made_alleles_are_skipped_with_reasons(tmp_path, small_genome, mode
         ("20", 500, "mismatch", wrong, ref100 if ref100 != wrong else "T", ".", ".", "."),
         ("7", 100, "unknown", "A", "G", ".", ".", "."),
         ("20", 2998, "end", _base(small_genome, 2998), "A" if _base(small_genome, 2998) != "A" else "C", ".", ".", "."),
+        ("20", 7000, "past", "N", "A", ".", ".", "."),  # all-N padding matches REF N: skipped, not scored
+        ("20", 3000, "across", _base(small_genome, 3000) + "N", "A", ".", ".", "."),
     ]
     vcf = _write_vcf(tmp_path / "bad.vcf", lines)
     tsv = tmp_path / "out.tsv"
@@ -152,7 +154,8 @@ def test_hand_made_alleles_are_skipped_with_reasons(tmp_path, small_genome, mode
     assert status[("mismatch", ref100 if ref100 != wrong else "T")] == "ref_mismatch"
     assert status[("unknown", "G")] == "unknown_contig"
     assert [s for (i, _), s in status.items() if i == "end"] == ["scored"]  # 2 bp from the contig end: N padding
-    assert summary.alleles == len(status) == 8
+    assert status[("past", "A")] == status[("across", "A")] == "past_contig_end"
+    assert summary.alleles == len(status) == 10
     assert summary.unknown_contigs == {"7": 1}
     assert summary.outcomes["ref_mismatch"] == 1
 
@@ -208,7 +211,7 @@ def test_regions_restrict_the_output(tmp_path, slice_vcf, models):
     rows = _tsv(tsv)
     assert rows and all(1_000_000 < int(r["pos"]) <= 1_001_000 for r in rows)
     assert summary.outside_regions > 0
-    assert summary.records == summary.outside_regions + len({r["pos"] for r in rows})
+    assert summary.records == len({r["pos"] for r in rows})  # the headline counts what lies inside the regions
 
 
 def test_resume_after_interrupt_gives_the_same_output(tmp_path, slice_vcf, models, monkeypatch):
@@ -314,3 +317,58 @@ def test_torchrun_shards_merge_into_the_single_process_output(tmp_path, slice_vc
     assert body(tmp_path / "two.vcf.gz") == body(tmp_path / "one.vcf.gz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.tsv", "one.vcf.gz", "one.vcf.gz.tbi", "two.tsv",
                                                          "two.vcf.gz", "two.vcf.gz.tbi"]
+
+
+def test_header_describes_this_run(tmp_path, small_genome, models):
+    ref = _base(small_genome, 1500)
+    vcf = _write_vcf(tmp_path / "one.vcf", [("20", 1500, "x", ref, "G" if ref != "G" else "T", ".", ".", ".")])
+
+    def header(model: str, scores: tuple[str, ...]) -> list[str]:
+        out = tmp_path / f"{Path(model).name}.{'.'.join(scores)}.vcf"
+        score_vcf(ScoreVcfOptions(vcf=vcf, genome=small_genome, model=model, output=out, scores=scores, **FAST))
+        return [line for line in out.read_text().splitlines() if line.startswith("##")]
+
+    hawk = header(str(models["hawk-tiny"]), ("wt-marginal",))  # reads the reference pass: nothing recomputed
+    assert not [line for line in hawk if line.startswith("##lrgen_recompute")]
+    assert "(SNV/MNP), strands averaged" in next(line for line in hawk if "LRGEN_WTM" in line)
+    ps = header(str(models["caduceus-ps-tiny"]), ("llr",))
+    assert "##lrgen_recompute=local, recompute span 256bp" in ps
+    llr = next(line for line in ps if "LRGEN_LLR" in line)
+    assert "(SNV/MNP), one pass of an RC-equivariant model" in llr and "strands averaged" not in llr
+    assert "past_contig_end" in next(line for line in ps if "LRGEN_STATUS" in line)
+
+
+def test_a_preset_warns_on_stderr_and_in_the_header(tmp_path, small_genome, models, capsys):
+    ref = _base(small_genome, 1500)
+    vcf = _write_vcf(tmp_path / "one.vcf", [("20", 1500, "x", ref, "G" if ref != "G" else "T", ".", ".", ".")])
+    score_vcf(ScoreVcfOptions(vcf=vcf, genome=small_genome, model="hawk-tiny", output=tmp_path / "p.vcf", **FAST))
+    assert ("lrgen: warning: model 'hawk-tiny' is a preset: the architecture only, with random weights"
+            in capsys.readouterr().err)
+    assert "##lrgen_model=hawk-tiny (family hawk, strands conjoined post hoc, architecture only: random weights)" in (
+        tmp_path / "p.vcf").read_text()
+    score_vcf(ScoreVcfOptions(vcf=vcf, genome=small_genome, model=str(models["hawk-tiny"]), output=tmp_path / "t.vcf",
+                              **FAST))
+    assert "warning" not in capsys.readouterr().err  # a saved model is trained as far as lrgen can tell
+
+
+def test_summary_headline(tmp_path):
+    from collections import Counter
+    from io import StringIO
+
+    from rich.console import Console
+
+    from lrgen.variants.score_vcf import Summary, print_summary
+
+    def printed(summary: Summary) -> str:
+        console = Console(file=StringIO(), width=300)
+        print_summary(summary, console)
+        return console.file.getvalue()
+
+    regions = Summary(Path("o.vcf"), records=10, alleles=12, outcomes=Counter(scored=12), outside_regions=468,
+                      windows=3, seconds=2.0, scored_now=12)
+    text = printed(regions)
+    assert "o.vcf: 10 records in --regions, 12 ALT alleles, 12 scored in 3 windows (6.0 variants/s over 2.0 s)" in text
+    assert "468 records outside --regions (not written)" in text
+    done = Summary(Path("o.vcf"), records=10, alleles=12, outcomes=Counter(scored=12), windows=3, seconds=705.2,
+                   resumed=True)
+    assert "12 scored in 3 windows (resumed: nothing left to score)" in printed(done)

@@ -37,4 +37,7 @@ def embed_command(
         context=length(context, "--context"), chunk_size=length(chunk_size, "--chunk-size"), pool=pool,
         conjoin=conjoin, device=device, batch_size=at_least_one(batch_size, "--batch-size"), cuda_graphs=cuda_graphs,
     ))
-    typer.echo(f"wrote {len(meta['regions'])} region embeddings (hidden size {meta['hidden_size']}) to {output}")
+    weights = f" ({meta['weights']})" if "weights" in meta else ""
+    done = (f"wrote {len(meta['regions'])} region embeddings (hidden size {meta['hidden_size']}) to {output}"
+            if meta["regions"] else f"no regions to embed: wrote {output} without embeddings")
+    typer.echo(done + weights)

@@ -11,7 +11,8 @@ from lrgen.cli.app import app
 
 @app.command("info")
 def info_command(
-    models: bool = typer.Option(False, "--models", help="List model presets with parameter counts."),
+    models: bool = typer.Option(False, "--models", help="List the bundled trained models and the presets (architecture "
+                                                        "only, random weights) with parameter counts."),
     model: Optional[str] = typer.Option(
         None, "--model", "-m", help="Describe one model as --model resolves it (folder, bundled, preset or hub id)."
     ),
@@ -45,14 +46,16 @@ def info_command(
     table.add_row("active backend (GPU tensors)", env["active_backend"])
     console.print(table)
     if models:
-        from lrgen.models.registry import list_presets
+        from lrgen.models.registry import list_bundled, list_presets
 
-        presets = Table(title="model presets")
-        for col in ("preset", "family", "parameters", "description"):
-            presets.add_column(col)
-        for p in list_presets():
-            presets.add_row(p["name"], p["family"], f"{p['parameters'] / 1e6:.2f}M", p["description"])
-        console.print(presets)
+        for title, rows in (("bundled trained models", list_bundled()),
+                            ("model presets: architecture only, random weights", list_presets())):
+            table = Table(title=title)
+            for col in ("model", "family", "parameters", "description"):
+                table.add_column(col)
+            for p in rows:
+                table.add_row(p["name"], p["family"], f"{p['parameters'] / 1e6:.2f}M", escape(p["description"]))
+            console.print(table)
 
 
 def _cell(value) -> str:

@@ -43,5 +43,6 @@ def score_vcf_command(
         recompute_span=length(recompute_span, "--recompute-span"),
         embedding_span=length(embedding_span, "--embedding-span"), on_ref_mismatch=on_ref_mismatch,
         batch_size=at_least_one(batch_size, "--batch-size"), device=device,
-        chunk_size=length(chunk_size, "--chunk-size"), dtype=dtype, command=shlex.join(["lrgen", *sys.argv[1:]]),
+        chunk_size=length(chunk_size, "--chunk-size"), dtype=dtype,
+        command=shlex.join(["lrgen", *(a for a in sys.argv[1:] if a != "--resume")]),  # as an uninterrupted run
     ))

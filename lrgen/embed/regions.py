@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lrgen.errors import LrgenError
+from lrgen.errors import LrgenError, warn
 
 POOLS = ("mean", "none")
 METADATA_KEY = "__metadata__"
@@ -115,10 +116,10 @@ def _write(output: Path, tensors: dict[str, Tensor], metadata: dict) -> None:
 
     with atomic_path(output) as tmp:
         if output.suffix == ".safetensors":
-            from safetensors.torch import save_file
+            from lrgen.models.weights import write_safetensors
 
-            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp),
-                      metadata={"lrgen": json.dumps(metadata)})
+            write_safetensors({k: v.contiguous() for k, v in tensors.items()}, tmp,
+                              metadata={"lrgen": json.dumps(metadata)})
         else:
             import numpy as np
 
@@ -132,13 +133,15 @@ def embed_regions(options: EmbedOptions) -> dict:
     metadata.
 
     Keys are region names (:func:`region_keys`); float32 tensors ``(H,)`` for ``pool="mean"`` or ``(length, H)``
-    for ``"none"``. The file carries a JSON metadata record (model, context, chunk_size, pool, conjoin, genome and
-    each key's region and window): in safetensors' header under ``lrgen``, in npz as the ``__metadata__`` entry.
-    Regions whose windows have the same length are evaluated ``batch_size`` at a time.
+    for ``"none"``. The file carries a JSON metadata record (model — with ``weights`` saying "architecture only,
+    random weights" for a preset —, context, chunk_size, pool, conjoin, genome and each key's region and window):
+    in safetensors' header under ``lrgen``, in npz as the ``__metadata__`` entry. Regions on contigs the FASTA
+    lacks are ignored (one warning); an empty BED gives a file without embeddings. Regions whose windows have the
+    same length are evaluated ``batch_size`` at a time.
     """
     from lrgen.engine import default_chunk_size, stream
     from lrgen.engine.graphs import GraphedStream
-    from lrgen.io.bed import read_bed
+    from lrgen.io.bed import ignored_note, read_bed
     from lrgen.io.genome import Genome
     from lrgen.models.resolve import resolve_model
     from lrgen.runtime.device import resolve_device
@@ -157,15 +160,18 @@ def embed_regions(options: EmbedOptions) -> dict:
     device = resolve_device(o.device)
 
     fasta = Genome(o.genome)
-    regions = read_bed(o.regions, fasta)
-    if not regions:
-        raise LrgenError(f"{o.regions}: no regions to embed")
+    ignored: Counter = Counter()
+    regions = read_bed(o.regions, fasta, ignored)  # none: an empty file, as bcftools gives an empty result
+    if ignored:
+        warn(ignored_note(o.regions, ignored))
     keys = region_keys(regions)
     if output.suffix == ".npz" and METADATA_KEY in keys:
         raise LrgenError(f"{o.regions}: the region name {METADATA_KEY!r} is reserved in .npz output; rename it")
     windows = [Window(key, r.chrom, r.start, r.end, *region_window(r.start, r.end, o.context))
                for key, r in zip(keys, regions)]
     resolved = resolve_model(o.model).require("per_base", "streamable", command="embed").to(device)
+    if resolved.warning:
+        warn(resolved.warning)
     net = resolved.model
     chunk_size = o.chunk_size or default_chunk_size(device)
 
@@ -184,6 +190,7 @@ def embed_regions(options: EmbedOptions) -> dict:
 
     metadata = {
         "model": resolved.label,
+        **({} if resolved.trained else {"weights": "architecture only, random weights"}),
         "family": net.family,
         "hidden_size": int(net.hidden_size),
         "genome": str(o.genome),

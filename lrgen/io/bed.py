@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import gzip
 import os
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -31,11 +32,13 @@ def _fail(path: Path, line_no: int, what: str) -> LrgenError:
     return LrgenError(f"{path}: line {line_no}: {what}")
 
 
-def read_bed(path: str | os.PathLike, genome: Genome | None = None) -> list[Region]:
+def read_bed(path: str | os.PathLike, genome: Genome | None = None, ignored: Counter | None = None) -> list[Region]:
     """Regions of a BED file (plain or gzip; tab- or whitespace-separated; extra columns ignored).
 
-    Blank lines and ``#``, ``track`` and ``browser`` lines are skipped. With a ``genome``, contigs must exist
-    (aliases such as ``chr1`` for ``1`` allowed) and regions must end within them.
+    Blank lines and ``#``, ``track`` and ``browser`` lines are skipped. With a ``genome``, regions must end within
+    their contigs, and the contigs must exist (aliases such as ``chr1`` for ``1`` allowed) — or, given an ``ignored``
+    counter, regions on contigs the genome lacks are left out and counted there by contig, as bcftools does with a
+    genome-wide BED (:func:`ignored_note` says so in one line).
     """
     path = Path(path)
     if not path.is_file():
@@ -65,6 +68,9 @@ def read_bed(path: str | os.PathLike, genome: Genome | None = None) -> list[Regi
             if start >= end:
                 raise _fail(path, line_no, f"start {start} is not before end {end} (BED is 0-based half-open)")
             if genome is not None:
+                if chrom not in genome and ignored is not None:
+                    ignored[chrom] += 1
+                    continue
                 if chrom not in genome:
                     raise _fail(path, line_no, f"contig '{chrom}' is not in the FASTA {genome.path}")
                 size = sizes[genome.resolve(chrom)]
@@ -73,6 +79,15 @@ def read_bed(path: str | os.PathLike, genome: Genome | None = None) -> list[Regi
             name = fields[3].strip() if len(fields) > 3 and fields[3].strip() else None
             regions.append(Region(chrom, start, end, name, line_no))
     return regions
+
+
+def ignored_note(path: str | os.PathLike, ignored: Counter) -> str:
+    """One line on the regions :func:`read_bed` left out, e.g. "r.bed: 3 regions on contigs not in the FASTA were
+    ignored (chrUn_gl000220: 1, chrY: 2)"."""
+    shown = ", ".join(f"{c}: {n:,}" for c, n in sorted(ignored.items())[:5]) + (", ..." if len(ignored) > 5 else "")
+    total = sum(ignored.values())
+    what = "1 region on a contig" if total == 1 else f"{total:,} regions on contigs"
+    return f"{path}: {what} not in the FASTA {'was' if total == 1 else 'were'} ignored ({shown})"
 
 
 def merge_regions(regions: Sequence[Region], contig_order: Sequence[str] | None = None) -> list[Region]:

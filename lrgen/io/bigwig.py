@@ -3,12 +3,17 @@ bigWig by the genome's contig names.
 
 An output file is written under a temporary name in the same folder and renamed when closed successfully; on an
 exception the temporary file is removed, so a partial track never appears under the final name.
+
+libBigWig starts the header's maximum at ``DBL_MIN`` (2.2e-308, the smallest positive double), so a track whose
+values are all zero or negative would claim 2.2e-308 as its maximum; the writer puts the true minimum and maximum
+into the header's total summary before the rename.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+import struct
 from pathlib import Path
 from typing import Mapping
 
@@ -19,6 +24,8 @@ from lrgen.errors import LrgenError
 from lrgen.io.genome import Genome, alias_candidates
 
 FORMATS = ("bigwig", "bedgraph")
+_BIGWIG_MAGIC = 0x888FFC26
+_SUMMARY_OFFSET_AT = 44  # bbi header: where the offset of the total summary (count, min, max, sum, sum of squares) is
 
 
 class TrackWriter:
@@ -39,6 +46,7 @@ class TrackWriter:
         self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self._chrom: str | None = None
         self._end = 0
+        self._range: tuple[float, float] | None = None  # the finite values' minimum and maximum
         if format == "bigwig":
             self._bw = pyBigWig.open(str(self._tmp), "w")
             if self._bw is None:
@@ -73,6 +81,9 @@ class TrackWriter:
             return
         self._chrom, self._end = chrom, end
         finite = ~np.isnan(values)
+        if finite.any():
+            lo, hi = (float(np.float32(x)) for x in (values[finite].min(), values[finite].max()))  # as stored
+            self._range = (lo, hi) if self._range is None else (min(lo, self._range[0]), max(hi, self._range[1]))
         edges = np.flatnonzero(np.diff(np.concatenate([[False], finite, [False]]).astype(np.int8)))
         for i0, i1 in zip(edges[::2], edges[1::2]):
             run_start = start + int(i0) * span
@@ -99,6 +110,16 @@ class TrackWriter:
         else:
             self._text.close()
 
+    def _write_range(self) -> None:
+        """Put the true minimum and maximum into the bigWig's total summary (see the module docstring)."""
+        with open(self._tmp, "r+b") as fh:
+            head = fh.read(_SUMMARY_OFFSET_AT + 8)
+            if struct.unpack_from("<I", head)[0] != _BIGWIG_MAGIC:
+                return  # not the little-endian layout libBigWig writes
+            (offset,) = struct.unpack_from("<Q", head, _SUMMARY_OFFSET_AT)
+            fh.seek(offset + 8)  # after the count of bases covered
+            fh.write(struct.pack("<dd", *self._range))
+
     def close(self) -> None:
         """Finish the file and move it to its final name."""
         if not self._open:
@@ -106,6 +127,8 @@ class TrackWriter:
         self._open = False
         try:
             self._close_handle()
+            if self.format == "bigwig" and self._range is not None:
+                self._write_range()
             os.replace(self._tmp, self.path)
         finally:
             self._tmp.unlink(missing_ok=True)

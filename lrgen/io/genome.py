@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -29,6 +30,17 @@ def _compression(path: Path) -> str:
     if len(head) >= 14 and head[3] & 4 and head[12:14] == b"BC":
         return "bgzip"
     return "gzip"
+
+
+@contextmanager
+def quiet_htslib() -> Iterator[None]:
+    """htslib's own messages off while pysam opens a file (``[E::idx_find_and_load]`` for every unindexed input,
+    header warnings): lrgen reports what matters in its own words."""
+    previous = pysam.set_verbosity(0)
+    try:
+        yield
+    finally:
+        pysam.set_verbosity(previous)
 
 
 def alias_candidates(chrom: str) -> list[str]:
@@ -68,7 +80,8 @@ class Genome:
 
     def _open(self) -> pysam.FastaFile:
         try:
-            return pysam.FastaFile(str(self.path))
+            with quiet_htslib():
+                return pysam.FastaFile(str(self.path))
         except (OSError, ValueError) as exc:
             fai = Path(f"{self.path}.fai")
             if not fai.exists() and not os.access(self.path.parent, os.W_OK):
@@ -103,6 +116,10 @@ class Genome:
         known = list(self._sizes)
         shown = ", ".join(known[:5]) + (f", ... ({len(known)} in all)" if len(known) > 5 else "")
         raise LrgenError(f"contig '{chrom}' is not in the FASTA {self.path} (its contigs: {shown})")
+
+    def length(self, chrom: str) -> int:
+        """The length of contig ``chrom`` (aliases allowed)."""
+        return self._sizes[self.resolve(chrom)]
 
     def __contains__(self, chrom: object) -> bool:
         return isinstance(chrom, str) and any(c in self._sizes for c in alias_candidates(chrom))

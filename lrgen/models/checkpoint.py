@@ -15,7 +15,6 @@ Writes are atomic: into a temporary sibling, then renamed into place.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,8 @@ from torch import nn
 
 from lrgen.errors import LrgenError
 from lrgen.models.weights import SAFETENSORS_NAME as WEIGHTS_NAME
-from lrgen.models.weights import load_state, read_state_dict, tied_groups
-from lrgen.runtime.files import replace_dir
+from lrgen.models.weights import load_state, read_state_dict, tied_groups, write_safetensors
+from lrgen.runtime.files import atomic_write_text, replace_dir, temporary_sibling
 
 CONFIG_NAME = "config.json"
 TRAINING_STATE_NAME = "training_state.pt"
@@ -37,17 +36,15 @@ RUN_CONFIG_NAME = "pretrain_config.json"  # lrgen pretrain's resolved settings, 
 
 def save_model(model: nn.Module, directory: str | Path, training_state: dict[str, Any] | None = None) -> Path:
     """Write ``model`` (its ``config.to_dict()`` and weights) to ``directory``, replacing it atomically."""
-    from safetensors.torch import save_file
-
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
+    tmp = temporary_sibling(directory)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
         state = model.state_dict()
         tensors = {group[0]: state[group[0]].detach().cpu().contiguous() for group in tied_groups(model)}
-        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        write_safetensors(tensors, tmp / WEIGHTS_NAME, metadata={"format": "pt"})
         (tmp / CONFIG_NAME).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
         tokenizer = getattr(model, "tokenizer", None)
         if tokenizer is not None and tokenizer != model.default_tokenizer(model.config):
@@ -65,9 +62,7 @@ def mark_latest(checkpoints_dir: str | Path, name: str) -> None:
     checkpoints_dir = Path(checkpoints_dir)
     if not (checkpoints_dir / name / CONFIG_NAME).is_file():
         raise LrgenError(f"{checkpoints_dir / name}: not a checkpoint directory (no {CONFIG_NAME})")
-    tmp = checkpoints_dir / f".{LATEST_NAME}.tmp-{os.getpid()}"
-    tmp.write_text(name + "\n")
-    os.replace(tmp, checkpoints_dir / LATEST_NAME)
+    atomic_write_text(checkpoints_dir / LATEST_NAME, name + "\n")
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -116,9 +111,3 @@ def load_weights(model: nn.Module, directory: str | Path) -> None:
     same config, re-tying tied tensors."""
     tensors, source = read_state_dict(directory)
     load_state(model, tensors, source)
-
-
-def load_training_state(directory: str | Path) -> dict[str, Any] | None:
-    """The ``training_state.pt`` saved with a checkpoint, or None."""
-    path = Path(directory) / TRAINING_STATE_NAME
-    return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from torch import Tensor, nn
 
 from lrgen.errors import LrgenError
 from lrgen.models.pooling import bin_mean, centre_mean, rc_invariant
-from lrgen.runtime.files import atomic_write_text
+from lrgen.runtime.files import atomic_write_text, replace
 
 HEAD_FILE = "head.safetensors"
 TASK_FILE = "task.json"
@@ -211,18 +212,19 @@ def is_finetuned(path: str | os.PathLike) -> bool:
 
 def save_finetuned(model: FinetunedModel, out_dir: str | os.PathLike, extra: dict | None = None) -> Path:
     """Write backbone, head and ``task.json`` (the spec, plus ``extra``) into ``out_dir``."""
-    from safetensors.torch import save_file
-
     from lrgen.models.checkpoint import save_model
+    from lrgen.models.weights import write_safetensors
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for left in out.glob(".save-*"):  # what a killed save left behind
+        shutil.rmtree(left, ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".save-") as tmp:
         staged = save_model(model.backbone, Path(tmp) / "model")
         state = {k: v.detach().contiguous().cpu() for k, v in model.head.state_dict().items()}
-        save_file(state, str(staged / HEAD_FILE))
+        write_safetensors(state, staged / HEAD_FILE)
         for name in sorted(os.listdir(staged)):
-            os.replace(staged / name, out / name)
+            replace(staged / name, out / name)
     meta = {"format": "lrgen-finetuned", "head": model.spec.to_dict(), **(extra or {})}
     atomic_write_text(out / TASK_FILE, json.dumps(meta, indent=2) + "\n")
     return out

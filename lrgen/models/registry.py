@@ -100,7 +100,8 @@ def download(repo_id: str) -> Path:
 
 
 def list_presets() -> list[dict[str, Any]]:
-    """Every preset as ``{name, family, parameters, description}``; parameters counted on the meta device."""
+    """Every preset (an architecture, random weights) as ``{name, family, parameters, description}``; parameters
+    counted on the meta device."""
     out = []
     for family in FAMILIES:
         module = family_module(family)
@@ -110,10 +111,16 @@ def list_presets() -> list[dict[str, Any]]:
             out.append(
                 {"name": name, "family": family, "parameters": parameters, "description": module.PRESET_DESCRIPTIONS[name]}
             )
+    return out
+
+
+def list_bundled() -> list[dict[str, Any]]:
+    """Every bundled trained model as ``{name, family, parameters, description}`` (the first line of its card)."""
+    out = []
     for name, directory in bundled_models().items():
         model = load_checkpoint(directory)
         card = directory / "README.md"
         description = card.read_text().splitlines()[0].lstrip("# ") if card.is_file() else "bundled checkpoint"
         out.append({"name": name, "family": model.family, "parameters": model.num_parameters(),
-                    "description": f"trained, bundled: {description}"})
+                    "description": description})
     return out

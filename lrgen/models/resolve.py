@@ -53,6 +53,14 @@ class ResolvedModel:
         return self.source != "preset"
 
     @property
+    def warning(self) -> str | None:
+        """What to tell a user of a preset's outputs (None for a trained model)."""
+        if self.trained:
+            return None
+        return (f"model {self.label!r} is a preset: the architecture only, with random weights, so its outputs carry "
+                "no signal; pass a trained model (lrgen info --models lists the bundled ones)")
+
+    @property
     def description(self) -> str:
         """One line for output headers: label, family and, for presets, that the weights are random."""
         weights = "" if self.trained else ", architecture only, random weights"

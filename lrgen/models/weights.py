@@ -10,7 +10,6 @@ whichever one the file holds, and missing or unexpected names are an error namin
 from __future__ import annotations
 
 import json
-import pickle
 import re
 from pathlib import Path
 
@@ -69,16 +68,26 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
             raise LrgenError(f"{path}: cannot read ({err})") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
+    except Exception as err:  # a refused pickle: UnpicklingError; a truncated or foreign file: RuntimeError, ...
+        if type(err).__name__ != "UnpicklingError":
+            raise LrgenError(f"{path}: cannot read ({type(err).__name__}: {err})") from None
         found = re.search(r"Unsupported [^\n]*?(?= was not|\.|\n|$)", str(err))
         reason = found[0] if found else "unpickling failed"
         raise LrgenError(f"{path}: refused: not loadable as weights only ({reason}); lrgen reads .bin files with "
                          "torch.load(weights_only=True) and never runs pickled code") from None
-    except Exception as err:  # a truncated or foreign file: torch raises RuntimeError, EOFError, ...
-        raise LrgenError(f"{path}: cannot read ({type(err).__name__}: {err})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise LrgenError(f"{path}: not a state dict (a mapping of names to tensors)")
     return dict(state)
+
+
+def write_safetensors(tensors: dict[str, torch.Tensor], path: str | Path,
+                      metadata: dict[str, str] | None = None) -> None:
+    """Write ``tensors`` as a safetensors file with the mode a plain ``open`` gives under the umask (safetensors'
+    own ``save_file`` makes every file 0600)."""
+    from safetensors.torch import save
+
+    with open(path, "wb") as fh:
+        fh.write(save(tensors, metadata=metadata))
 
 
 def tied_groups(model: nn.Module) -> list[list[str]]:

@@ -50,10 +50,18 @@ def save_checkpoint(run_dir: str | Path, name: str, model: torch.nn.Module, stat
 
 
 def load_training_state(checkpoint: Path) -> dict[str, Any]:
+    """The optimizer, schedule, sampler and RNG state saved with ``checkpoint`` (tensors and plain containers, read
+    with ``weights_only=True``: nothing in the file is run)."""
     path = checkpoint / TRAINING_STATE_NAME
     if not path.is_file():
         raise LrgenError(f"{checkpoint} has no {TRAINING_STATE_NAME}: it cannot be resumed (it may be an exported model)")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling raises many types; none is shown as a traceback
+        run = checkpoint.parent.parent
+        raise LrgenError(f"{path}: not a readable training state ({type(err).__name__}); point "
+                         f"{checkpoint.parent / LATEST_NAME} at an earlier checkpoint, or start over "
+                         f"(rm -r {run})") from None
 
 
 def prune_checkpoints(run_dir: str | Path, keep: int) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from lrgen.errors import LrgenError
 from lrgen.models.checkpoint import RUN_CONFIG_NAME
+from lrgen.runtime.device import resolve_device
 from lrgen.runtime.files import atomic_write_text
 from lrgen.sizes import parse_size
 
@@ -87,6 +88,7 @@ class PretrainConfig:
             raise LrgenError(f"--dtype must be auto (bfloat16 on a GPU), bfloat16 or float32, got {self.dtype!r}")
         if self.lr <= 0:
             raise LrgenError(f"--lr must be positive, got {self.lr}")
+        resolve_device(self.device)  # the one --device error of every command, before any work
 
 
 DTYPES = ("auto", "bfloat16", "bf16", "float32", "fp32")
@@ -201,4 +203,7 @@ def load_saved_config(run_dir: str | Path) -> dict[str, Any] | None:
     path = Path(run_dir) / CONFIG_NAME
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise LrgenError(f"{path}: damaged (not JSON); start the run over (rm -r {run_dir})") from None

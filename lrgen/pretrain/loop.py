@@ -85,12 +85,11 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
             del os.environ["CUBLAS_WORKSPACE_CONFIG"]
 
 
-def _initial_model(config: PretrainConfig, run_dir: Path):
-    """The run's latest checkpoint when resuming; else the given model (a preset initialised with ``seed``)."""
+def _initial_model(config: PretrainConfig, resume_from: Path | None):
+    """The checkpoint resumed from; else the given model (a preset initialised with ``seed``)."""
     from lrgen.models.resolve import resolve_model
 
-    name = str(run_dir) if config.resume else config.model
-    return resolve_model(name, seed=config.seed).model
+    return resolve_model(str(resume_from) if resume_from is not None else config.model, seed=config.seed).model
 
 
 class _Trainer:
@@ -100,13 +99,13 @@ class _Trainer:
         self.fsdp = config.fsdp
         self.run_dir = Path(config.output)
         self.resume_from = ckpt.latest_checkpoint(self.run_dir) if self.run_dir.is_dir() else None
-        if config.resume and self.resume_from is None:
+        if config.resume and self.resume_from is None and load_saved_config(self.run_dir) is None:
             raise LrgenError(f"{self.run_dir}: nothing to resume (no checkpoints/latest); drop --resume to start")
         if not config.resume and self.resume_from is not None:
             raise LrgenError(f"{self.run_dir} already holds a run: pass --resume to continue it or choose another "
                              "-o/--output")
 
-        self.model = _initial_model(config, self.run_dir).to(info.device).train()
+        self.model = _initial_model(config, self.resume_from).to(info.device).train()
         if config.compile:
             compile_position_wise(self.model)
         self.tokenizer = self.model.tokenizer  # a published backbone's own vocabulary when training on from one

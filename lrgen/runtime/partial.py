@@ -4,7 +4,7 @@ It holds ``settings.json`` (everything that fixes the result: inputs, model and 
 there as it goes (per-rank subfolders, memory maps, appended bodies, JSON state written atomically). A run started
 with ``resume`` continues the folder when the settings match, and refuses it, naming what changed, when they do not;
 a run without ``resume`` starts over. The folder appears and disappears by renames, so a kill at any moment leaves
-either a whole folder or none.
+either a whole folder or none (and at most a hidden sibling half made or half removed, which the next run removes).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from lrgen.errors import LrgenError
 from lrgen.runtime.distributed import Processes
-from lrgen.runtime.files import atomic_write_text, temporary_sibling
+from lrgen.runtime.files import atomic_write_text, replace, temporary_sibling
 
 SUFFIX = ".lrgen-partial"
 SETTINGS = "settings.json"
@@ -51,12 +51,11 @@ class PartialFolder:
         if not self.resumed and self.procs.is_main:
             self._discard()
             fresh = temporary_sibling(self.root, "new")
-            shutil.rmtree(fresh, ignore_errors=True)
             fresh.mkdir(parents=True)
             (fresh / SETTINGS).write_text(json.dumps(self.settings, indent=1) + "\n")
             if populate is not None:
                 populate(fresh)
-            fresh.rename(self.root)
+            replace(fresh, self.root)
         self.procs.barrier()  # the folder is ready
         self.rank_folder.mkdir(exist_ok=True)
         return self.resumed
@@ -67,8 +66,12 @@ class PartialFolder:
         try:
             return json.loads((self.root / SETTINGS).read_text())
         except (OSError, ValueError):
-            raise LrgenError(f"{self.root} is not a usable partial run (its {SETTINGS} is missing or damaged): "
-                             f"remove it (rm -r {self.root}) and rerun without --resume") from None
+            raise self.damaged(self.root / SETTINGS, "is missing or damaged") from None
+
+    def damaged(self, path: Path, what: str = "is damaged") -> LrgenError:
+        """The one-line error for an unusable part ``path`` of the folder: what to remove, and to start over."""
+        return LrgenError(f"{path} {what}: the partial run cannot be resumed; remove it (rm -r {self.root}) and rerun "
+                          "without --resume")
 
     def read_state(self, name: str, folder: Path | None = None) -> dict[str, Any] | None:
         """The JSON state ``name`` of this process (or of ``folder``), None when not written yet."""
@@ -78,8 +81,7 @@ class PartialFolder:
         try:
             return json.loads(path.read_text())
         except (OSError, ValueError):
-            raise LrgenError(f"{path} is damaged: remove {self.root} (rm -r {self.root}) and rerun without "
-                             "--resume") from None
+            raise self.damaged(path) from None
 
     def write_state(self, name: str, state: dict[str, Any]) -> None:
         """Replace this process's JSON state ``name`` atomically."""
@@ -91,7 +93,8 @@ class PartialFolder:
             self._discard()
 
     def _discard(self) -> None:
+        """Remove the folder (renamed aside first), and what killed runs left beside it."""
         if self.root.exists():
-            gone = temporary_sibling(self.root, "old")
-            self.root.rename(gone)
-            shutil.rmtree(gone, ignore_errors=True)
+            replace(self.root, temporary_sibling(self.root, "old"))
+        for left in self.root.parent.glob(f".{self.root.name}.*-*"):
+            shutil.rmtree(left, ignore_errors=True)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from lrgen.errors import LrgenError
 from lrgen.runtime.files import atomic_path
 from lrgen.runtime.partial import PartialFolder
 
@@ -35,8 +34,7 @@ class TrackValues:
             self._values = [np.lib.format.open_memmap(partial.root / self._name(t), mode="r+")
                             for t in range(n_tracks)]
         except (OSError, ValueError):
-            raise LrgenError(f"{partial.root} is damaged (a track's values cannot be read): remove it "
-                             f"(rm -r {partial.root}) and rerun without --resume") from None
+            raise partial.damaged(partial.root / "values.*.npy", "cannot be read") from None
         self._offsets = np.concatenate([[0], np.cumsum(lengths)]).tolist()
         self.done = self.done_union(n_windows)
         self._done_path = partial.rank_folder / "done.npy"
@@ -56,11 +54,9 @@ class TrackValues:
             try:
                 flags = np.load(path)
             except (OSError, ValueError):
-                raise LrgenError(f"{path} is damaged: remove {self.partial.root} (rm -r {self.partial.root}) and "
-                                 "rerun without --resume") from None
+                raise self.partial.damaged(path) from None
             if flags.shape != done.shape:
-                raise LrgenError(f"{path}: {flags.size} window flags for {n_windows} windows; remove "
-                                 f"{self.partial.root}")
+                raise self.partial.damaged(path, f"has {flags.size} window flags for {n_windows} windows")
             done |= flags
         return done
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from lrgen.errors import LrgenError
-from lrgen.io.bed import Region, merge_regions, read_bed
+from lrgen.errors import LrgenError, warn
+from lrgen.io.bed import Region, ignored_note, merge_regions, read_bed
 from lrgen.io.bigwig import TrackWriter
 from lrgen.io.genome import Genome
 from lrgen.tracks.tiling import Window, tile_region
@@ -30,7 +31,8 @@ _WRITE_BLOCK = 1 << 22  # values handed to the writer at a time
 
 @dataclass
 class PredictSummary:
-    """What a run did; ``rank`` is this process's rank (only rank 0 wrote the outputs)."""
+    """What a run did; ``rank`` is this process's rank (only rank 0 wrote the outputs); ``untrained`` names a preset
+    model (random weights: a bigWig has no header to say so, the summary line does)."""
 
     outputs: list[Path]
     tracks: list[str]
@@ -41,6 +43,7 @@ class PredictSummary:
     seconds: float
     processes: int = 1
     rank: int = 0
+    untrained: str | None = None
 
     def line(self) -> str:
         from lrgen.sizes import format_size
@@ -48,9 +51,13 @@ class PredictSummary:
         computed = self.bases * (self.windows - self.windows_resumed) / max(self.windows, 1)
         resumed = f", {self.windows_resumed} resumed" if self.windows_resumed else ""
         procs = f" on {self.processes} processes" if self.processes > 1 else ""
+        weights = f" (model {self.untrained!r}: architecture only, random weights)" if self.untrained else ""
+        if not self.regions:
+            return f"no regions to predict: wrote {len(self.tracks)} empty track(s): " + ", ".join(
+                map(str, self.outputs)) + weights
         return (f"predicted {len(self.tracks)} track(s) over {format_size(self.bases)} in {self.regions} region(s), "
                 f"{self.windows} windows{resumed}{procs}, {self.seconds:.1f} s "
-                f"({computed / max(self.seconds, 1e-9):,.0f} bp/s): " + ", ".join(map(str, self.outputs)))
+                f"({computed / max(self.seconds, 1e-9):,.0f} bp/s): " + ", ".join(map(str, self.outputs)) + weights)
 
 
 @dataclass
@@ -132,16 +139,19 @@ def is_folder(output: str | os.PathLike) -> bool:
     return Path(output).is_dir() or str(output).endswith(os.sep)
 
 
-def _regions(genome: Genome, regions_path: Path | None, regions_all: bool) -> list[Region]:
+def _regions(genome: Genome, regions_path: Path | None, regions_all: bool, show: bool) -> list[Region]:
+    """Every contig, or the BED's merged regions (none: empty tracks, as bcftools gives an empty result); regions on
+    contigs the FASTA lacks are ignored, in one warning when ``show``."""
     if regions_all:
         if regions_path is not None:
             raise LrgenError("give a BED file of regions or --regions-all, not both")
         return [Region(chrom=c, start=0, end=n, name=c, line=0) for c, n in genome.contig_sizes.items()]
     if regions_path is None:
         raise LrgenError("give a BED file of regions or --regions-all")
-    regions = merge_regions(read_bed(regions_path, genome))
-    if not regions:
-        raise LrgenError(f"{regions_path}: no regions to predict")
+    ignored: Counter = Counter()
+    regions = merge_regions(read_bed(regions_path, genome, ignored))
+    if ignored and show:
+        warn(ignored_note(regions_path, ignored))
     return regions
 
 
@@ -210,7 +220,7 @@ def _predict(o: PredictOptions, fmt: str, procs) -> PredictSummary:
 
     started = time.perf_counter()
     genome = Genome(o.genome)
-    regions = _regions(genome, o.regions, o.regions_all)
+    regions = _regions(genome, o.regions, o.regions_all, procs.is_main)
     header = _header(genome, regions)
     resolved = resolve_model(o.model)
     source = load_source(resolved, procs.device, o.conjoin, o.cuda_graphs)
@@ -233,6 +243,8 @@ def _predict(o: PredictOptions, fmt: str, procs) -> PredictSummary:
     lengths = [-(-len(r) // res) for r in regions]
     partial = PartialFolder(paths[0], settings, procs)
     values = TrackValues(partial, len(columns), lengths, len(windows), o.resume)
+    if resolved.warning and procs.is_main:  # the work starts: nothing is refused from here on
+        warn(resolved.warning)
     resumed = int(values.done.sum())
     mine = [k for k in range(len(windows)) if procs.owns(k) and not values.done[k]]
     try:
@@ -253,7 +265,8 @@ def _predict(o: PredictOptions, fmt: str, procs) -> PredictSummary:
     procs.barrier()  # every rank's windows are in the memory maps
     summary = PredictSummary(outputs=paths, tracks=[source.names[c] for c in columns], regions=len(regions),
                              bases=sum(len(r) for r in regions), windows=len(windows), windows_resumed=resumed,
-                             seconds=0.0, processes=procs.world_size, rank=procs.rank)
+                             seconds=0.0, processes=procs.world_size, rank=procs.rank,
+                             untrained=None if resolved.trained else resolved.label)
     if procs.is_main:
         missing = np.flatnonzero(~values.done_union(len(windows)))
         if missing.size:
@@ -294,6 +307,7 @@ def _run_windows(source, genome, regions, windows, mine, columns, values, chunk_
 
 def _write_outputs(paths, header, regions, values, res, bin_size, fmt, progress) -> None:
     """One file per track, regions in header order; on failure no output of this run is left behind."""
+    from lrgen.runtime.files import wrote
     from lrgen.runtime.progress import progress_bar
 
     rank = {c: i for i, c in enumerate(header)}
@@ -308,6 +322,7 @@ def _write_outputs(paths, header, regions, values, res, bin_size, fmt, progress)
                     for i in order:
                         _write_region(writer, regions[i], values.values(c, i), res, bin_size,
                                       lambda bases: bar.advance(task, bases))
+                wrote()  # renamed into place by the writer
                 written.append(path)
     except BaseException:
         for path in written:

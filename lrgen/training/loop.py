@@ -148,8 +148,8 @@ def fine_tune(options: TrainOptions, prepare: Callable[[], TrainingSet]) -> dict
     if not options.resume and (state_path.exists() or (out / TASK_FILE).exists()):
         raise LrgenError(f"{out} already holds a fine-tuning run: pass --resume to continue it or choose another "
                          "-o/--output")
-    if options.resume and not state_path.exists():
-        raise LrgenError(f"--resume: {state_path} not found")
+    if options.resume and not out.is_dir():
+        raise LrgenError(f"--resume: {out} not found; drop --resume to start a run")
     with processes(options.device) as procs:
         return _finetune(options, prepare, out, state_path, procs)
 
@@ -204,7 +204,7 @@ def _finetune(cfg: TrainOptions, prepare: Callable[[], TrainingSet], out: Path, 
         ddp = wrap_ddp(trainable, info)
 
         run = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": -math.inf, "bad": 0, "history": [], "done": False}
-        if cfg.resume:
+        if cfg.resume and state_path.exists():  # else the run stopped before its first state: it starts over
             saved = _load_state(state_path)
             if saved["config"]["task"] != cfg.task or saved["config"]["context"] != cfg.context:
                 raise LrgenError(f"{state_path}: saved run is {saved['config']['task']} at {saved['config']['context']} bp")

@@ -9,8 +9,7 @@ written when the run stopped) are cut off on resume.
 
 from __future__ import annotations
 
-import os
-
+from lrgen.runtime.files import sync
 from lrgen.runtime.partial import PartialFolder
 
 PROGRESS = "progress.json"
@@ -35,11 +34,16 @@ class Bodies:
         """Open the bodies for appending; returns True when earlier progress was restored (with its meta)."""
         saved = self.partial.read_state(PROGRESS) if self.partial.resumed else None
         if saved is not None:
-            self.records, self.windows = saved["records"], saved["windows"]
-            self.counts, self.meta, self.pieces = saved["counts"], saved["meta"], saved["pieces"]
-            for path, size in ((self.vcf_body, saved["vcf_bytes"]), (self.tsv_body, saved["tsv_bytes"])):
-                with open(path, "r+b") as fh:
-                    fh.truncate(size)
+            try:
+                self.records, self.windows = saved["records"], saved["windows"]
+                self.counts, self.meta, self.pieces = saved["counts"], saved["meta"], saved["pieces"]
+                for path, size in ((self.vcf_body, saved["vcf_bytes"]), (self.tsv_body, saved["tsv_bytes"])):
+                    if not path.is_file() or path.stat().st_size < size:
+                        raise self.partial.damaged(path, f"is missing or shorter than the {size:,} bytes recorded")
+                    with open(path, "r+b") as fh:
+                        fh.truncate(size)
+            except (KeyError, TypeError, OSError):
+                raise self.partial.damaged(self.folder / PROGRESS, "does not describe its bodies") from None
         else:
             self.meta = meta
             for path in (self.vcf_body, self.tsv_body):
@@ -53,8 +57,7 @@ class Bodies:
         if scored:
             for fh, text in ((self._vcf, vcf_text), (self._tsv, tsv_text)):
                 fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
+                sync(fh)
             self.pieces.append([len(vcf_text.encode()), len(tsv_text.encode())])
         self.records += records
         self.windows += 1

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from lrgen.errors import LrgenError
+from lrgen.errors import LrgenError, warn
 from lrgen.io.bed import RegionIndex
 from lrgen.sizes import format_size
 from lrgen.variants.scores import SCORES, VALUES
@@ -21,11 +21,13 @@ DEFAULT_RECOMPUTE_SPAN = 8192  # bp; chosen by measurement (docs/score-vcf.md)
 DEFAULT_EMBEDDING_SPAN = 1536  # bp around the allele, as GLRB's variant tasks
 DEFAULT_BATCH_SIZE = 16  # edited passes per batch in local mode (exact mode defaults to 1)
 MIN_CONTEXT = 64
+RECOMPUTING = {"llr", "embedding", "head"}  # the scores that pass edited sequences (wt-marginal reads the reference)
 
 
 @dataclass
 class Summary:
-    """What a run did: counts by outcome and speed (this session's scored alleles per second)."""
+    """What a run did: counts by outcome and speed (this session's scored alleles per second). ``records`` and
+    ``alleles`` count what lies inside ``--regions`` (all of the VCF without it), ``outside_regions`` the rest."""
 
     output: Path
     records: int = 0
@@ -57,10 +59,10 @@ class Summary:
 
     def add(self, window: Window) -> None:
         for entry in window.entries:
-            self.records += 1
             if entry.outside:
                 self.outside_regions += 1
                 continue
+            self.records += 1
             for allele in entry.alleles:
                 self.alleles += 1
                 self.outcomes[allele.status] += 1
@@ -183,8 +185,8 @@ def _score(o: ScoreVcfOptions, procs) -> Summary:
     from rich.console import Console
 
     from lrgen.engine import default_chunk_size
-    from lrgen.io.bed import read_bed
-    from lrgen.io.genome import Genome
+    from lrgen.io.bed import ignored_note, read_bed
+    from lrgen.io.genome import Genome, quiet_htslib
     from lrgen.io.vcf import open_vcf
     from lrgen.models.resolve import resolve_model
     from lrgen.runtime.device import parse_dtype
@@ -195,8 +197,12 @@ def _score(o: ScoreVcfOptions, procs) -> Summary:
     console = Console(stderr=True, quiet=not o.progress or not procs.is_main)
     dtype = parse_dtype(o.dtype)
     reference = Genome(o.genome)
-    regions = RegionIndex(read_bed(o.regions, reference), reference) if o.regions is not None else None
-    reader = open_vcf(o.vcf)
+    ignored: Counter = Counter()
+    regions = RegionIndex(read_bed(o.regions, reference, ignored), reference) if o.regions is not None else None
+    if ignored and procs.is_main:
+        warn(ignored_note(o.regions, ignored))
+    with quiet_htslib():  # no htslib chatter about a missing index or header details
+        reader = open_vcf(o.vcf)
     needs = ("per_base", "streamable", "head") if "head" in o.scores else ("per_base", "streamable")
     resolved = resolve_model(o.model).require(*needs, command="score-vcf").to(procs.device)
     model, finetuned = resolved.model, resolved.finetuned if "head" in o.scores else None
@@ -219,14 +225,17 @@ def _score(o: ScoreVcfOptions, procs) -> Summary:
                  f"{'RC-equivariant' if model.rc_equivariant else 'strands conjoined post hoc'}"
                  f"{'' if resolved.trained else ', architecture only: random weights'})",
         "context": format_size(o.context),
-        "recompute": "exact" if o.exact else f"local, recompute span {format_size(o.recompute_span)}",
     }
+    if RECOMPUTING & set(o.scores):
+        meta["recompute"] = "exact" if o.exact else f"local, recompute span {format_size(o.recompute_span)}"
     partial = PartialFolder(o.output, settings, procs)
     partial.open(o.resume)  # outside the try: a refused resume keeps its state
     bodies = Bodies(partial)
     summary = Summary(o.output)
+    summary.resumed = bodies.start(meta)  # so is a damaged folder, named in the error
+    if resolved.warning and procs.is_main:  # the work starts: nothing is refused from here on
+        warn(resolved.warning)
     try:
-        summary.resumed = bodies.start(meta)
         if summary.resumed:
             summary.restore(bodies.counts)
             summary.windows = bodies.windows
@@ -242,7 +251,7 @@ def _score(o: ScoreVcfOptions, procs) -> Summary:
                 summary.scored_now = summary.outcomes.get("scored", 0)
             else:
                 merged = bodies.vcf_body, bodies.tsv_body
-            _finish(reader, bodies, summary, o.output, o.tsv, values, merged)
+            _finish(reader, bodies, summary, o.output, o.tsv, values, merged, conjoined=not model.rc_equivariant)
             partial.remove()
     except LrgenError:
         bodies.close()
@@ -308,11 +317,12 @@ def _run(o: ScoreVcfOptions, reader, genome, model, finetuned, bodies, summary: 
     summary.seconds = time.perf_counter() - started
 
 
-def _finish(reader, bodies, summary: Summary, out: Path, tsv: Path | None, values, merged: tuple[Path, Path]) -> None:
+def _finish(reader, bodies, summary: Summary, out: Path, tsv: Path | None, values, merged: tuple[Path, Path], *,
+            conjoined: bool) -> None:
     """Write the output VCF (and TSV) from the finished bodies, each atomically."""
     from lrgen.variants.writer import assemble_tsv, assemble_vcf, header_text, tsv_header
 
-    header = header_text(str(reader.header), values, bodies.meta)
+    header = header_text(str(reader.header), values, bodies.meta, conjoined)
     warning = assemble_vcf(out, header, merged[0], bodies.folder)
     if warning:
         summary.warnings.append(warning)
@@ -334,10 +344,13 @@ def _sum_counts(shards: list[dict]) -> dict:
 def print_summary(summary: Summary, console) -> None:
     """The end-of-run report: scored, skipped by reason, not-applicable scores, speed."""
     scored = summary.outcomes.get("scored", 0)
-    console.print(f"[bold]{summary.output}[/]: {summary.records:,} records, {summary.alleles:,} ALT alleles, "
-                  f"{scored:,} scored in {summary.windows:,} windows "
-                  f"({summary.rate:,.1f} variants/s over {summary.seconds:,.1f} s"
-                  f"{', resumed' if summary.resumed else ''})")
+    if summary.scored_now:
+        speed = f"{summary.rate:,.1f} variants/s over {summary.seconds:,.1f} s{', resumed' if summary.resumed else ''}"
+    else:
+        speed = "resumed: nothing left to score" if summary.resumed else f"{summary.seconds:,.1f} s"
+    inside = " in --regions" if summary.outside_regions else ""
+    console.print(f"[bold]{summary.output}[/]: {summary.records:,} records{inside}, {summary.alleles:,} ALT alleles, "
+                  f"{scored:,} scored in {summary.windows:,} windows ({speed})")
     for reason, n in sorted(summary.outcomes.items()):
         if reason != "scored":
             console.print(f"  skipped {n:,}: {reason} — {SKIP_REASONS[reason]}")

@@ -40,9 +40,9 @@ SCORES = ("llr", "wt-marginal", "embedding", "head")
 VALUES = {"llr": ("llr",), "wt-marginal": ("wt_marginal",), "embedding": ("emb_cos", "emb_l2"), "head": ("head",)}
 INFO = {
     "llr": ("LRGEN_LLR", "Masked-marginal log-likelihood ratio log p(ALT) - log p(REF) at the masked REF bases "
-            "(SNV/MNP), strands averaged"),
+            "(SNV/MNP), {strands}"),
     "wt_marginal": ("LRGEN_WTM", "Wild-type marginal log p(ALT) - log p(REF) from the unmasked reference pass "
-                    "(SNV/MNP), strands averaged"),
+                    "(SNV/MNP), {strands}"),
     "emb_cos": ("LRGEN_EMB_COS", "Cosine distance 1 - cos between mean REF and ALT embeddings around the allele"),
     "emb_l2": ("LRGEN_EMB_L2", "L2 distance between mean REF and ALT embeddings around the allele"),
     "head": ("LRGEN_HEAD", "Fine-tuned head: a variant head's probability, else its ALT - REF delta around the "

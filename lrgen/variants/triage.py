@@ -15,6 +15,7 @@ SKIP_REASONS = {
     "star": "'*' ALT allele (a deletion overlapping this site is scored at its own record)",
     "missing": "missing ALT allele '.'",
     "unknown_contig": "contig is not in the genome",
+    "past_contig_end": "REF reaches past the end of its contig (the genome has no bases there)",
     "ref_mismatch": "REF does not match the genome",
     "too_long": "REF or ALT longer than a quarter of the context",
     "no_score_applies": "none of the requested scores is defined for this allele",
@@ -85,6 +86,8 @@ def triage(variants: list[Variant], record, genome: Genome, *, on_ref_mismatch: 
             allele.skip = _KIND_REASON[variant.kind]
         elif contig is None:
             allele.skip = "unknown_contig"
+        elif variant.end > genome.length(contig):
+            allele.skip = "past_contig_end"
         elif max(len(variant.ref), len(variant.alt or "")) > max_allele:
             allele.skip = "too_long"
         else:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from lrgen.errors import LrgenError
+from lrgen.runtime.files import replace
 from lrgen.variants.scores import INFO, NOT_APPLICABLE
-from lrgen.variants.triage import Entry
+from lrgen.variants.triage import SKIP_REASONS, Entry
 
 STATUS_KEY = "LRGEN_STATUS"
-STATUS_DESCRIPTION = (
-    "Per ALT: scored, or why it was skipped (symbolic, breakend, star, missing, unknown_contig, ref_mismatch, "
-    "too_long, no_score_applies)"
-)
+STATUS_DESCRIPTION = f"Per ALT: scored, or why it was skipped ({', '.join(SKIP_REASONS)})"
 
 
 def check_output_name(path: Path, what: str = "output") -> None:
@@ -24,11 +21,14 @@ def check_output_name(path: Path, what: str = "output") -> None:
         raise LrgenError(f"the folder of {what} {path} does not exist")
 
 
-def header_text(input_header: str, values: tuple[str, ...], meta: dict[str, str]) -> str:
-    """The input's header with its own LRGEN/lrgen lines replaced by this run's INFO and ``##lrgen_*`` lines."""
+def header_text(input_header: str, values: tuple[str, ...], meta: dict[str, str], conjoined: bool) -> str:
+    """The input's header with its own LRGEN/lrgen lines replaced by this run's INFO and ``##lrgen_*`` lines;
+    ``conjoined``: the model ran on both strands and averaged them (else one pass of an RC-equivariant model)."""
     lines = [line for line in input_header.rstrip("\n").split("\n")
              if not line.startswith(("##INFO=<ID=LRGEN_", "##lrgen_"))]
-    ours = [f'##INFO=<ID={INFO[v][0]},Number=A,Type=Float,Description="{INFO[v][1]}">' for v in values]
+    strands = "strands averaged" if conjoined else "one pass of an RC-equivariant model"
+    ours = [f'##INFO=<ID={INFO[v][0]},Number=A,Type=Float,Description="{INFO[v][1].replace("{strands}", strands)}">'
+            for v in values]
     ours.append(f'##INFO=<ID={STATUS_KEY},Number=A,Type=String,Description="{STATUS_DESCRIPTION}">')
     ours += [f"##lrgen_{key}={_quote(value)}" for key, value in meta.items()]
     return "\n".join(lines[:-1] + ours + lines[-1:]) + "\n"
@@ -83,7 +83,7 @@ def assemble_vcf(out: Path, header: str, body: Path, scratch: Path) -> str | Non
     plain = scratch / "assembled.vcf"
     _concatenate(header, body, plain)
     if not out.name.endswith(".gz"):
-        os.replace(plain, out)
+        replace(plain, out)
         return None
     packed = scratch / "assembled.vcf.gz"
     pysam.tabix_compress(str(plain), str(packed), force=True)
@@ -95,9 +95,9 @@ def assemble_vcf(out: Path, header: str, body: Path, scratch: Path) -> str | Non
     except (OSError, ValueError) as exc:
         warning = f"no tabix index for {out}: {exc} (sort the input, e.g. `bcftools sort`, to get one)"
     old_index = Path(f"{out}.tbi")
-    os.replace(packed, out)
+    replace(packed, out)
     if index.exists():
-        os.replace(index, old_index)
+        replace(index, old_index)
     elif old_index.exists():
         old_index.unlink()
     return warning
@@ -107,7 +107,7 @@ def assemble_tsv(out: Path, header: str, body: Path, scratch: Path) -> None:
     """Write the TSV ``header`` + ``body`` to ``out`` atomically."""
     tmp = scratch / "assembled.tsv"
     _concatenate(header, body, tmp)
-    os.replace(tmp, out)
+    replace(tmp, out)
 
 
 def _concatenate(header: str, body: Path, dest: Path) -> None:
