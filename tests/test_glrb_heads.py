@@ -15,7 +15,7 @@ from lrgen.glrb.tasks import get_task
 from lrgen.io.genome import Genome
 from lrgen.models.finetuned import FinetunedModel
 from lrgen.models.pooling import bin_mean, centre_mean
-from lrgen.tokenizer import Tokens, reverse_complement_ids
+from lrgen.tokenizer import CHAR_TOKENIZER, Tokens, reverse_complement_ids
 from lrgen.training.batches import WindowDataset, collate
 from lrgen.training.inference import batch_inputs, features
 
@@ -40,11 +40,11 @@ def bench(tmp_path_factory):
     return info["data_dir"], Genome(info["genome"])
 
 
-def _batch(bench, task_name, context, kind="char", n=4):
+def _batch(bench, task_name, context, tokenizer=CHAR_TOKENIZER, n=4):
     data, genome = bench
     table = read_task(get_task(task_name), data)
     w = make_windows(table, table.split("train")[:n], genome, context)
-    tokens = Tokens(kind)
+    tokens = Tokens(tokenizer)
     items = [WindowDataset(w, tokens, ["Liver", "Lung"])[i] for i in range(len(w.records))]
     return collate(items, tokens.pad_id, context)
 
@@ -101,7 +101,7 @@ def test_kmer_variant_batch_and_head_shapes(bench):
         make_spec(backbone, "eqtl", 1536, 1, conjoin=True)
     spec = make_spec(backbone, "eqtl", 1536, 1, tissues=["Liver", "Lung"])
     model = FinetunedModel(backbone, spec).eval()
-    batch = _batch(bench, "eqtl", 1536, kind="kmer")
+    batch = _batch(bench, "eqtl", 1536, backbone.tokenizer)
     assert batch["ids"].shape == batch["alt_ids"].shape and batch["ids"].shape[1] >= 1536 // 6
     with torch.no_grad():
         out = outputs(model, batch)
@@ -121,9 +121,9 @@ def test_head_output_shapes(bench, task, context, shape):
 
 def test_features_stream_ssms_and_run_transformers_whole(bench):
     """The engine's chunk policy: Hawk streams (equal to its whole pass), NTv2 runs whole."""
-    for name, kind in (("hawk-tiny", "char"), ("ntv2-tiny", "kmer")):
+    for name in ("hawk-tiny", "ntv2-tiny"):
         backbone = lrgen.load_model(name)
         model = FinetunedModel(backbone, make_spec(backbone, "promoter", 256, 1)).eval()
-        batch = _batch(bench, "promoter", 256, kind=kind)
+        batch = _batch(bench, "promoter", 256, backbone.tokenizer)
         with torch.no_grad():
             torch.testing.assert_close(features(model, batch, chunk_size=64), whole(model, batch), rtol=1e-4, atol=1e-5)
