@@ -3,7 +3,9 @@
 The golden files were written by lrgen 0.1.0 before the job floor was restructured (git 88ca4b4), with the PyTorch
 reference kernels (``LRGEN_BACKEND=reference``), by ``tests/data/golden/make.sh``: score-vcf's TSVs and VCF bodies
 (headers too, but for the command line) and the predicted bigWig's intervals and values (float32 bits). A change
-that moves any of them is a behaviour change and must say so.
+that moves any of them is a behaviour change and must say so. Changed on purpose since: the VCF headers' INFO
+descriptions name the run's strand handling and the `past_contig_end` reason, and a wt-marginal-only run writes no
+`##lrgen_recompute` line (every record, value and track byte unchanged).
 """
 
 from __future__ import annotations
