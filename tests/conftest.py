@@ -1,4 +1,5 @@
-"""Shared test set-up: GPU tests skip on machines without CUDA; real data lives in ../shared/data."""
+"""Shared test set-up: GPU tests skip on machines without CUDA; real data lives in ../shared/data; shared fixtures.
+Plain helper functions are in helpers.py."""
 
 from __future__ import annotations
 
@@ -25,6 +26,23 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} not found")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def glrb_bench(tmp_path_factory):
+    """``glrb_bench(n_train=, n_test=)``: (data folder, genome FASTA) of a GLRB fixture
+    (:func:`lrgen.glrb.fixture.make_fixture`) of that size, as strings, written once per session and size."""
+    from lrgen.glrb.fixture import make_fixture
+
+    made: dict[tuple[int, int], tuple[str, str]] = {}
+
+    def bench(n_train: int, n_test: int) -> tuple[str, str]:
+        if (n_train, n_test) not in made:
+            info = make_fixture(tmp_path_factory.mktemp("glrb") / "data", n_train=n_train, n_test=n_test)
+            made[n_train, n_test] = info["data_dir"], info["genome"]
+        return made[n_train, n_test]
+
+    return bench
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,6 @@ import lrgen
 from lrgen.errors import LrgenError
 from lrgen.glrb.batches import Tokens, WindowDataset, collate
 from lrgen.glrb.data import make_windows, read_task
-from lrgen.glrb.fixture import make_fixture
 from lrgen.glrb.heads import GlrbModel, make_spec
 from lrgen.glrb.pooling import bin_mean, centre_mean
 from lrgen.glrb.tasks import get_task
@@ -18,9 +17,9 @@ from lrgen.tokenizer import reverse_complement_ids
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory):
-    info = make_fixture(tmp_path_factory.mktemp("glrb") / "data", n_train=6, n_test=4)
-    return info["data_dir"], Genome(info["genome"])
+def bench(glrb_bench):
+    data, genome = glrb_bench(n_train=6, n_test=4)
+    return data, Genome(genome)
 
 
 def _batch(bench, task_name, context, kind="char", n=4):

@@ -8,12 +8,8 @@ import torch
 from lrgen import load_model
 from lrgen.engine import stream
 from lrgen.engine.graphs import GraphedStream
-from lrgen.tokenizer import A_ID, N_ID
 
-
-def dna(batch: int, length: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(A_ID, N_ID + 1, (batch, length), generator=g)
+from helpers import random_ids
 
 
 def test_cpu_models_stream_plainly():
@@ -22,7 +18,7 @@ def test_cpu_models_stream_plainly():
     graphed = GraphedStream(model, chunk_size=16, output="hidden")
     assert not graphed.enabled
     for seed in range(3):
-        ids = dna(2, 50, seed)
+        ids = random_ids(2, 50, seed)
         assert torch.equal(graphed(ids), stream(model, ids, chunk_size=16, output="hidden"))
 
 
@@ -49,7 +45,7 @@ def test_replays_equal_plain_streaming_on_gpu(name, output, conjoin):
              (2, 1000, 7)]
     buffers = []
     for batch, length, seed in calls:
-        ids = dna(batch, length, seed).cuda()
+        ids = random_ids(batch, length, seed).cuda()
         got = graphed(ids)
         want = stream(model, ids, **options)
         assert got.shape == want.shape and torch.equal(got, want), (batch, length, seed)

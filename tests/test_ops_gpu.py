@@ -19,6 +19,8 @@ import torch
 from lrgen.ops.mamba_backend import selective_scan_with_state
 from lrgen.ops.reference import causal_conv1d_ref, linear_scan_ref, selective_scan_ref
 
+from helpers import zero_state_kernel
+
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 KERNEL_MODULES = ("lrgen.ops.triton_scan", "lrgen.ops.triton_lru", "lrgen.ops.triton_conv", "lrgen.ops.triton_norm")
 
@@ -296,11 +298,6 @@ def test_causal_conv1d_interpreted(interpreted):
 # --- mamba-ssm's initial-state correction, with the reference as the zero-state kernel -------------------------
 
 
-def _zero_state_kernel(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
-    assert return_last_state
-    return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, None)
-
-
 @pytest.mark.parametrize("with_z", [True, False])
 def test_mamba_state_correction(with_z, monkeypatch):
     import lrgen.ops.mamba_backend as mb
@@ -311,6 +308,6 @@ def test_mamba_state_correction(with_z, monkeypatch):
         inputs[6] = None
 
     def fast(u, delta, A, B, C, D, z, bias, state):
-        return selective_scan_with_state(_zero_state_kernel, u, delta, A, B, C, D, z, bias, True, state)
+        return selective_scan_with_state(zero_state_kernel, u, delta, A, B, C, D, z, bias, True, state)
 
     compare(fast, ssm_call(selective_scan_ref), inputs, 1e-5)
