@@ -8,18 +8,31 @@ import torch
 from lrgen import load_model
 from lrgen.engine import stream
 from lrgen.engine.graphs import GraphedStream
+from lrgen.tokenizer import reverse_complement_ids
 
 from helpers import random_ids
 
+TOL = 1e-4
+
 
 def test_cpu_models_stream_plainly():
+    """On a CPU model nothing is captured: each call is a plain streamed pass with the options given (conjoined
+    hidden states here), equal to the whole-sequence forward, in a tensor of its own (a GPU replay would overwrite
+    the previous call's output)."""
     torch.manual_seed(0)
-    model = load_model("caduceus-ps-tiny").eval()
-    graphed = GraphedStream(model, chunk_size=16, output="hidden")
+    model = load_model("caduceus-ph-tiny").eval()
+    graphed = GraphedStream(model, chunk_size=16, output="hidden", conjoin=True)
     assert not graphed.enabled
+    outputs = []
     for seed in range(3):
         ids = random_ids(2, 50, seed)
-        assert torch.equal(graphed(ids), stream(model, ids, chunk_size=16, output="hidden"))
+        got = graphed(ids)
+        with torch.no_grad():
+            want = (model.embed(ids) + model.embed(reverse_complement_ids(ids)).flip(1)) / 2
+        assert got.shape == (2, 50, model.hidden_size) and (got - want).abs().max().item() <= TOL, seed
+        outputs.append((got, got.clone()))
+    assert graphed._seen is None and graphed._graph is None  # no warm-up pass, no graph
+    assert all(torch.equal(got, kept) for got, kept in outputs)  # no call wrote into an earlier call's output
 
 
 def test_recording_and_offload_are_refused():
@@ -34,8 +47,6 @@ def test_recording_and_offload_are_refused():
                                                    ("caduceus-ph-tiny", "hidden", True),
                                                    ("hawk-tiny", "logits", False)])
 def test_replays_equal_plain_streaming_on_gpu(name, output, conjoin):
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA GPU")
     torch.manual_seed(0)
     model = load_model(name).cuda().eval()
     options = dict(chunk_size=100, output=output, conjoin=conjoin, dtype=torch.bfloat16)

@@ -125,7 +125,8 @@ def check_rms_norm(impl, b, length, c, dtype, device, tol):
             ref = (lambda xf: xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-5) * weight)(x.float())
             got = impl(x, weight, 1e-5, dtype)
         assert got.dtype == dtype and got.shape == x.shape and rel(got, ref.to(dtype)) <= tol
-        assert torch.equal(rms_norm(x, weight, 1e-5, dtype), got) or device == "cpu"
+        # the layers' rms_norm: on a GPU this fused kernel (bit for bit), on the CPU the PyTorch composite
+        assert torch.equal(rms_norm(x, weight, 1e-5, dtype), got if device == "cuda" else ref.to(dtype))
         out = torch.full((b, length, 2 * c), 7.0, device=device, dtype=dtype)  # into the second half of a wider one
         with torch.no_grad():
             assert impl(x, weight, 1e-5, dtype, out[..., c:]).data_ptr() == out[..., c:].data_ptr()
@@ -293,6 +294,16 @@ def test_rms_norm_interpreted(interpreted):
 def test_causal_conv1d_interpreted(interpreted):
     check_conv(interpreted[2].causal_conv1d_triton, 2, 10, 23, 4, torch.float32, "cpu", 1e-5)
     check_conv(interpreted[2].causal_conv1d_triton, 1, 10, 23, 4, torch.float32, "cpu", 1e-5, "length_major")
+
+
+# --- the layers' rms_norm on CPU tensors: no kernel, the PyTorch composite ------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rms_norm_on_cpu_is_the_composite(dtype):
+    from lrgen.models.layers import rms_norm
+
+    check_rms_norm(rms_norm, 2, 9, 12, dtype, "cpu", 0.0)
 
 
 # --- mamba-ssm's initial-state correction, with the reference as the zero-state kernel -------------------------
