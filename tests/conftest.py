@@ -1,5 +1,5 @@
-"""Shared test set-up: GPU tests skip on machines without CUDA; real data lives in ../shared/data; shared fixtures.
-Plain helper functions are in helpers.py."""
+"""Shared test set-up: GPU tests skip on machines without CUDA; real data lives in ../shared/data (or wherever
+LRGEN_SHARED_DATA points); shared fixtures. Plain helper functions are in helpers.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from helpers import locate_shared_data
 
 
 def pytest_collection_modifyitems(config, items):
@@ -22,10 +22,12 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real genomes and VCF beside the repository (skips when absent)."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"{SHARED_DATA} not found")
-    return SHARED_DATA
+    """The real genomes and VCF beside the repository: ``../shared/data`` or ``$LRGEN_SHARED_DATA``.
+
+    When the folder is missing, the tests that use it fail under CI (``CI=true``) and skip elsewhere, with a
+    message naming the folder and the variable.
+    """
+    return locate_shared_data()
 
 
 @pytest.fixture(scope="session")

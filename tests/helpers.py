@@ -1,4 +1,5 @@
-"""Plain helpers shared by several test modules: random DNA, FASTA files, tiny streaming models, run metrics.
+"""Plain helpers shared by several test modules: the shared data folder, random DNA, FASTA files, tiny streaming
+models, run metrics.
 
 Import them as ``from helpers import ...``: tests/ is not a package, so pytest's default ``prepend`` import mode
 puts it on ``sys.path``. Fixtures shared across modules live in conftest.py.
@@ -8,14 +9,38 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from lrgen import load_model
 from lrgen.ops.reference import selective_scan_ref
 from lrgen.tokenizer import A_ID, N_ID, T_ID
+
+# --- the shared real data -------------------------------------------------------------------------------------
+
+SHARED_DATA_VARIABLE = "LRGEN_SHARED_DATA"
+DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repository
+
+
+def locate_shared_data(environ: Mapping[str, str] = os.environ) -> Path:
+    """The folder of real genomes and VCFs: ``$LRGEN_SHARED_DATA`` if set, else ``../shared/data`` beside the
+    repository. If it is missing, the calling test fails under CI (``CI=true``) and skips elsewhere."""
+    value = environ.get(SHARED_DATA_VARIABLE)
+    path = Path(value).expanduser().resolve() if value else DEFAULT_SHARED_DATA
+    if path.is_dir():
+        return path
+    where = (f"{SHARED_DATA_VARIABLE}={value}" if value
+             else f"the default beside the repository; set {SHARED_DATA_VARIABLE} to use another folder")
+    message = f"shared test data folder {path} not found ({where})"
+    if environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+        pytest.fail(f"{message}; CI runs need it", pytrace=False)
+    pytest.skip(message)
+
 
 # --- DNA as text and as token ids ------------------------------------------------------------------------------
 
