@@ -13,7 +13,9 @@ import lrgen
 from lrgen.models import conjoin
 from lrgen.models.caduceus import PRESETS, Caduceus, CaduceusConfig, default_complement_map
 from lrgen.models.registry import build_model
-from lrgen.tokenizer import COMPLEMENT_IDS, VOCAB_SIZE, reverse_complement_ids
+from lrgen.tokenizer import COMPLEMENT_IDS, MASK_ID, VOCAB_SIZE, reverse_complement_ids
+
+from helpers import random_ids
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 COMP = list(COMPLEMENT_IDS)
@@ -32,9 +34,8 @@ def tiny(rcps: bool, **changes) -> Caduceus:
 
 
 def ids(batch=2, length=29, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randint(7, 12, (batch, length), generator=g)
-    x[0, 3] = 3  # a [MASK]
+    x = random_ids(batch, length, seed)
+    x[0, 3] = MASK_ID
     return x
 
 

@@ -18,6 +18,8 @@ from lrgen.models import build_model, compile_position_wise
 from lrgen.models.registry import preset_config
 from lrgen.pretrain.loop import run_pretrain
 
+from helpers import random_ids, write_fasta
+
 
 def _pair(name: str, device: str = "cpu"):
     torch.manual_seed(0)
@@ -29,7 +31,7 @@ def _pair(name: str, device: str = "cpu"):
 
 def _check_same(eager, compiled, lengths, device="cpu", rtol=1e-5):
     for length in lengths:  # dynamic shapes: a second length reuses the graphs
-        ids = torch.randint(7, 11, (2, length), generator=torch.Generator().manual_seed(length)).to(device)
+        ids = random_ids(2, length, seed=length, with_n=False).to(device)
         a, b = eager(ids), compiled(ids)
         torch.testing.assert_close(b, a, rtol=rtol, atol=1e-5)
         (a.square().mean()).backward()
@@ -73,7 +75,7 @@ def test_inductor_on_gpu():
 
 def test_pretrain_compile_flag(tmp_path, monkeypatch):
     fasta = tmp_path / "toy.fa"
-    fasta.write_text(">c0\n" + "ACGTTGCA" * 500 + "\n")
+    write_fasta(fasta, {"c0": "ACGTTGCA" * 500})
     calls = []
 
     def fast(model):

@@ -12,33 +12,11 @@ from lrgen.engine import ChunkRunner, PassRouter, restream_span, stream
 from lrgen.engine.chunks import chunk_bounds
 from lrgen.errors import LrgenError
 from lrgen.models.scan import run_whole, sequence_order
-from lrgen.tokenizer import A_ID, COMPLEMENT_IDS, N_ID, T_ID, reverse_complement_ids
+from lrgen.tokenizer import A_ID, COMPLEMENT_IDS, reverse_complement_ids
+
+from helpers import DNA_LENGTH as LENGTH, STREAMING_PRESETS as PRESETS, dna, snv, tiny
 
 TOL = 1e-4
-LENGTH = 150
-PRESETS = ("caduceus-ps-tiny", "caduceus-ph-tiny", "hawk-tiny")
-_MODELS: dict[str, torch.nn.Module] = {}
-
-
-def tiny(name: str):
-    """A tiny preset with random weights (biases too, so every term is exercised), built once per session."""
-    if name not in _MODELS:
-        torch.manual_seed(1)
-        model = load_model(name).eval()
-        with torch.no_grad():
-            for pname, p in model.named_parameters():
-                if pname.endswith("bias"):
-                    p.normal_(std=0.2)
-        _MODELS[name] = model
-    return _MODELS[name]
-
-
-def dna(batch: int, length: int = LENGTH, seed: int = 0) -> torch.Tensor:
-    """Random A/C/G/T/N ids with a run of N (positions 20-30), as in real windows near gaps."""
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(A_ID, N_ID + 1, (batch, length), generator=g)
-    ids[:, 20:31] = N_ID
-    return ids
 
 
 def rc_logits(logits: torch.Tensor) -> torch.Tensor:
@@ -139,12 +117,6 @@ def test_record_holds_every_scan_at_multiples_of_every():
     for slot in record.states.values():
         assert sorted(slot) == [25, 50, 75, 100, 125]
     assert record.nbytes() > 0
-
-
-def snv(ids: torch.Tensor, pos: int) -> torch.Tensor:
-    alt = ids.clone()
-    alt[:, pos] = torch.where(alt[:, pos] == A_ID, T_ID, A_ID)
-    return alt
 
 
 @pytest.mark.parametrize("name", PRESETS)

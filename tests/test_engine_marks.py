@@ -11,7 +11,8 @@ from lrgen.engine import ChunkRunner, PassRouter, StateRecord, restream_span, st
 from lrgen.engine.chunks import chunk_marks, map_state, scan_chunks
 from lrgen.engine.stream import run_pass as _run
 from lrgen.errors import LrgenError
-from test_engine import LENGTH, PRESETS, dna, snv, tiny
+
+from helpers import DNA_LENGTH as LENGTH, STREAMING_PRESETS as PRESETS, dna, snv, tiny
 
 TOL = 1e-5
 

@@ -12,7 +12,6 @@ from lrgen.errors import LrgenError
 from lrgen.glrb.finetune import FinetuneOptions, carve_validation, finetune
 from lrgen.glrb.data import make_windows, read_task
 from lrgen.glrb.evaluate import EvaluateOptions, evaluate_task
-from lrgen.glrb.fixture import make_fixture
 from lrgen.glrb.tasks import get_task
 from lrgen.io.genome import Genome
 from lrgen.models.finetuned import load_finetuned
@@ -21,9 +20,8 @@ from lrgen.training.loop import STATE_FILE
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory):
-    info = make_fixture(tmp_path_factory.mktemp("glrb") / "data", n_train=48, n_test=24)
-    return info["data_dir"], info["genome"]
+def bench(glrb_bench):
+    return glrb_bench(n_train=48, n_test=24)
 
 
 def _config(bench, out, **kw) -> FinetuneOptions:
@@ -47,9 +45,8 @@ def test_frozen_backbone_learns_the_fixture_signal(bench, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def small_bench(tmp_path_factory):
-    info = make_fixture(tmp_path_factory.mktemp("glrb_small") / "data", n_train=8, n_test=6)
-    return info["data_dir"], info["genome"]
+def small_bench(glrb_bench):
+    return glrb_bench(n_train=8, n_test=6)  # the size test_glrb_data.py uses: written once for both
 
 
 def test_unfrozen_eqtl_saves_loads_and_resumes(small_bench, tmp_path):

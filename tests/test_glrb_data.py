@@ -4,28 +4,27 @@ from __future__ import annotations
 
 import csv
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lrgen.errors import LrgenError
 from lrgen.glrb.data import cage_bins, check_context, make_windows, read_task
-from lrgen.io.bed import centred_window
-
-
-def window_start(center: int, context: int) -> int:
-    return centred_window(center, center + 1, context)[0]
-from lrgen.glrb.fixture import make_fixture
 from lrgen.glrb.tasks import TASKS, get_task
+from lrgen.io.bed import centred_window
 from lrgen.io.genome import Genome
 from lrgen.tokenizer import reverse_complement
 
 
+def window_start(center: int, context: int) -> int:
+    return centred_window(center, center + 1, context)[0]
+
+
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory):
-    root = tmp_path_factory.mktemp("glrb")
-    info = make_fixture(root / "data", n_train=8, n_test=6)
-    return root / "data", Genome(info["genome"])
+def bench(glrb_bench):
+    data, genome = glrb_bench(n_train=8, n_test=6)
+    return Path(data), Genome(genome)
 
 
 def _write(path, header, rows):

@@ -9,7 +9,6 @@ import torch
 import lrgen
 from lrgen.errors import LrgenError
 from lrgen.glrb.data import make_windows, read_task
-from lrgen.glrb.fixture import make_fixture
 from lrgen.glrb.heads import task_spec
 from lrgen.glrb.tasks import get_task
 from lrgen.io.genome import Genome
@@ -35,9 +34,9 @@ def outputs(model: FinetunedModel, batch: dict) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory):
-    info = make_fixture(tmp_path_factory.mktemp("glrb") / "data", n_train=6, n_test=4)
-    return info["data_dir"], Genome(info["genome"])
+def bench(glrb_bench):
+    data, genome = glrb_bench(n_train=6, n_test=4)
+    return data, Genome(genome)
 
 
 def _batch(bench, task_name, context, tokenizer=CHAR_TOKENIZER, n=4):

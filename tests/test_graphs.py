@@ -8,22 +8,31 @@ import torch
 from lrgen import load_model
 from lrgen.engine import stream
 from lrgen.engine.graphs import GraphedStream
-from lrgen.tokenizer import A_ID, N_ID
+from lrgen.tokenizer import reverse_complement_ids
 
+from helpers import random_ids
 
-def dna(batch: int, length: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(A_ID, N_ID + 1, (batch, length), generator=g)
+TOL = 1e-4
 
 
 def test_cpu_models_stream_plainly():
+    """On a CPU model nothing is captured: each call is a plain streamed pass with the options given (conjoined
+    hidden states here), equal to the whole-sequence forward, in a tensor of its own (a GPU replay would overwrite
+    the previous call's output)."""
     torch.manual_seed(0)
-    model = load_model("caduceus-ps-tiny").eval()
-    graphed = GraphedStream(model, chunk_size=16, output="hidden")
+    model = load_model("caduceus-ph-tiny").eval()
+    graphed = GraphedStream(model, chunk_size=16, output="hidden", conjoin=True)
     assert not graphed.enabled
+    outputs = []
     for seed in range(3):
-        ids = dna(2, 50, seed)
-        assert torch.equal(graphed(ids), stream(model, ids, chunk_size=16, output="hidden"))
+        ids = random_ids(2, 50, seed)
+        got = graphed(ids)
+        with torch.no_grad():
+            want = (model.embed(ids) + model.embed(reverse_complement_ids(ids)).flip(1)) / 2
+        assert got.shape == (2, 50, model.hidden_size) and (got - want).abs().max().item() <= TOL, seed
+        outputs.append((got, got.clone()))
+    assert graphed._seen is None and graphed._graph is None  # no warm-up pass, no graph
+    assert all(torch.equal(got, kept) for got, kept in outputs)  # no call wrote into an earlier call's output
 
 
 def test_recording_and_offload_are_refused():
@@ -38,8 +47,6 @@ def test_recording_and_offload_are_refused():
                                                    ("caduceus-ph-tiny", "hidden", True),
                                                    ("hawk-tiny", "logits", False)])
 def test_replays_equal_plain_streaming_on_gpu(name, output, conjoin):
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA GPU")
     torch.manual_seed(0)
     model = load_model(name).cuda().eval()
     options = dict(chunk_size=100, output=output, conjoin=conjoin, dtype=torch.bfloat16)
@@ -49,7 +56,7 @@ def test_replays_equal_plain_streaming_on_gpu(name, output, conjoin):
              (2, 1000, 7)]
     buffers = []
     for batch, length, seed in calls:
-        ids = dna(batch, length, seed).cuda()
+        ids = random_ids(batch, length, seed).cuda()
         got = graphed(ids)
         want = stream(model, ids, **options)
         assert got.shape == want.shape and torch.equal(got, want), (batch, length, seed)

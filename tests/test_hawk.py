@@ -11,19 +11,13 @@ from lrgen.models import hawk
 from lrgen.models.hawk import HawkConfig, HawkModel
 from lrgen.models.scan import run_whole
 
+from helpers import randomise_biases
+
 TOL = 1e-5
 
 
 def _tiny() -> HawkModel:
     return HawkModel(hawk.PRESETS["hawk-tiny"]).eval()
-
-
-def _randomise_biases(model: HawkModel) -> None:
-    """Non-zero conv and gate biases so the test also checks where they enter."""
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("bias"):
-                p.normal_(std=0.3)
 
 
 def _naive_direction(rglru, x: torch.Tensor, conv_state: torch.Tensor, h: torch.Tensor):
@@ -50,7 +44,7 @@ def _naive_direction(rglru, x: torch.Tensor, conv_state: torch.Tensor, h: torch.
 
 def test_rglru_scan_matches_naive_loop_from_zero_and_from_a_state():
     model = _tiny()
-    _randomise_biases(model)
+    randomise_biases(model, 0.3)  # non-zero conv and gate biases
     rglru = model.layers[0].mixer.fwd
     d = model.config.d_model
     x = torch.randn(2, 13, d)
@@ -112,7 +106,7 @@ def _chunked_runner(chunk: int, seen: list[str]):
 @pytest.mark.parametrize("chunk", [7, 2])  # 2 is shorter than the conv tail of 3
 def test_chunked_runner_gives_the_whole_sequence_logits(chunk: int):
     model = _tiny()
-    _randomise_biases(model)
+    randomise_biases(model, 0.3)  # non-zero conv and gate biases
     ids = torch.randint(0, model.config.vocab_size, (2, 30))
     seen: list[str] = []
     with torch.no_grad():

@@ -10,12 +10,12 @@ from lrgen.errors import LrgenError
 from lrgen.io.bed import Region, merge_regions, read_bed
 from lrgen.io.genome import Genome
 
+from helpers import write_fasta
+
 
 @pytest.fixture
 def genome(tmp_path):
-    path = tmp_path / "g.fa"
-    path.write_text(">1\n" + "A" * 100 + "\n>chrM\n" + "C" * 50 + "\n")
-    return Genome(path)
+    return Genome(write_fasta(tmp_path / "g.fa", {"1": "A" * 100, "chrM": "C" * 50}))
 
 
 def test_read_bed_skips_headers_and_keeps_names(tmp_path, genome):

@@ -13,6 +13,8 @@ from lrgen.errors import LrgenError
 from lrgen.io.genome import Genome
 from lrgen.io.vcf import KINDS, Variant, check_ref, classify, is_scorable, open_vcf
 
+from helpers import write_fasta
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
 HEADER = (
     "##fileformat=VCFv4.2\n##contig=<ID=20,length=63025520>\n"
@@ -108,8 +110,7 @@ def test_malformed_record_names_file_and_record(tmp_path, bad_line):
 
 
 def test_bgzipped_vcf_and_check_ref(tmp_path):
-    fasta = tmp_path / "g.fa"
-    fasta.write_text(">chr20\nACGTACGTAC\n")
+    fasta = write_fasta(tmp_path / "g.fa", {"chr20": "ACGTACGTAC"})
     plain = _write(tmp_path, "v.vcf", HEADER + "20\t2\t.\tC\tT\t.\t.\t.\n20\t3\t.\tgt\tG\t.\t.\t.\n20\t9\t.\tAA\tA\t.\t.\t.\n")
     gz = tmp_path / "v.vcf.gz"
     pysam.tabix_compress(str(plain), str(gz))

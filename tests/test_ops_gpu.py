@@ -19,6 +19,8 @@ import torch
 from lrgen.ops.mamba_backend import selective_scan_with_state
 from lrgen.ops.reference import causal_conv1d_ref, linear_scan_ref, selective_scan_ref
 
+from helpers import zero_state_kernel
+
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 KERNEL_MODULES = ("lrgen.ops.triton_scan", "lrgen.ops.triton_lru", "lrgen.ops.triton_conv", "lrgen.ops.triton_norm")
 
@@ -123,7 +125,8 @@ def check_rms_norm(impl, b, length, c, dtype, device, tol):
             ref = (lambda xf: xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-5) * weight)(x.float())
             got = impl(x, weight, 1e-5, dtype)
         assert got.dtype == dtype and got.shape == x.shape and rel(got, ref.to(dtype)) <= tol
-        assert torch.equal(rms_norm(x, weight, 1e-5, dtype), got) or device == "cpu"
+        # the layers' rms_norm: on a GPU this fused kernel (bit for bit), on the CPU the PyTorch composite
+        assert torch.equal(rms_norm(x, weight, 1e-5, dtype), got if device == "cuda" else ref.to(dtype))
         out = torch.full((b, length, 2 * c), 7.0, device=device, dtype=dtype)  # into the second half of a wider one
         with torch.no_grad():
             assert impl(x, weight, 1e-5, dtype, out[..., c:]).data_ptr() == out[..., c:].data_ptr()
@@ -293,12 +296,17 @@ def test_causal_conv1d_interpreted(interpreted):
     check_conv(interpreted[2].causal_conv1d_triton, 1, 10, 23, 4, torch.float32, "cpu", 1e-5, "length_major")
 
 
+# --- the layers' rms_norm on CPU tensors: no kernel, the PyTorch composite ------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rms_norm_on_cpu_is_the_composite(dtype):
+    from lrgen.models.layers import rms_norm
+
+    check_rms_norm(rms_norm, 2, 9, 12, dtype, "cpu", 0.0)
+
+
 # --- mamba-ssm's initial-state correction, with the reference as the zero-state kernel -------------------------
-
-
-def _zero_state_kernel(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
-    assert return_last_state
-    return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, None)
 
 
 @pytest.mark.parametrize("with_z", [True, False])
@@ -311,6 +319,6 @@ def test_mamba_state_correction(with_z, monkeypatch):
         inputs[6] = None
 
     def fast(u, delta, A, B, C, D, z, bias, state):
-        return selective_scan_with_state(_zero_state_kernel, u, delta, A, B, C, D, z, bias, True, state)
+        return selective_scan_with_state(zero_state_kernel, u, delta, A, B, C, D, z, bias, True, state)
 
     compare(fast, ssm_call(selective_scan_ref), inputs, 1e-5)

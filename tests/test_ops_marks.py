@@ -11,6 +11,8 @@ from lrgen.ops import reference
 from lrgen.ops.mamba_backend import selective_scan_with_state
 from lrgen.ops.reference import causal_conv1d_ref, selective_scan_ref
 
+from helpers import zero_state_kernel
+
 TOL = dict(rtol=1e-5, atol=1e-5)
 MARKS = [(1, 1), (3, 7), (8, 8), (5, 100), (30, 4)]  # every position, odd offsets, block-aligned, one mark, none
 
@@ -27,10 +29,6 @@ def prefix_state(args, state, p):
     u, delta, A, B, C, D, z, bias = args
     return selective_scan_ref(u[..., :p], delta[..., :p], A, B[..., :p], C[..., :p], D, z[..., :p], bias, True,
                               state)[1]
-
-
-def zero_state_kernel(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
-    return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, None)
 
 
 @pytest.mark.parametrize("marks", MARKS)

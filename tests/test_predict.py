@@ -17,6 +17,8 @@ import lrgen
 from lrgen.errors import LrgenError
 from lrgen.tracks.predict import PredictOptions, predict
 
+from helpers import random_bases, write_fasta
+
 MODEL = "caduceus-ps-tiny"
 
 
@@ -28,9 +30,8 @@ def lm():
 @pytest.fixture(scope="module")
 def genome(tmp_path_factory):
     rng = np.random.default_rng(0)
-    seqs = {"20": "".join(rng.choice(list("ACGT"), 3000)), "21": "NN" + "".join(rng.choice(list("ACGT"), 700))}
-    path = tmp_path_factory.mktemp("genome") / "g.fa"
-    path.write_text("".join(f">{name}\n{seq}\n" for name, seq in seqs.items()))
+    seqs = {"20": random_bases(3000, rng), "21": "NN" + random_bases(700, rng)}
+    path = write_fasta(tmp_path_factory.mktemp("genome") / "g.fa", seqs)
     pysam.faidx(str(path))
     return path, seqs
 
@@ -184,18 +185,16 @@ CAGE_CONTEXT = 1024
 
 
 @pytest.fixture(scope="module")
-def cage(tmp_path_factory):
+def cage(tmp_path_factory, glrb_bench):
     """A Caduceus-PS-tiny backbone fine-tuned for three steps on the fixture's CAGE task."""
     from lrgen.glrb.finetune import FinetuneOptions, finetune
-    from lrgen.glrb.fixture import make_fixture
 
-    root = tmp_path_factory.mktemp("cage")
-    info = make_fixture(root / "data", n_train=4, n_test=4)
-    out = root / "model"
-    finetune(FinetuneOptions(task="cage", model=MODEL, data_dir=info["data_dir"], genome=info["genome"],
-                            context=CAGE_CONTEXT, output=str(out), device="cpu", batch_size=4, max_steps=3,
-                            warmup_steps=1, hidden=0, freeze_backbone=True))
-    return out, info["genome"]
+    data, genome = glrb_bench(n_train=4, n_test=4)
+    out = tmp_path_factory.mktemp("cage") / "model"
+    finetune(FinetuneOptions(task="cage", model=MODEL, data_dir=data, genome=genome,
+                             context=CAGE_CONTEXT, output=str(out), device="cpu", batch_size=4, max_steps=3,
+                             warmup_steps=1, hidden=0, freeze_backbone=True))
+    return out, genome
 
 
 def _cage_window(model, genome_path, chrom: str, start: int) -> np.ndarray:

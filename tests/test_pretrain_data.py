@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 
 import numpy as np
 import pytest
@@ -22,25 +21,17 @@ from lrgen.pretrain.data import (
     whole_segments,
 )
 
+from helpers import random_bases, write_fasta
+
 
 def _write_fasta(path, records, compress=False):
-    text = "".join(f">{name} description\n" + "\n".join(seq[i : i + 60] for i in range(0, len(seq), 60)) + "\n"
-                   for name, seq in records)
-    if compress:
-        with gzip.open(path, "wt") as fh:
-            fh.write(text)
-    else:
-        path.write_text(text)
-    return str(path)
-
-
-def _random_seq(n, seed):
-    return "".join(np.random.default_rng(seed).choice(list("ACGT"), n))
+    """Headers with a description, sequences in lines of 60."""
+    return str(write_fasta(path, records, width=60, description="description", compress=compress))
 
 
 @pytest.fixture
 def two_species(tmp_path):
-    a = _write_fasta(tmp_path / "a.fa.gz", [("chr1", _random_seq(3000, 1)), ("chr2", _random_seq(1000, 2))], True)
+    a = _write_fasta(tmp_path / "a.fa.gz", [("chr1", random_bases(3000, 1)), ("chr2", random_bases(1000, 2))], True)
     b = _write_fasta(tmp_path / "b.fa", [("plasmid", "acgt" * 250 + "N" * 500 + "ACGT" * 250)])
     return [load_species(a), load_species(b)]
 

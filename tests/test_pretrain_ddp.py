@@ -7,16 +7,15 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import torch
 
 import lrgen
 
+from helpers import random_bases, read_metrics, write_fasta
+
 
 def test_two_process_ddp_run(tmp_path):
-    rng = np.random.default_rng(0)
-    fasta = tmp_path / "toy.fa"
-    fasta.write_text(">c0\n" + "".join(rng.choice(list("ACGT"), 5000)) + "\n")
+    fasta = write_fasta(tmp_path / "toy.fa", {"c0": random_bases(5000)})
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "lrgen",
@@ -27,7 +26,7 @@ def test_two_process_ddp_run(tmp_path):
     assert proc.stdout.count("trained 3 steps") == 1  # only rank 0 reports
     summary = json.loads((run / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["tokens"] == 3 * 2 * 64 * 2
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    records = read_metrics(run)
     assert [r["step"] for r in records if r["split"] == "train"] == [1, 2, 3]  # one writer, no duplicates
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best", "latest", "step-0000002", "step-0000003"]
     state = torch.load(run / "checkpoints" / "step-0000003" / "training_state.pt", weights_only=True)

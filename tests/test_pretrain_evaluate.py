@@ -5,20 +5,18 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from lrgen.pretrain.evaluate import MlmOptions, evaluate_mlm, mlm_table
 from lrgen.pretrain.loop import run_pretrain
 
+from helpers import random_bases, write_fasta
+
 
 @pytest.fixture
 def fasta(tmp_path):
-    rng = np.random.default_rng(1)
-    path = tmp_path / "heldout.fa"
-    path.write_text(">a\n" + "".join(rng.choice(list("ACGT"), 3000)) + "\n>b\n" + "ACGT" * 100 + "\n")
-    return str(path)
+    return str(write_fasta(tmp_path / "heldout.fa", {"a": random_bases(3000, 1), "b": "ACGT" * 100}))
 
 
 def test_rows_outputs_and_streaming_matches_one_chunk(fasta, tmp_path):

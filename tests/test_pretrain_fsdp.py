@@ -14,7 +14,6 @@ import subprocess
 import sys
 import types
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -24,6 +23,8 @@ from lrgen.errors import LrgenError
 from lrgen.pretrain.fsdp import check_fsdp
 from lrgen.runtime.distributed import Processes
 from lrgen.pretrain.loop import run_pretrain
+
+from helpers import random_bases, read_metrics, write_fasta
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
@@ -52,9 +53,7 @@ def _pretrain(*args: str) -> subprocess.CompletedProcess:
 
 
 def _metrics(run_dir):
-    drop = ("tokens_per_s", "elapsed_s")
-    return [{k: v for k, v in json.loads(line).items() if k not in drop}
-            for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return read_metrics(run_dir, drop=("tokens_per_s", "elapsed_s"))
 
 
 def _weights(run_dir, name):
@@ -62,9 +61,7 @@ def _weights(run_dir, name):
 
 
 def test_fsdp_run_matches_ddp_loads_and_resumes(tmp_path):
-    rng = np.random.default_rng(0)
-    fasta = tmp_path / "toy.fa"
-    fasta.write_text(">c0\n" + "".join(rng.choice(list("ACGT"), 5000)) + "\n")
+    fasta = write_fasta(tmp_path / "toy.fa", {"c0": random_bases(5000)})
     fsdp, ddp, resumed = tmp_path / "fsdp", tmp_path / "ddp", tmp_path / "resumed"
     common = ["--model", "hawk-tiny", "--fasta", str(fasta), "--context", "64", "--steps", "4", "--batch-size", "2",
               "--grad-accum", "2", "--device", "cpu", "--val-windows", "2", "--eval-every", "2", "--save-every", "2",
@@ -122,8 +119,7 @@ def test_fsdp_run_matches_ddp_loads_and_resumes(tmp_path):
 
 def test_fsdp_needs_torchrun(tmp_path, monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    fasta = tmp_path / "toy.fa"
-    fasta.write_text(">c0\n" + "ACGT" * 100 + "\n")
+    fasta = write_fasta(tmp_path / "toy.fa", {"c0": "ACGT" * 100})
     flags = dict(model="hawk-tiny", fasta=[str(fasta)], output=str(tmp_path / "run"), context=64, steps=1, device="cpu")
     with pytest.raises(LrgenError, match="--fsdp .* needs torchrun with 2 or more"):
         run_pretrain(dict(flags, fsdp=True))

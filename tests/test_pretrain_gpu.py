@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
@@ -12,6 +11,8 @@ import torch
 from lrgen.pretrain.evaluate import MlmOptions, evaluate_mlm
 from lrgen.pretrain.loop import run_pretrain
 
+from helpers import read_metrics, write_fasta
+
 pytestmark = pytest.mark.gpu
 
 
@@ -20,9 +21,7 @@ def genome(tmp_path):
     rng = np.random.default_rng(0)
     # a Markov-ish sequence (learnable beyond composition) of 200 kbp
     seq = "".join(rng.choice(["ACGT", "AATT", "GGCC", "TATA"], 50_000))
-    path = tmp_path / "g.fa"
-    path.write_text(">g\n" + seq + "\n")
-    return str(path)
+    return str(write_fasta(tmp_path / "g.fa", {"g": seq}))
 
 
 @pytest.mark.parametrize("model", ["caduceus-ps-tiny", "hawk-tiny", "ntv2-tiny"])
@@ -33,14 +32,14 @@ def test_gpu_bf16_training_learns_and_resumes_exactly(genome, tmp_path, model):
                  eval_every=20, val_windows=8, val_fraction=0.1, device="cuda", deterministic=True)
     summary = run_pretrain({**flags, "output": str(a)})
     assert summary["dtype"] == "bfloat16"
-    train = [json.loads(x) for x in (a / "metrics.jsonl").read_text().splitlines()]
+    train = read_metrics(a)
     losses = [r["loss"] for r in train if r["split"] == "train"]
     assert np.mean(losses[-5:]) < np.mean(losses[:3]) - 0.3
     shutil.copytree(a, b)
     shutil.rmtree(b / "checkpoints" / "step-0000040")
     (b / "checkpoints" / "latest").write_text("step-0000020\n")
     run_pretrain({"output": str(b), "resume": True})
-    resumed = [json.loads(x) for x in (b / "metrics.jsonl").read_text().splitlines()]
+    resumed = read_metrics(b)
     assert [r["loss"] for r in resumed] == [r["loss"] for r in train]
     assert not torch.are_deterministic_algorithms_enabled()  # restored after the run
 

@@ -20,18 +20,14 @@ from lrgen.errors import LrgenError
 from lrgen.pretrain.loop import deterministic_algorithms, run_pretrain
 from lrgen.runtime.schedule import lr_factor
 
-
-def _metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+from helpers import random_bases, read_metrics, write_fasta
 
 
 @pytest.fixture
 def small_fasta(tmp_path):
     rng = np.random.default_rng(0)
-    path = tmp_path / "toy.fa"
-    seqs = ["".join(rng.choice(list("ACGT"), n)) for n in (6000, 3000)]
-    path.write_text("".join(f">c{i}\n{s}\n" for i, s in enumerate(seqs)))
-    return str(path)
+    seqs = {f"c{i}": random_bases(n, rng) for i, n in enumerate((6000, 3000))}
+    return str(write_fasta(tmp_path / "toy.fa", seqs))
 
 
 def test_loss_falls_on_real_genomes(shared_data, tmp_path):
@@ -41,7 +37,7 @@ def test_loss_falls_on_real_genomes(shared_data, tmp_path):
         model="hawk-tiny", fasta=[str(genomes / "hpylori_G27.fa.gz"), str(genomes / "saureus_N315.fa.gz")],
         output=str(run), context=128, steps=20, batch_size=8, lr=5e-3, eval_every=10, val_windows=8, save_every=10,
     ))
-    records = _metrics(run)
+    records = read_metrics(run)
     train = [r["loss"] for r in records if r["split"] == "train"]
     val = [r for r in records if r["split"] == "val"]
     assert len(train) == 20 and [r["step"] for r in val] == [10, 20]
@@ -70,7 +66,7 @@ def test_resume_repeats_an_uninterrupted_run(small_fasta, tmp_path):
     lines = (a / "metrics.jsonl").read_text().splitlines()
     (b / "metrics.jsonl").write_text("".join(l + "\n" for l in lines if json.loads(l)["step"] <= 5) + '{"step": 6, "spl')
     run_pretrain({"output": str(b), "resume": True})
-    ma, mb = _metrics(a), _metrics(b)
+    ma, mb = read_metrics(a), read_metrics(b)
     strip = lambda rs: [{k: v for k, v in r.items() if k not in ("tokens_per_s", "elapsed_s")} for r in rs]  # noqa: E731
     assert strip(ma) == strip(mb)
     wa = load_file(str(a / "checkpoints" / "step-0000006" / "model.safetensors"))
@@ -108,7 +104,7 @@ def test_run_directory_rules(small_fasta, tmp_path):
         run_pretrain(flags)
     # resuming a finished run with a larger budget continues it
     summary = run_pretrain({"output": str(run), "resume": True, "steps": 2})
-    assert summary["steps"] == 2 and [r["step"] for r in _metrics(run) if r["split"] == "train"] == [1, 2]
+    assert summary["steps"] == 2 and [r["step"] for r in read_metrics(run) if r["split"] == "train"] == [1, 2]
 
 
 def test_rc_augmentation_follows_the_model(small_fasta, tmp_path):

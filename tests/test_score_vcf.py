@@ -17,6 +17,8 @@ from lrgen.errors import LrgenError
 from lrgen.models import save_model
 from lrgen.variants import ScoreVcfOptions, score_vcf
 
+from helpers import write_fasta
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_VCF = REPO / "examples" / "data" / "example.vcf.gz"
 EXAMPLE_FASTA = REPO / "examples" / "data" / "chr20_1-1.2Mb.fa.gz"
@@ -56,11 +58,9 @@ def slice_vcf(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def small_genome(tmp_path_factory) -> Path:
     """A 3 kbp random contig named ``20`` (plain FASTA, indexed on first use)."""
-    path = tmp_path_factory.mktemp("genome") / "small.fa"
     gen = torch.Generator().manual_seed(1)
     bases = "".join("ACGT"[i] for i in torch.randint(0, 4, (3000,), generator=gen).tolist())
-    path.write_text(">20\n" + "\n".join(bases[i : i + 60] for i in range(0, 3000, 60)) + "\n")
-    return path
+    return write_fasta(tmp_path_factory.mktemp("genome") / "small.fa", {"20": bases}, width=60)
 
 
 def _base(genome: Path, pos: int) -> str:
