@@ -18,33 +18,33 @@ from torch import Tensor
 
 
 def _scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
-    """States of ``h_t = a_t h_{t-1} + b_t`` from ``h0`` over float32 ``(batch, l, d)``, left to right."""
+    """States of ``h_t = a_t h_{t-1} + b_t`` from ``h0`` over float32 ``(batch, l, d)``, l ≥ 1, left to right."""
     batch, length, dim = b.shape
     seg = max(1, math.isqrt(length // 2))
-    count = -(-length // seg)
-    pad = count * seg - length
-    if pad:  # a = 1, b = 0: the state carries through unchanged
-        a = torch.cat([a, a.new_ones(batch, pad, dim)], dim=1)
-        b = torch.cat([b, b.new_zeros(batch, pad, dim)], dim=1)
+    count = length // seg  # whole segments; the last < seg positions follow one by one
+    body = count * seg
     h = b.clone(memory_format=torch.contiguous_format)
-    steps = h.view(batch, count, seg, dim).permute(2, 1, 0, 3).unbind(0)  # step k of every segment
-    decay = a.reshape(batch, count, seg, dim).permute(2, 1, 0, 3)
+    steps = h[:, :body].view(batch, count, seg, dim).permute(2, 1, 0, 3).unbind(0)  # step k of every segment
+    decay = a[:, :body].reshape(batch, count, seg, dim).permute(2, 1, 0, 3)
     decays = decay.unbind(0)
     if count > 1:
-        end = steps[0].clone()
+        end, spare = steps[0].clone(), h.new_empty(count, batch, dim)
         for k in range(1, seg):
-            end = torch.addcmul(steps[k], decays[k], end)
-        product = decay.prod(0)
-        start = h0.new_empty(count, batch, dim)
+            end, spare = torch.addcmul(steps[k], decays[k], end, out=spare), end
+        start = h.new_empty(count, batch, dim)
         start[0] = h0
+        starts, ends, products = start.unbind(0), end.unbind(0), decay.prod(0).unbind(0)
         for p in range(1, count):
-            torch.addcmul(end[p - 1], product[p - 1], start[p - 1], out=start[p])
+            torch.addcmul(ends[p - 1], products[p - 1], starts[p - 1], out=starts[p])
     else:
         start = h0[None]
     steps[0].addcmul_(decays[0], start)
     for k in range(1, seg):
         steps[k].addcmul_(decays[k], steps[k - 1])
-    return h[:, :length]
+    tail, tail_decays = h[:, body - 1 :].unbind(1), a[:, body:].unbind(1)
+    for t, decay_t in enumerate(tail_decays):
+        tail[t + 1].addcmul_(decay_t, tail[t])
+    return h
 
 
 def _forward(a: Tensor, b: Tensor, state: Tensor | None, reverse: bool) -> tuple[Tensor, Tensor, Tensor]:
