@@ -227,3 +227,13 @@ def test_bundled_model_streamed_with_cpu_backend_matches_reference(monkeypatch):
     monkeypatch.setenv("LRGEN_BACKEND", "cpu")
     got = stream(model, ids, chunk_size=256)
     assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()
+
+
+def test_environment_names_the_cpu_backend(monkeypatch):
+    from lrgen.environment import describe_environment
+
+    monkeypatch.delenv("LRGEN_BACKEND", raising=False)
+    env = describe_environment()
+    assert env["backends"]["cpu"] == "available" and "CPU tensors: cpu" in env["active_backend"]
+    monkeypatch.setenv("LRGEN_BACKEND", "reference")
+    assert "CPU tensors: reference" in describe_environment()["active_backend"]
