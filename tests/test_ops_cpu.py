@@ -156,7 +156,7 @@ def test_causal_conv_gradients_match_reference():
 @pytest.mark.parametrize("length", [0, 1, 2, 7, 21, 100])
 @pytest.mark.parametrize("with_state", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_linear_scan_matches_reference(length, with_state, reverse):
+def test_linear_scan_matches_reference_and_chunks(length, with_state, reverse):
     g = torch.Generator().manual_seed(3)
     a, b = torch.rand(3, length, 4, generator=g), torch.randn(3, length, 4, generator=g)
     state = torch.randn(3, 4, generator=g) if with_state else None
@@ -164,6 +164,13 @@ def test_linear_scan_matches_reference(length, with_state, reverse):
     h0, last0 = linear_scan_ref(a.flip(1), b.flip(1), state) if reverse else linear_scan_ref(a, b, state)
     torch.testing.assert_close(h, h0.flip(1) if reverse else h0, **TOL)
     torch.testing.assert_close(last, last0, **TOL)
+    bounds = [(0, length // 3), (length // 3, length)]  # the first may be empty
+    parts, st = [None, None], state
+    for i in (1, 0) if reverse else (0, 1):
+        start, stop = bounds[i]
+        parts[i], st = linear_scan_cpu(a[:, start:stop], b[:, start:stop], st, reverse=reverse)
+    torch.testing.assert_close(torch.cat(parts, 1), h, **TOL)
+    torch.testing.assert_close(st, last, **TOL)
 
 
 @pytest.mark.parametrize("length", [1, 5, 33])
