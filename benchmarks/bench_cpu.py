@@ -4,6 +4,7 @@ with the ratios.
 
     python benchmarks/bench_cpu.py                        # torch's default thread count
     python benchmarks/bench_cpu.py --threads 1 --tokens 16k
+    python benchmarks/bench_cpu.py --floor                # also the forward with its selective scans skipped
 
 Each timing is the median of ``--repeats`` runs after a warm-up, reference and fast path alternating so that load
 from other processes hits both alike. Wall time is what counts; the CPU time beside it (all threads) shows when the
@@ -95,6 +96,9 @@ def main() -> None:
     parser.add_argument("--chunk-size", default="4096", help="chunk of the streamed forward (the CPU default)")
     parser.add_argument("--kernel-tokens", default="4096", help="positions of one kernel call")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--floor", action="store_true",
+                        help="also time the forward with every selective scan replaced by a copy of its input: what "
+                             "no scan kernel can go below")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -113,8 +117,28 @@ def main() -> None:
     rows.append([f"caduceus-ps-demo streamed forward, {tokens:,} positions, chunk {chunk:,}", *_cells(t)])
     rows.append(["  (positions per second)", f"{tokens / t['reference'][0]:,.0f}", "", f"{tokens / t['cpu'][0]:,.0f}",
                  "", ""])
+    if args.floor:
+        wall, cpu = _without_scans(run, args.repeats)
+        rows.append([f"  the same with the selective scans skipped: {wall:.2f} s ({cpu:.2f} CPU s), "
+                     f"{tokens / wall:,.0f} positions/s", "", "", "", "", ""])
     print_table(["what", "reference s", "reference CPU s", "cpu s", "cpu CPU s", "speed-up"], rows,
                 align="---:")
+
+
+def _without_scans(run: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``run`` with Caduceus's selective scan replaced by ``y = u`` (zero state)."""
+    import lrgen.models.caduceus as caduceus
+
+    def skip(u, delta, A, *args, **kwargs):
+        return u.clone(), u.new_zeros(u.shape[0], u.shape[1], A.shape[1], dtype=torch.float32)
+
+    kept, caduceus.selective_scan = caduceus.selective_scan, skip
+    try:
+        run()
+        runs = [timed(run) for _ in range(repeats)]
+    finally:
+        caduceus.selective_scan = kept
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
 def _cells(t: dict[str, tuple[float, float]]) -> list[str]:

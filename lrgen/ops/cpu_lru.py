@@ -4,7 +4,7 @@ The reference takes one step per position, each a tiny op on ``(batch, d)`` that
 arithmetic. Here the sequence is cut into ``P`` segments of ``K ≈ √(l/2)`` positions and every step advances all
 segments at once: a first pass finds each segment's end state from zero, a hand-off walks those along the
 segments (one step per segment, with the segment's decay product), and a second pass runs every segment from its
-true start. About ``3√(2l)`` ops instead of ``l``, each on ``P × batch × d`` values; the arithmetic is the same
+true start. About ``2√(2l)`` ops instead of ``l``, each on ``P × batch × d`` values; the arithmetic is the same
 float32 multiply-add per position as the reference's. Gradients flow through a custom backward that is itself a
 (reverse) linear scan.
 """
