@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from lrgen.errors import LrgenError
 from lrgen.io.genome import Genome
-from lrgen.io.vcf import KINDS, Variant, check_ref, classify, is_scorable, open_vcf
+from lrgen.io.vcf import KINDS, Variant, check_ref, classify, is_plain_gzip, is_scorable, open_vcf
 
 from helpers import write_fasta
 
@@ -167,3 +168,32 @@ def test_bcf_reads_like_vcf(tmp_path):
             dst.write(record)
     with open_vcf(vcf) as a, open_vcf(bcf) as b:
         assert list(a.variants()) == list(b.variants())
+
+
+def test_plain_gzip_vcf_reads_like_its_bgzipped_copy(tmp_path, monkeypatch):
+    """htslib cannot open plain gzip (it seeks); the reader streams it into a temporary copy, removed on close."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    bgzipped = EXAMPLES / "example.vcf.gz"
+    plain_gz = tmp_path / "example.gzip.vcf.gz"
+    with gzip.open(bgzipped, "rb") as src, gzip.open(plain_gz, "wb") as dst:
+        dst.write(src.read())
+    assert is_plain_gzip(plain_gz) and not is_plain_gzip(bgzipped)
+    with open_vcf(bgzipped) as a, open_vcf(plain_gz) as b:
+        assert len(list(temp.iterdir())) == 1
+        assert str(a.header) == str(b.header)
+        pairs = list(zip(a, b, strict=True))
+    assert len(pairs) == 478
+    for (rec_a, var_a), (rec_b, var_b) in pairs:
+        assert str(rec_a) == str(rec_b) and var_a == var_b
+    assert not list(temp.iterdir())
+
+
+def test_truncated_plain_gzip_vcf_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    path = tmp_path / "cut.vcf.gz"
+    path.write_bytes(gzip.compress((HEADER + "20\t5\t.\tA\tC\t.\t.\t.\n").encode())[:-12])
+    with pytest.raises(LrgenError, match="cannot decompress"):
+        open_vcf(path)
+    assert list(tmp_path.iterdir()) == [path]

@@ -152,7 +152,8 @@ def test_dtypes_and_gradients():
     assert all(v.grad is not None and torch.isfinite(v.grad).all() for v in x.values())
 
 
-def test_dispatch_uses_reference_on_cpu():
+def test_dispatch_runs_the_reference_when_forced(monkeypatch):
+    monkeypatch.setenv("LRGEN_BACKEND", "reference")  # the CPU default is the fast path (tests/test_ops_cpu.py)
     x = scan_inputs()
     y, _ = ops.selective_scan(**x, delta_softplus=True)
     torch.testing.assert_close(y, selective_scan_ref(**x, delta_softplus=True)[0], rtol=0, atol=0)
@@ -162,7 +163,8 @@ def test_dispatch_uses_reference_on_cpu():
     torch.testing.assert_close(ops.causal_conv1d(xc, w)[0], F.silu(naive_conv(xc, w, None, None, None)[0]), **TOL)
 
 
-def test_reverse_dispatch_is_the_scan_of_the_flipped_sequence():
+def test_reverse_dispatch_is_the_scan_of_the_flipped_sequence(monkeypatch):
+    monkeypatch.setenv("LRGEN_BACKEND", "reference")
     x = scan_inputs()
     flipped = {k: v.flip(-1) if k in ("u", "delta", "B", "C", "z") else v for k, v in x.items()}
     y, last = ops.selective_scan(**x, delta_softplus=True, reverse=True)

@@ -1,12 +1,17 @@
 """VCF/BCF reading through pysam: streamed, one :class:`Variant` per ALT allele, classified, REF-checkable.
 
-Positions are 1-based as in the VCF (``Variant.start`` gives the 0-based start used by the rest of lrgen).
+Positions are 1-based as in the VCF (``Variant.start`` gives the 0-based start used by the rest of lrgen). A VCF
+compressed with plain gzip rather than bgzip (htslib cannot open it: it seeks) is streamed once into a temporary
+plain copy that is read instead and deleted on close.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -80,6 +85,30 @@ def classify(ref: str, alt: str | None) -> str:
     return "complex"
 
 
+def is_plain_gzip(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is gzip-compressed but not BGZF (no ``BC`` extra field in its first member's header)."""
+    with open(path, "rb") as fh:
+        head = fh.read(14)
+    return head[:2] == b"\x1f\x8b" and not (len(head) == 14 and head[3] & 4 and head[12:14] == b"BC")
+
+
+def _decompressed_copy(path: Path) -> Path:
+    """A temporary plain copy of the gzip file ``path``, written by streaming."""
+    fd, name = tempfile.mkstemp(prefix=f"lrgen-{path.name}-", suffix=".vcf")
+    try:
+        with os.fdopen(fd, "wb") as out, gzip.open(path, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+    except (OSError, EOFError) as exc:
+        os.unlink(name)
+        raise LrgenError(f"{path}: cannot decompress this gzip file ({exc})") from exc
+    return Path(name)
+
+
+def _remove(path: Path | None) -> None:
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
 class VcfReader:
     """Streams ``(record, variants)`` pairs: the pysam record (to copy into a writer) and its per-ALT variants."""
 
@@ -87,9 +116,12 @@ class VcfReader:
         self.path = Path(path)
         if not self.path.is_file():
             raise LrgenError(f"VCF file {self.path} not found")
+        copy = _decompressed_copy(self.path) if is_plain_gzip(self.path) else None
+        self._remove_copy = weakref.finalize(self, _remove, copy)  # once: on close, collection or exit
         try:
-            self._file = pysam.VariantFile(str(self.path))
+            self._file = pysam.VariantFile(str(copy or self.path))
         except (OSError, ValueError) as exc:
+            self._remove_copy()
             raise LrgenError(
                 f"{self.path}: not a readable VCF/BCF; it needs a header starting with '##fileformat=VCF' ({exc})"
             ) from exc
@@ -152,6 +184,7 @@ class VcfReader:
 
     def close(self) -> None:
         self._file.close()
+        self._remove_copy()
 
     def __enter__(self) -> VcfReader:
         return self
@@ -161,7 +194,7 @@ class VcfReader:
 
 
 def open_vcf(path: str | os.PathLike) -> VcfReader:
-    """Open a VCF/BCF (plain, bgzipped or BCF) for streaming."""
+    """Open a VCF/BCF (plain, bgzipped, gzipped or BCF) for streaming."""
     return VcfReader(path)
 
 

@@ -14,10 +14,14 @@ recurrence used by RG-LRU. States are always float32.
   w-1 inputs seen, so chunked calls equal one call. ``conv_states(x, state, width, marks)`` gives the conv states
   at the marks (the last w-1 inputs before each p) as float32 ``(b, m, d, w-1)``.
 - ``reverse=True`` on these three and on ``linear_scan`` runs them right to left, as on the flipped sequence with
-  the output flipped back (states and marks in scan order); the Triton kernels do it in place, the others flip
-  copies.
+  the output flipped back (states and marks in scan order); the Triton kernels do it in place, the ``cpu`` conv
+  reads its taps mirrored, the others flip copies.
 - ``linear_scan(a, b, state=None)`` -> ``(h, last_state)``: ``h_t = a_t * h_{t-1} + b_t``; a, b ``(batch, l, d)``;
   state ``(batch, d)`` float32; h in b's dtype. It needs no marks: its output is its state sequence.
+
+Outputs have these shapes, not necessarily contiguous ones: the ``cpu`` backend returns the conv's and the selective
+scan's y as ``(b, d, l)`` views of channels-last tensors. Its selective scan has no backward: calls that need
+gradients run the reference.
 """
 
 from __future__ import annotations
@@ -50,7 +54,13 @@ def _flip(t: Tensor | None) -> Tensor | None:
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, state=None,
                    marks: Marks | None = None, reverse: bool = False):
-    backend = select_backend(u.device, ("reference", "triton", "mamba"))
+    backend = select_backend(u.device, ("reference", "cpu", "triton", "mamba"))
+    if backend == "cpu" and needs_grad(u, delta, A, B, C, D, z, delta_bias, state):
+        backend = "reference"
+    if backend == "cpu":
+        from lrgen.ops.cpu_scan import selective_scan_cpu
+
+        return selective_scan_cpu(u, delta, A, B, C, D, z, delta_bias, delta_softplus, state, marks, reverse=reverse)
     if backend == "triton":
         from lrgen.ops.triton_scan import selective_scan_triton
 
@@ -68,11 +78,15 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
 
 
 def causal_conv1d(x, weight, bias=None, state=None, activation="silu", reverse: bool = False):
-    backend = select_backend(x.device, ("reference", "triton"))
+    backend = select_backend(x.device, ("reference", "cpu", "triton"))
     if backend == "triton":
         from lrgen.ops.triton_conv import causal_conv1d_triton
 
         return causal_conv1d_triton(x, weight, bias, state, activation, reverse=reverse)
+    if backend == "cpu":
+        from lrgen.ops.cpu_conv import causal_conv1d_cpu
+
+        return causal_conv1d_cpu(x, weight, bias, state, activation, reverse=reverse)
     from lrgen.ops.reference import causal_conv1d_ref
 
     if not reverse:
@@ -98,11 +112,15 @@ def conv_states(x: Tensor, state: Tensor | None, width: int, marks: Marks, rever
 
 
 def linear_scan(a, b, state=None, reverse: bool = False):
-    backend = select_backend(b.device, ("reference", "triton"))
+    backend = select_backend(b.device, ("reference", "cpu", "triton"))
     if backend == "triton":
         from lrgen.ops.triton_lru import linear_scan_triton
 
         return linear_scan_triton(a, b, state, reverse=reverse)
+    if backend == "cpu":
+        from lrgen.ops.cpu_lru import linear_scan_cpu
+
+        return linear_scan_cpu(a, b, state, reverse=reverse)
     from lrgen.ops.reference import linear_scan_ref
 
     if not reverse:

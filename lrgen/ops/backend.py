@@ -1,7 +1,9 @@
-"""Which implementation runs the sequence-mixing kernels: ``reference`` (PyTorch), ``triton`` or ``mamba`` (mamba-ssm).
+"""Which implementation runs the sequence-mixing kernels: ``reference`` (PyTorch), ``cpu`` (PyTorch, laid out for a
+CPU), ``triton`` or ``mamba`` (mamba-ssm).
 
-The choice is made per call from the tensor's device: mamba-ssm's CUDA kernels when installed, else Triton on a GPU,
-else the PyTorch reference. ``LRGEN_BACKEND=reference|triton|mamba`` forces one.
+The choice is made per call from the tensor's device: on a GPU mamba-ssm's CUDA kernels when installed, else
+Triton, else the reference; on a CPU the ``cpu`` fast path. ``LRGEN_BACKEND=reference|cpu|triton|mamba`` forces
+one; a GPU backend forced for CPU tensors leaves them to the CPU default.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import torch
 
 from lrgen.errors import LrgenError
 
-BACKENDS = ("reference", "triton", "mamba")
+BACKENDS = ("reference", "cpu", "triton", "mamba")
+GPU_BACKENDS = ("triton", "mamba")
 
 
 @lru_cache(maxsize=None)
@@ -34,7 +37,7 @@ def available_backends() -> dict[str, str]:
 def _status() -> tuple[tuple[str, str], ...]:
     """:func:`available_backends`, found once per process (asked on every kernel call)."""
     cuda = torch.cuda.is_available()
-    status = {"reference": "available"}
+    status = {"reference": "available", "cpu": "available"}
     if not _installed("triton"):
         status["triton"] = "triton not installed"
     elif not cuda:
@@ -64,17 +67,15 @@ def select_backend(device: torch.device | str, implemented: tuple[str, ...] = BA
     """The backend to use for a kernel that has the ``implemented`` backends, for tensors on ``device``."""
     device = torch.device(device)
     forced = forced_backend()
-    status = available_backends()
-    if forced is not None:
-        if forced != "reference" and device.type != "cuda":
-            return "reference"  # a GPU backend cannot run CPU tensors
+    if forced is not None and not (forced in GPU_BACKENDS and device.type != "cuda"):
+        status = available_backends()
         if status[forced] != "available":
             raise LrgenError(f"LRGEN_BACKEND={forced} but {status[forced]}")
-        if forced not in implemented:
-            return "reference"
-        return forced
+        return forced if forced in implemented else "reference"
     if device.type == "cuda":
+        status = available_backends()
         for name in ("mamba", "triton"):
             if name in implemented and status[name] == "available":
                 return name
-    return "reference"
+        return "reference"
+    return "cpu" if "cpu" in implemented else "reference"
