@@ -237,7 +237,7 @@ def test_bundled_model_streamed_with_cpu_backend_matches_reference(monkeypatch):
 
 
 def test_environment_names_the_cpu_backend(monkeypatch):
-    from lrgen.environment import describe_environment
+    from lrgen.runtime.environment import describe_environment
 
     monkeypatch.delenv("LRGEN_BACKEND", raising=False)
     env = describe_environment()
