@@ -1,7 +1,8 @@
 """Peak memory of a streamed pass against the whole-sequence forward at 100k+ tokens (CPU, separate processes).
 
-Each pass runs in a fresh Python process; the peak resident set size (``ru_maxrss``) after a short warm-up pass is
-the baseline, and the pass's cost is how far the peak rises above it. Separate processes keep one measurement's
+Each pass runs in a fresh Python process; the peak resident set size after a short warm-up pass is the baseline
+(``VmHWM`` of /proc/self/status, the process's own high-water mark: ``ru_maxrss`` is carried over from the parent
+across fork and exec, so a large pytest process would hide the pass), and the pass's cost is how far the peak rises above it. Separate processes keep one measurement's
 freed-but-retained memory out of the other's, and glibc is told to map every block over 64 KiB on its own, so
 freed memory leaves the RSS at once. Measured on caduceus-ps-tiny at 100k tokens: full forward 390-400 MiB,
 streamed (chunk 2048) 138-141 MiB (ratio 0.35-0.36); the projections to ``2·d_inner`` and the scan's float32
@@ -23,7 +24,7 @@ PRESET = "caduceus-ps-tiny"
 
 _SCRIPT = textwrap.dedent(
     """
-    import resource, sys, torch
+    import sys, torch
     from lrgen import load_model
     from lrgen.engine import stream
     torch.manual_seed(0)
@@ -36,10 +37,14 @@ _SCRIPT = textwrap.dedent(
         with torch.no_grad():
             return model(x) if mode == "full" else stream(model, x, chunk_size=chunk)
 
+    def peak_kib():
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+
     run(ids[:, :chunk])  # warm-up: thread pools, allocator caches
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_kib()
     out = run(ids)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = peak_kib()
     print((after - before) * 1024, out.numel() * out.element_size())
     """
 )
