@@ -14,8 +14,8 @@ recurrence used by RG-LRU. States are always float32.
   w-1 inputs seen, so chunked calls equal one call. ``conv_states(x, state, width, marks)`` gives the conv states
   at the marks (the last w-1 inputs before each p) as float32 ``(b, m, d, w-1)``.
 - ``reverse=True`` on these three and on ``linear_scan`` runs them right to left, as on the flipped sequence with
-  the output flipped back (states and marks in scan order); the Triton kernels do it in place, the ``cpu`` conv
-  reads its taps mirrored, the others flip copies.
+  the output flipped back (states and marks in scan order); the Triton kernels do it in place, the ``cpu``
+  selective scan flips one block's rows at a time and its conv reads the taps mirrored, the others flip copies.
 - ``linear_scan(a, b, state=None)`` -> ``(h, last_state)``: ``h_t = a_t * h_{t-1} + b_t``; a, b ``(batch, l, d)``;
   state ``(batch, d)`` float32; h in b's dtype. It needs no marks: its output is its state sequence.
 

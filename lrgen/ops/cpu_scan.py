@@ -1,7 +1,7 @@
 """CPU fast path of the selective scan (backend ``cpu``): the reference's recurrence, laid out for a CPU.
 
 The same float32 recurrence as :func:`lrgen.ops.reference.selective_scan_ref`, position by position within blocks,
-made several times faster on a CPU by three things (measured on the 2-core dev machine, docs/benchmarks.md):
+2.3–3.8× faster on one core of the 2-core dev machine (docs/benchmarks.md, "CPU fast path") by three things:
 
 - the decay is ``exp2(Δ · A log2 e)``: ATen's ``exp2`` costs 0.3 ns a value where ``exp`` costs 1 ns, and 13 ns
   where the result underflows (long decays: large Δ, strongly negative A), which ``exp2`` takes in its stride;
