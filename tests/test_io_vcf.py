@@ -12,7 +12,7 @@ import pytest
 
 from lrgen.errors import LrgenError
 from lrgen.io.genome import Genome
-from lrgen.io.vcf import KINDS, Variant, check_ref, classify, is_plain_gzip, is_scorable, open_vcf
+from lrgen.io.vcf import KINDS, Variant, check_ref, classify, is_plain_gzip, is_scorable, is_truncated_bgzf, open_vcf
 
 from helpers import write_fasta
 
@@ -197,3 +197,22 @@ def test_truncated_plain_gzip_vcf_is_refused(tmp_path, monkeypatch):
     with pytest.raises(LrgenError, match="cannot decompress"):
         open_vcf(path)
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_truncated_bgzip_vcf_is_one_line_without_pysam_internals(tmp_path):
+    plain = tmp_path / "v.vcf"
+    plain.write_text(HEADER + "".join(f"20\t{100 + i}\t.\tA\tG\t.\t.\t.\n" for i in range(2000)))
+    packed = tmp_path / "v.vcf.gz"
+    pysam.tabix_compress(str(plain), str(packed))
+    data = packed.read_bytes()
+    truncated = tmp_path / "cut.vcf.gz"
+    truncated.write_bytes(data[: len(data) // 2])
+    assert not is_truncated_bgzf(packed) and is_truncated_bgzf(truncated) and not is_truncated_bgzf(plain)
+    try:
+        with open_vcf(truncated) as reader:
+            list(reader)
+    except LrgenError as err:
+        message = str(err)
+        assert "truncated" in message and "b'" not in message and "mode=" not in message, message
+    else:  # htslib may open a truncated file and fail only while reading: that error is lrgen's too
+        pytest.fail("a truncated bgzip VCF was read without an error")

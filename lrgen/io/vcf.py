@@ -19,7 +19,7 @@ from typing import Iterator
 import pysam
 
 from lrgen.errors import LrgenError
-from lrgen.io.genome import Genome
+from lrgen.io.genome import Genome, quiet_htslib
 
 KINDS = ("snv", "mnp", "insertion", "deletion", "complex", "symbolic", "breakend", "star", "missing")
 SCORABLE_KINDS = frozenset({"snv", "mnp", "insertion", "deletion", "complex"})
@@ -92,6 +92,23 @@ def is_plain_gzip(path: str | os.PathLike) -> bool:
     return head[:2] == b"\x1f\x8b" and not (len(head) == 14 and head[3] & 4 and head[12:14] == b"BC")
 
 
+#: the empty block that ends every complete BGZF file
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+
+
+def is_truncated_bgzf(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is BGZF-compressed but lacks the end-of-file block that every complete BGZF file has."""
+    with open(path, "rb") as fh:
+        head = fh.read(14)
+        if not (len(head) == 14 and head[:2] == b"\x1f\x8b" and head[3] & 4 and head[12:14] == b"BC"):
+            return False
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() < len(BGZF_EOF):
+            return True
+        fh.seek(-len(BGZF_EOF), os.SEEK_END)
+        return fh.read() != BGZF_EOF
+
+
 def _decompressed_copy(path: Path) -> Path:
     """A temporary plain copy of the gzip file ``path``, written by streaming."""
     fd, name = tempfile.mkstemp(prefix=f"lrgen-{path.name}-", suffix=".vcf")
@@ -119,12 +136,15 @@ class VcfReader:
         copy = _decompressed_copy(self.path) if is_plain_gzip(self.path) else None
         self._remove_copy = weakref.finalize(self, _remove, copy)  # once: on close, collection or exit
         try:
-            self._file = pysam.VariantFile(str(copy or self.path))
-        except (OSError, ValueError) as exc:
+            with quiet_htslib():  # lrgen says what matters; no [E::idx_find_and_load] for unindexed inputs
+                self._file = pysam.VariantFile(str(copy or self.path))
+        except (OSError, ValueError):
             self._remove_copy()
-            raise LrgenError(
-                f"{self.path}: not a readable VCF/BCF; it needs a header starting with '##fileformat=VCF' ({exc})"
-            ) from exc
+            if copy is None and is_truncated_bgzf(self.path):
+                raise LrgenError(f"{self.path}: the bgzip file is truncated (no end-of-file block): download or "
+                                 "compress it again (bgzip -c file.vcf > file.vcf.gz)") from None
+            raise LrgenError(f"{self.path}: not a readable VCF/BCF; it needs a header starting with "
+                             "'##fileformat=VCF'") from None
         self.records_read = 0
 
     @property

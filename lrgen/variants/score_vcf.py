@@ -186,7 +186,7 @@ def _score(o: ScoreVcfOptions, procs) -> Summary:
 
     from lrgen.engine import default_chunk_size
     from lrgen.io.bed import ignored_note, read_bed
-    from lrgen.io.genome import Genome, quiet_htslib
+    from lrgen.io.genome import Genome
     from lrgen.io.vcf import open_vcf
     from lrgen.models.resolve import resolve_model
     from lrgen.runtime.device import parse_dtype
@@ -201,8 +201,7 @@ def _score(o: ScoreVcfOptions, procs) -> Summary:
     regions = RegionIndex(read_bed(o.regions, reference, ignored), reference) if o.regions is not None else None
     if ignored and procs.is_main:
         warn(ignored_note(o.regions, ignored))
-    with quiet_htslib():  # no htslib chatter about a missing index or header details
-        reader = open_vcf(o.vcf)
+    reader = open_vcf(o.vcf)
     needs = ("per_base", "streamable", "head") if "head" in o.scores else ("per_base", "streamable")
     resolved = resolve_model(o.model).require(*needs, command="score-vcf").to(procs.device)
     model, finetuned = resolved.model, resolved.finetuned if "head" in o.scores else None
