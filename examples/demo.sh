@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The demo behind `make demo` (about 3 minutes on a 2-core CPU): score the bundled example VCF (478 real sites on
+# The demo behind `make demo` (about 4.5 minutes on a 2-core CPU, measured): score the bundled example VCF (478 real sites on
 # human chr20) with the bundled pretrained Caduceus-PS model, then write its per-base log-probability track to bigWig.
 # Usage: examples/demo.sh [BIN_DIR]   (BIN_DIR holds the `lrgen` executable; default: PATH)
 set -euo pipefail
