@@ -26,6 +26,9 @@ gradients run the reference.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 from torch import Tensor
 
@@ -46,6 +49,19 @@ def needs_grad(*tensors: Tensor | None) -> bool:
     """Whether autograd must record an op on these inputs (kernels skip their autograd node otherwise: a node's
     CPU cost adds up over the thousands of chunk calls of a streamed pass)."""
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch's intra-op threads set to one inside (restored after): the ``cpu`` scans run thousands of small ops per
+    chunk, and each parallel op waits for every thread to wake and meet; with another process on the cores that
+    costs more than the op (3-4× slower scans on the 2-core dev machine, docs/benchmarks.md)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _flip(t: Tensor | None) -> Tensor | None:

@@ -16,7 +16,10 @@ import math
 import torch
 from torch import Tensor
 
+from lrgen.ops import one_thread
 
+
+@one_thread()
 def _scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
     """States of ``h_t = a_t h_{t-1} + b_t`` from ``h0`` over float32 ``(batch, l, d)``, l ≥ 1, left to right."""
     batch, length, dim = b.shape

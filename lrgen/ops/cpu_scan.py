@@ -10,7 +10,8 @@ The same float32 recurrence as :func:`lrgen.ops.reference.selective_scan_ref`, p
 - buffers are allocated once per call and the steps run in place on views unbound once per block (an indexing op
   per step costs as much as the step's arithmetic).
 
-No autograd: :func:`lrgen.ops.selective_scan` sends calls that need gradients to the reference.
+It runs on one thread (:func:`lrgen.ops.one_thread`). No autograd: :func:`lrgen.ops.selective_scan` sends calls
+that need gradients to the reference.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lrgen.ops import mark_counts
+from lrgen.ops import mark_counts, one_thread
 
 LOG2E = 1.4426950408889634
 BLOCK_ELEMENTS = 1 << 19  # state values per block buffer (2 MiB): one block's two buffers stay in the caches
@@ -49,6 +50,7 @@ def scan_rows(t: Tensor, start: int, stop: int, reverse: bool) -> Tensor:
 
 
 @torch.no_grad()
+@one_thread()
 def selective_scan_cpu(
     u: Tensor,
     delta: Tensor,
