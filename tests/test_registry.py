@@ -107,7 +107,9 @@ def test_hub_download_asks_for_the_layout_files(monkeypatch, tmp_path):
 
 
 def test_missing_family_module_is_reported(monkeypatch):
-    monkeypatch.setattr(registry, "FAMILIES", (*registry.FAMILIES, "nosuchfamily"))
+    from lrgen.models import families
+
+    monkeypatch.setattr(families, "FAMILIES", (*families.FAMILIES, "nosuchfamily"))
     with pytest.raises(LrgenError, match="'nosuchfamily' is not available: module lrgen.models.nosuchfamily is missing"):
         family_module("nosuchfamily")
     with pytest.raises(LrgenError, match="unknown model family 'gpt'"):

@@ -38,7 +38,7 @@ from lrgen.tokenizer import (
     read_tokenizer_json,
 )
 
-if TYPE_CHECKING:  # family modules are imported when needed (lrgen.models.registry)
+if TYPE_CHECKING:  # family modules are imported when needed (lrgen.models.families)
     from lrgen.models.ntv2 import NTv2Config, NTv2Model
 
 TOKENIZER_CONFIG = "tokenizer_config.json"
@@ -60,7 +60,7 @@ def layout_of(data: dict[str, Any]) -> str:
 
 def load_layout(directory: Path) -> LanguageModel:
     """The model stored in checkpoint ``directory`` (a folder with ``config.json``), in whichever layout it is."""
-    from lrgen.models.registry import FAMILIES, family_module
+    from lrgen.models.families import FAMILIES, family_module
 
     data = read_config(directory)
     layout = layout_of(data)

@@ -7,37 +7,22 @@ and a dash) and ``PRESET_DESCRIPTIONS`` (name → one line). Family modules are 
 
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import torch
 
 from lrgen.errors import LrgenError
 from lrgen.models.base import LanguageModel
+from lrgen.models.families import FAMILIES, family_module
 from lrgen.models.checkpoint import resolve_checkpoint
 from lrgen.models.layouts import TOKENIZER_FILES, load_layout
 from lrgen.models.weights import BIN_PATTERNS, SAFETENSORS_PATTERNS, weights_file
 
-FAMILIES = ("caduceus", "hawk", "ntv2")
 BUNDLED_DIR = Path(__file__).resolve().parents[1] / "data" / "models"
 PRESET_SEED = 0
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def family_module(family: str) -> ModuleType:
-    """The module of ``family``, imported on first use."""
-    if family not in FAMILIES:
-        raise LrgenError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
-    name = f"lrgen.models.{family}"
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as err:
-        if err.name == name:
-            raise LrgenError(f"model family {family!r} is not available: module {name} is missing") from None
-        raise LrgenError(f"model family {family!r} cannot be imported: {err}") from None
 
 
 def preset_config(name: str):
