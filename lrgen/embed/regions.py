@@ -10,14 +10,12 @@ embedding is taken over the region's positions only: their mean (``pool="mean"``
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from lrgen.errors import LrgenError, warn
