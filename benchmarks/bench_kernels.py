@@ -6,6 +6,7 @@ same run; prints Markdown tables.
 
     python benchmarks/bench_kernels.py                   # 1M tokens × 512 channels × state 16, bf16
     python benchmarks/bench_kernels.py --sweep           # also try tile shapes of the selective scan
+    python benchmarks/bench_kernels.py --sweep-backward --tokens 48000 --batch 4 --channels 1024   # training shape
     python benchmarks/bench_kernels.py --tokens 131072 --channels 512 --state 16
 
 Bytes counted are the fewest a kernel must move: each input read once, each output written once. Times are medians
@@ -171,22 +172,46 @@ def sweep(args):
     ts.UNROLL, ts.PROGRAMS_PER_SM["forward"], ts.NUM_STAGES["forward"] = top[1:]
     table("Selective-scan forward launch sweep (ms)",
           ["layout", "BLOCK_D", "num_warps", "UNROLL", "PROGRAMS_PER_SM", "stages", "ms"], rows)
+    sweep_backward(args)
+
+
+def sweep_backward(args):
+    """Try launch shapes of the selective-scan backward (length-major inputs); keep the fastest in the settings."""
+    b, d, n, L = args.batch, args.channels, args.state, args.tokens // args.batch
+    ts = triton_scan
+    x = ssm_inputs(b, d, n, L, getattr(torch, args.dtype), "length_major")
     leaves = [t.detach().requires_grad_() for t in x]
     y, _ = selective_scan_triton(*leaves[:8], True, leaves[8])
     dy = torch.randn_like(y)
-    rows, top = [], (1e9, None)
-    for bd, nw in itertools.product((32, 64, 128), (1, 2)):
+
+    def trial(bd, nw, k, pps, stages):
         ts.BLOCK_D["backward"], ts.NUM_WARPS["backward"] = bd, nw
+        ts.CHECKPOINT_EVERY, ts.PROGRAMS_PER_SM["backward"], ts.NUM_STAGES["backward"] = k, pps, stages
         try:
             ms = bench(lambda: torch.autograd.grad(y, leaves, dy, retain_graph=True), rep_ms=50)
         except Exception as err:
-            rows.append([bd, nw, type(err).__name__])
-            continue
-        rows.append([bd, nw, f"{ms:.2f}"])
+            rows.append([bd, nw, k, pps, stages, type(err).__name__])
+            return
+        rows.append([bd, nw, k, pps, stages, f"{ms:.2f}"])
         if ms < top[0]:
-            top = (ms, (bd, nw))
-    ts.BLOCK_D["backward"], ts.NUM_WARPS["backward"] = top[1]
-    table("Selective-scan backward launch sweep, length_major (ms)", ["BLOCK_D", "num_warps", "ms"], rows)
+            top[:] = [ms, (bd, nw, k, pps, stages)]
+
+    rows: list = []
+    top: list = [1e9, None]
+    base = (ts.BLOCK_D["backward"], ts.NUM_WARPS["backward"], ts.CHECKPOINT_EVERY, ts.PROGRAMS_PER_SM["backward"],
+            ts.NUM_STAGES["backward"])
+    trial(*base)
+    for bd, k, pps in itertools.product((32, 64), (8, 16, 32), (16, 32, 64)):
+        trial(bd, base[1], k, pps, base[4])
+    best = top[1]
+    for nw, stages in ((2, best[4]), (4, best[4]), (best[1], 2), (best[1], 4)):
+        trial(best[0], nw, best[2], best[3], stages)
+    bd, nw, k, pps, stages = top[1]
+    ts.BLOCK_D["backward"], ts.NUM_WARPS["backward"] = bd, nw
+    ts.CHECKPOINT_EVERY, ts.PROGRAMS_PER_SM["backward"], ts.NUM_STAGES["backward"] = k, pps, stages
+    table(f"Selective-scan backward launch sweep, length_major, {b} × {L:,} × {d} × {n} (ms; first row: the "
+          "settings in the module)", ["BLOCK_D", "num_warps", "CHECKPOINT_EVERY", "PROGRAMS_PER_SM", "stages", "ms"],
+          rows)
 
 
 def lru_conv_table(args, bw):
@@ -228,6 +253,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--ref-tokens", type=int, default=8192, help="tokens the PyTorch reference is timed on")
     parser.add_argument("--sweep", action="store_true", help="try tile shapes first and keep the fastest")
+    parser.add_argument("--sweep-backward", action="store_true", help="only the backward's sweep, then the tables")
     args = parser.parse_args()
     torch.manual_seed(0)
     props = torch.cuda.get_device_properties(0)
@@ -237,6 +263,9 @@ def main() -> None:
           f"ex2 throughput {mufu / 1e12:.2f} T/s")
     if args.sweep:
         sweep(args)
+    elif args.sweep_backward:
+        sweep_backward(args)
+    if args.sweep or args.sweep_backward:
         ts = triton_scan
         print(f"settings used below: BLOCK_D={ts.BLOCK_D} NUM_WARPS={ts.NUM_WARPS} UNROLL={ts.UNROLL} "
               f"PROGRAMS_PER_SM={ts.PROGRAMS_PER_SM}")

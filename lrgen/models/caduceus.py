@@ -38,6 +38,7 @@ from lrgen.models.config import ModelConfig
 from lrgen.models.layers import RMSNorm, rms_norm
 from lrgen.models.scan import ScanRunner, run_whole, sequence_order
 from lrgen.ops import causal_conv1d, conv_states, selective_scan
+from lrgen.ops.bimamba import Direction, bimamba
 from lrgen.tokenizer import COMPLEMENT_IDS, VOCAB_SIZE
 
 FAMILY = "caduceus"
@@ -186,7 +187,12 @@ def _project(y: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | None)
 
 
 class BiMamba(nn.Module):
-    """``mamba_fwd`` left to right plus ``mamba_rev`` right to left, combined by ``strategy``."""
+    """``mamba_fwd`` left to right plus ``mamba_rev`` right to left, combined by ``strategy``.
+
+    ``fused`` (default on) lets training run the fused function; off, every direction runs through the scan runner
+    under autograd (the reference the fused path is tested against)."""
+
+    fused: bool = True
 
     def __init__(self, config: CaduceusConfig) -> None:
         super().__init__()
@@ -205,7 +211,11 @@ class BiMamba(nn.Module):
         """``rc=True`` computes ``flip_LC(BiMamba(flip_LC(x)))`` for the RC half: the directions swap their
         walking order and the channels are flipped through the weights. ``prenorm`` (position-wise) is applied
         to each chunk inside the scans, so its output never exists for the whole sequence. ``out`` (strategy
-        ``add``, outside autograd): both directions are added into it."""
+        ``add``, outside autograd): both directions are added into it. Under autograd over whole sequences a
+        weight-tied ``add`` layer runs both directions as one fused function (:mod:`lrgen.ops.bimamba`) unless
+        :attr:`fused` is off."""
+        if self.fused and self._fusable(runner) and prenorm is None and out is None:
+            return self._fused(x, rc)
         scans = [m.scan for m in (self.mamba_fwd, self.mamba_rev) if m is not None]
         if rc:
             scans = [partial(scan, flip_channels=True) for scan in scans]
@@ -221,6 +231,30 @@ class BiMamba(nn.Module):
             return out
         out_rev = runner(scans[1], x, reverse=not rc, key=f"{key}.mamba_rev")
         return out + out_rev if self.strategy == "add" else out * out_rev
+
+
+    def _fusable(self, runner: ScanRunner) -> bool:
+        rev = self.mamba_rev
+        return (torch.is_grad_enabled() and runner is run_whole and rev is not None and self.strategy == "add"
+                and rev.in_proj.weight is self.mamba_fwd.in_proj.weight
+                and rev.out_proj.weight is self.mamba_fwd.out_proj.weight)
+
+    def _fused(self, x: Tensor, rc: bool) -> Tensor:
+        """Both directions through :func:`lrgen.ops.bimamba.bimamba`, matrices in x's (the compute) dtype."""
+        fwd, rev = self.mamba_fwd, self.mamba_rev
+        w_in, w_out, b_out = fwd.in_proj.weight, fwd.out_proj.weight, fwd.out_proj.bias
+        if rc:
+            w_in, w_out, b_out = w_in.flip(1), w_out.flip(0), None if b_out is None else b_out.flip(0)
+
+        def cast(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(x.dtype)
+
+        directions = tuple(
+            Direction(m.conv1d.weight[:, 0], m.conv1d.bias, cast(m.x_proj.weight), cast(m.dt_proj.weight),
+                      m.dt_proj.bias.float(), -torch.exp(m.A_log.float()), m.D.float())
+            for m in (fwd, rev)
+        )
+        return bimamba(x, cast(w_in), cast(fwd.in_proj.bias), cast(w_out), cast(b_out), directions, (rc, not rc))
 
 
 def _after(prenorm: Callable[[Tensor], Tensor], scan: Callable) -> Callable:

@@ -80,12 +80,12 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
         self.out = nn.Linear(config.d_model, config.d_model)
 
-    def forward(self, x: Tensor, keep: Tensor) -> Tensor:
-        """``x (B, L, D)``; ``keep (B, L)`` is True at tokens that may be attended to."""
+    def forward(self, x: Tensor, keep: Tensor | None) -> Tensor:
+        """``x (B, L, D)``; ``keep (B, L)`` is True at tokens that may be attended to (None: all of them)."""
         q, k, v = self.qkv(x).unflatten(-1, (3, self.n_heads, -1)).permute(2, 0, 3, 1, 4)  # 3 × (B, H, L, hd)
         positions = torch.arange(x.shape[1], device=x.device)
         q, k = rotate(q, positions, self.rope_base), rotate(k, positions, self.rope_base)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :])
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=None if keep is None else keep[:, None, None, :])
         return self.out(y.transpose(1, 2).flatten(-2))
 
 
@@ -122,7 +122,7 @@ class NTv2Layer(nn.Module):
         self.norm_mlp = nn.LayerNorm(config.d_model, eps=config.norm_eps)
         self.mlp = SwiGLU(config.d_model, config.mlp_hidden)
 
-    def forward(self, x: Tensor, keep: Tensor) -> Tensor:
+    def forward(self, x: Tensor, keep: Tensor | None) -> Tensor:
         x = x + self.attn(self.norm_attn(x), keep)
         return x + self.mlp(self.norm_mlp(x))
 
@@ -176,6 +176,7 @@ class NTv2Model(LanguageModel):
         input_ids, added = self._with_cls(input_ids)
         keep = input_ids != self.config.pad_token_id
         keep = keep | ~keep.any(dim=1, keepdim=True)  # an all-padding row attends to itself rather than to nothing
+        keep = None if bool(keep.all()) else keep  # no mask lets attention take its flash kernel
         x = self.embedding(input_ids)
         for layer in self.layers:
             x = layer(x, keep)

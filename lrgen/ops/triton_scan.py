@@ -511,7 +511,7 @@ def _forward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, mark
     return y, hlast.transpose(1, 2).contiguous(), None if marked is None else marked.transpose(2, 3).contiguous()
 
 
-def _backward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy, dlast):
+def selective_scan_backward(u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy, dlast):
     u, delta, B, C, z, dy = (_length_major(t) for t in (u, delta, B, C, z, dy))
     A_nd = A.t().contiguous()
     batch, d, length = u.shape
@@ -581,7 +581,7 @@ class _SelectiveScan(torch.autograd.Function):
     def backward(ctx, dy, dlast, dmarked):
         u, delta, A, B, C, D, z, delta_bias, state = ctx.saved_tensors
         softplus, reverse = ctx.flags
-        du, ddelta, dA, dB, dC, dD, dz, dbias, dh0 = _backward(
+        du, ddelta, dA, dB, dC, dD, dz, dbias, dh0 = selective_scan_backward(
             u, delta, A, B, C, D, z, delta_bias, softplus, state, reverse, dy,
             None if dlast is None else dlast.float().contiguous())
         return (

@@ -1,0 +1,161 @@
+"""Both directions of a weight-tied BiMamba layer under autograd, as one function that saves little.
+
+``bimamba(x, weights, reverse)`` computes ``out_proj(y_0 + y_1)`` where ``y_k`` is Mamba direction k
+(``conv1d`` + SiLU → ``x_proj`` → ``dt_proj`` → selective scan with the ``silu(z)`` gate) over one shared
+``xz = in_proj(x)``; direction k walks right to left when ``reverse[k]``. The directions share ``in_proj`` and
+``out_proj`` (Caduceus' ``bidirectional_weight_tie``) and are added, so ``xz`` is formed once and ``out_proj`` runs
+once on the sum — half the projection work of two separate directions.
+
+The backward recomputes the conv output and Δ from ``xz`` and the saved ``x_proj`` outputs instead of keeping them
+(as mamba-ssm's ``mamba_inner_fn`` does), so per position only x, xz, the two ``x_proj`` outputs and ``y_0 + y_1``
+are saved; both directions' gradients are written into one ``dxz`` buffer (no concatenation). Scan and conv run
+through :mod:`lrgen.ops`' dispatch; the scan's backward is the Triton kernel's on a GPU and autograd through the
+PyTorch reference elsewhere; the conv's is autograd through the channels-last PyTorch conv (:mod:`lrgen.ops.cpu_conv`,
+plain ops that run on any device). The unfused path (two :class:`~lrgen.models.caduceus.Mamba` directions under autograd)
+is the reference the tests compare against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lrgen.ops import causal_conv1d, selective_scan
+from lrgen.ops.backend import select_backend
+from lrgen.ops.cpu_conv import causal_conv1d_cpu
+
+
+@dataclass(frozen=True)
+class Direction:
+    """One direction's own weights: conv ``(E, w)`` + bias, ``x_proj`` ``(R + 2N, E)``, ``dt_proj`` ``(E, R)`` +
+    bias (Δ's bias inside the scan), A ``(E, N)`` (negative), D ``(E,)``."""
+
+    conv_weight: Tensor
+    conv_bias: Tensor | None
+    x_proj: Tensor
+    dt_proj: Tensor
+    dt_bias: Tensor
+    A: Tensor
+    D: Tensor
+
+    def tensors(self) -> tuple[Tensor | None, ...]:
+        return (self.conv_weight, self.conv_bias, self.x_proj, self.dt_proj, self.dt_bias, self.A, self.D)
+
+
+FIELDS = len(Direction.__dataclass_fields__)
+
+
+def bimamba(x: Tensor, in_proj: Tensor, in_bias: Tensor | None, out_proj: Tensor, out_bias: Tensor | None,
+            directions: tuple[Direction, Direction], reverse: tuple[bool, bool]) -> Tensor:
+    """``out_proj(y_0) + out_proj(y_1)`` (its bias counted twice) for x ``(B, L, d_model)``; matrices in x's dtype, A, D, Δ bias float32."""
+    flat = [t for direction in directions for t in direction.tensors()]
+    return _BiMamba.apply(x, in_proj, in_bias, out_proj, out_bias, tuple(reverse), *flat)
+
+
+def _split(x_dbl: Tensor, rank: int, n: int) -> tuple[Tensor, Tensor, Tensor]:
+    """dt input ``(B, L, R)`` and B, C as ``(B, N, L)`` views of the ``x_proj`` output."""
+    dt, B, C = x_dbl.split([rank, n, n], dim=-1)
+    return dt, B.transpose(1, 2), C.transpose(1, 2)
+
+
+class _BiMamba(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, in_proj, in_bias, out_proj, out_bias, reverse, *flat):
+        directions = [Direction(*flat[k * FIELDS : (k + 1) * FIELDS]) for k in range(2)]
+        with torch.autocast(x.device.type, enabled=False):
+            xz = F.linear(x, in_proj, in_bias)
+            inner = xz.shape[-1] // 2
+            x_dbls, y_sum = [], None
+            for d, rev in zip(directions, reverse):
+                u_pre = xz[..., :inner].transpose(1, 2)
+                u, _ = causal_conv1d(u_pre, d.conv_weight, d.conv_bias, None, "silu", rev)
+                x_dbl = F.linear(u.transpose(1, 2), d.x_proj)
+                dt, B, C = _split(x_dbl, d.dt_proj.shape[1], d.A.shape[1])
+                delta = F.linear(dt, d.dt_proj).transpose(1, 2)
+                y, _ = selective_scan(u, delta, d.A, B, C, d.D, xz[..., inner:].transpose(1, 2), d.dt_bias, True,
+                                      None, None, rev)
+                y = y.transpose(1, 2)
+                y_sum = y if y_sum is None else y_sum.add_(y) if y_sum.is_contiguous() else y_sum + y
+                x_dbls.append(x_dbl)
+                del u, y, delta
+            out = F.linear(y_sum, out_proj, None if out_bias is None else 2 * out_bias)  # each direction's bias
+        ctx.reverse = reverse
+        ctx.has_bias = (in_bias is not None, out_bias is not None)
+        ctx.save_for_backward(x, in_proj, in_bias, out_proj, xz, y_sum, *x_dbls, *flat)
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        x, in_proj, in_bias, out_proj, xz, y_sum, x_dbl0, x_dbl1, *flat = ctx.saved_tensors
+        directions = [Direction(*flat[k * FIELDS : (k + 1) * FIELDS]) for k in range(2)]
+        grads: list[Tensor | None] = []
+        with torch.autocast(x.device.type, enabled=False):
+            dout = dout.to(x.dtype)
+            dy = dout @ out_proj  # (B, L, E): the same for both directions
+            d_out_proj = _weight_grad(dout, y_sum)
+            d_out_bias = 2 * dout.sum(dim=(0, 1)) if ctx.has_bias[1] else None
+            del y_sum
+            inner = xz.shape[-1] // 2
+            dxz = torch.empty_like(xz)
+            for k, (d, x_dbl, rev) in enumerate(zip(directions, (x_dbl0, x_dbl1), ctx.reverse)):
+                grads.extend(_direction_backward(xz, x_dbl, d, rev, dy, dxz, inner, first=k == 0))
+            d_x = dxz @ in_proj
+            d_in_proj = _weight_grad(dxz, x)
+            d_in_bias = dxz.sum(dim=(0, 1)) if ctx.has_bias[0] else None
+        return (d_x, d_in_proj, d_in_bias, d_out_proj, d_out_bias, None, *grads)
+
+
+def _weight_grad(grad_out: Tensor, inputs: Tensor) -> Tensor:
+    """``Σ grad_outᵀ inputs`` over batch and length: the gradient of a linear layer's weight."""
+    return grad_out.reshape(-1, grad_out.shape[-1]).t() @ inputs.reshape(-1, inputs.shape[-1])
+
+
+def _direction_backward(xz: Tensor, x_dbl: Tensor, d: Direction, reverse: bool, dy: Tensor, dxz: Tensor,
+                        inner: int, first: bool) -> list[Tensor | None]:
+    """One direction's parameter gradients (in :class:`Direction` order); its share of ``dxz`` written (``first``)
+    or added into ``dxz``."""
+    conv_in = [t.detach().requires_grad_() if t is not None else None
+               for t in (xz[..., :inner].transpose(1, 2), d.conv_weight, d.conv_bias)]
+    with torch.enable_grad():  # the channels-last PyTorch conv on any device: no flips, no channels-first copies
+        u, _ = causal_conv1d_cpu(conv_in[0], conv_in[1], conv_in[2], None, "silu", reverse)
+    rank, n = d.dt_proj.shape[1], d.A.shape[1]
+    dt, B, C = _split(x_dbl, rank, n)
+    delta = F.linear(dt, d.dt_proj).transpose(1, 2)
+    z = xz[..., inner:].transpose(1, 2)
+    du, ddelta, dA, dB, dC, dD, dz, dbias = scan_backward(u.detach(), delta, d.A, B, C, d.D, z, d.dt_bias, reverse,
+                                                          dy.transpose(1, 2))
+    ddelta = ddelta.transpose(1, 2).to(dt.dtype)  # (B, L, E)
+    d_x_dbl = torch.cat([ddelta @ d.dt_proj, dB.transpose(1, 2).to(dt.dtype), dC.transpose(1, 2).to(dt.dtype)], -1)
+    d_dt_proj = _weight_grad(ddelta, dt)
+    u_t = u.detach().transpose(1, 2)
+    d_x_proj = _weight_grad(d_x_dbl, u_t)
+    du_t = torch.addmm(du.transpose(1, 2).reshape(-1, inner).to(dt.dtype), d_x_dbl.reshape(-1, d_x_dbl.shape[-1]),
+                       d.x_proj).view_as(u_t)
+    wanted = [t for t in conv_in if t is not None]
+    conv_grads = iter(torch.autograd.grad(u, wanted, du_t.transpose(1, 2)))
+    d_u_pre, d_conv_weight = next(conv_grads), next(conv_grads)
+    d_conv_bias = next(conv_grads) if d.conv_bias is not None else None
+    if first:
+        dxz[..., :inner].copy_(d_u_pre.transpose(1, 2))
+        dxz[..., inner:].copy_(dz.transpose(1, 2))
+    else:
+        dxz[..., :inner].add_(d_u_pre.transpose(1, 2))
+        dxz[..., inner:].add_(dz.transpose(1, 2))
+    return [d_conv_weight, d_conv_bias, d_x_proj, d_dt_proj, dbias, dA, dD]
+
+
+def scan_backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, z: Tensor, dt_bias: Tensor,
+                  reverse: bool, dy: Tensor) -> tuple[Tensor, ...]:
+    """Gradients (du, dΔ, dA, dB, dC, dD, dz, dΔbias) of the softplus-Δ selective scan from the whole sequence's
+    zero state: the Triton kernel on a GPU, else autograd through the reference recomputed here."""
+    if select_backend(u.device, ("reference", "triton")) == "triton":
+        from lrgen.ops.triton_scan import selective_scan_backward
+
+        return selective_scan_backward(u, delta, A, B, C, D, z, dt_bias, True, None, reverse, dy, None)[:8]
+    inputs = [t.detach().requires_grad_() for t in (u, delta, A, B, C, D, z, dt_bias)]
+    with torch.enable_grad():
+        y, _ = selective_scan(*inputs[:7], inputs[7], True, None, None, reverse)
+    return torch.autograd.grad(y, inputs, dy)
