@@ -14,8 +14,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
 cd benchmarks
 
-log "GPU tests: fused BiMamba against unfused"
-timeout 90 python3 -m pytest -q -m gpu -p no:cacheprovider ../tests/test_bimamba.py 2>&1 | tail -n 5
+log "GPU tests: fused BiMamba against unfused; pretraining (compiled by default, --batch-size auto)"
+timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider ../tests/test_bimamba.py ../tests/test_pretrain_gpu.py 2>&1 \
+    | tail -n 8
 
 log "caduceus-ps-50m at 12 kbp: unfused (before) and fused"
 timeout 150 python3 bench_train.py --models caduceus-ps-50m --start-batch 4 --max-batch 8 --steps 3

@@ -49,3 +49,15 @@ def test_gpu_context_sweep_streams_100kbp(genome, tmp_path):
     rows = result["results"]
     assert result["device"].startswith("cuda") and all("error" not in r for r in rows)
     assert rows[1]["tokens_per_window"] == 100_000 and rows[1]["mode"] == "stream"
+
+
+def test_gpu_auto_batch_size_is_resolved_saved_and_kept_on_resume(genome, tmp_path):
+    out = tmp_path / "run"
+    flags = dict(model="caduceus-ps-tiny", fasta=[genome], context=1024, steps=2, batch_size="auto", eval_every=2,
+                 val_windows=2, val_fraction=0.1, device="cuda", output=str(out))
+    summary = run_pretrain(flags)
+    batch = summary["batch_size"]
+    assert batch >= 64 and batch & (batch - 1) == 0  # a tiny model at 1 kb: large, a power of two
+    assert summary["gpu_memory_gb"] > 0 and "gpu_memory_gb" in read_metrics(out)[0]
+    resumed = run_pretrain({**flags, "steps": 3, "resume": True})
+    assert resumed["batch_size"] == batch

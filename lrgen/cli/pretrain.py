@@ -20,7 +20,7 @@ def pretrain_command(
     context: Optional[str] = typer.Option(None, "--context", help="Window length in bases, e.g. 12kb [12kb]."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps to train for."),
     tokens: Optional[str] = typer.Option(None, "--tokens", help="Budget in bases instead of --steps, e.g. 500M."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Windows per process per micro-batch [8]."),
+    batch_size: Optional[str] = typer.Option(None, "--batch-size", help="Windows per process per micro-batch, or auto: the largest that fits on the GPU [8]."),
     grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="Micro-batches per optimizer step [1]."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate [2e-3]."),
     min_lr_ratio: Optional[float] = typer.Option(None, "--min-lr-ratio", help="Final LR as a fraction of the peak [0.1]."),
@@ -45,7 +45,7 @@ def pretrain_command(
     precision: Optional[str] = deprecated_option("--precision"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in -o/--output from its latest checkpoint."),
     fsdp: bool = typer.Option(False, "--fsdp", help="Shard the model over torchrun processes with FSDP2 instead of DDP (torch >= 2.6)."),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile the model's position-wise parts (Hawk, NTv2)."),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model's position-wise parts (Hawk, NTv2) [on a GPU without --fsdp]."),
     deterministic: bool = typer.Option(
         False, "--deterministic", help="PyTorch's deterministic kernels: a GPU run (and its resumption) repeats bit for bit."
     ),
@@ -66,7 +66,7 @@ def pretrain_command(
         val_region=val_region or None, val_fraction=val_fraction, eval_every=eval_every, val_windows=val_windows,
         save_every=save_every, keep_checkpoints=keep_checkpoints, mask_prob=mask_prob, max_n_fraction=max_n_fraction,
         rc_augment=rc_augment, seed=seed, device=device, dtype=dtype, fsdp=fsdp or None,
-        compile=compile or None, deterministic=deterministic or None, resume=resume or None,
+        compile=compile, deterministic=deterministic or None, resume=resume or None,
     )
     summary = run_pretrain(flags, config)
     if is_main_process():  # one line from the main process under torchrun

@@ -22,8 +22,10 @@ CONFIG_NAME = RUN_CONFIG_NAME
 class PretrainConfig:
     """Everything a pretraining run depends on; saved resolved as ``RUN_DIR/pretrain_config.json``.
 
-    ``batch_size`` is the number of windows per process per micro-batch; one optimizer step sees
-    ``batch_size * grad_accum * world_size`` windows of ``context`` bases. ``tokens`` counts bases (nucleotides), so a
+    ``batch_size`` is the number of windows per process per micro-batch (``"auto"``: the largest power of two
+    that fits on the GPU, saved resolved); one optimizer step sees ``batch_size * grad_accum * world_size`` windows of
+    ``context`` bases. ``compile`` ``None`` compiles where it pays: on a GPU, for families with position-wise parts,
+    without FSDP. ``tokens`` counts bases (nucleotides), so a
     k-mer model and a character model given the same budget see the same DNA.
     """
 
@@ -38,7 +40,7 @@ class PretrainConfig:
     context: int = 12_000
     steps: int | None = None
     tokens: int | None = None
-    batch_size: int = 8
+    batch_size: int | str = 8
     grad_accum: int = 1
     lr: float = 2e-3
     min_lr_ratio: float = 0.1
@@ -56,7 +58,7 @@ class PretrainConfig:
     device: str = "auto"
     dtype: str = "auto"
     fsdp: bool = False
-    compile: bool = False
+    compile: bool | None = None
     deterministic: bool = False
     resume: bool = False
 
@@ -70,7 +72,16 @@ class PretrainConfig:
             raise LrgenError("no training data: pass --fasta FILE (repeatable) or --fasta-list FILE")
         if self.steps is None and self.tokens is None:
             raise LrgenError("no budget: pass --steps N or --tokens N (bases, e.g. 100M)")
-        for name in ("batch_size", "grad_accum", "eval_every", "val_windows", "save_every", "keep_checkpoints"):
+        if isinstance(self.batch_size, str):
+            if self.batch_size.strip().lower() != "auto":
+                try:
+                    self.batch_size = int(self.batch_size)
+                except ValueError:
+                    raise LrgenError(f"--batch-size must be a number of windows or auto, got {self.batch_size!r}") from None
+            else:
+                self.batch_size = "auto"
+        for name in ("grad_accum", "eval_every", "val_windows", "save_every", "keep_checkpoints",
+                     *(("batch_size",) if self.batch_size != "auto" else ())):
             if getattr(self, name) < 1:
                 raise LrgenError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.steps is not None and self.steps < 1:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -22,6 +23,7 @@ import torch
 
 from lrgen.errors import LrgenError
 from lrgen.pretrain import checkpoints as ckpt
+from lrgen.pretrain.batch import largest_batch
 from lrgen.pretrain.config import PretrainConfig, load_saved_config, read_config_file, resolve_config, save_config
 from lrgen.pretrain.data import (
     WindowSampler,
@@ -106,8 +108,15 @@ class _Trainer:
                              "-o/--output")
 
         self.model = _initial_model(config, self.resume_from).to(info.device).train()
-        if config.compile:
+        self.compiled = config.compile if config.compile is not None else (
+            info.device.type == "cuda" and bool(self.model.position_wise) and not self.fsdp)
+        if self.compiled:
             compile_position_wise(self.model)
+        use_bf16 = config.dtype in ("bfloat16", "bf16") or (config.dtype == "auto" and info.device.type == "cuda")
+        self.autocast = (torch.autocast(info.device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext())
+        self.dtype = "bfloat16" if use_bf16 else "float32"
+        if config.batch_size == "auto":
+            self._auto_batch()
         self.tokenizer = self.model.tokenizer  # a published backbone's own vocabulary when training on from one
         self.scheme = MaskingScheme.for_tokenizer(self.tokenizer)
         self.rc_augment = (not self.model.rc_equivariant) if config.rc_augment is None else config.rc_augment
@@ -129,14 +138,23 @@ class _Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(self.total_steps, self.warmup, config.min_lr_ratio)
         )
-        use_bf16 = config.dtype in ("bfloat16", "bf16") or (config.dtype == "auto" and info.device.type == "cuda")
-        self.autocast = (torch.autocast(info.device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext())
-        self.dtype = "bfloat16" if use_bf16 else "float32"
         self.step = 0
         self.tokens = 0
         self.best_val = math.inf
         if self.resume_from is not None:
             self._load_state(ckpt.load_training_state(self.resume_from))
+
+    def _auto_batch(self) -> None:
+        """Resolve ``--batch-size auto``: a resumed run keeps its saved batch; else the largest that fits."""
+        saved = load_saved_config(self.run_dir) if self.resume_from is not None else None
+        if saved is not None and isinstance(saved.get("batch_size"), int):
+            self.config.batch_size = saved["batch_size"]
+            return
+        batch, peak = largest_batch(self.model, self.config.context, self.autocast, self.info.device)
+        self.config.batch_size = batch
+        if self.info.is_main:
+            print(f"lrgen pretrain: --batch-size auto: {batch} windows of {self.config.context:,} bases "
+                  f"(a step's peak {peak:.1f} GB)", file=sys.stderr)
 
     # ---- data -------------------------------------------------------------------------------------------------
     def _build_data(self) -> None:
@@ -284,15 +302,20 @@ class _Trainer:
         last_val: dict[str, float] = {}
         started = time.perf_counter()
         first_step = self.step
-        progress = progress_bar(fields=("loss {loss}", "{speed} tok/s"), show=main, transient=False)
+        on_gpu = self.info.device.type == "cuda"
+        fields = ("loss {loss}", "{speed} tok/s") + (("{memory} GB",) if on_gpu else ())
+        progress = progress_bar(fields=fields, show=main, transient=False)
         with progress, (metrics_path.open("a") if main else nullcontext()) as log:
-            task = progress.add_task("pretrain", total=self.total_steps, completed=self.step, loss="-", speed="-")
+            task = progress.add_task("pretrain", total=self.total_steps, completed=self.step, loss="-", speed="-",
+                                     memory="-")
             while self.step < self.total_steps:
                 t0 = time.perf_counter()
                 last_train = self._train_step()
                 dt = time.perf_counter() - t0
                 record = {"step": self.step, "split": "train", **last_train, "tokens": self.tokens,
                           "tokens_per_s": self.tokens_per_step / dt, "elapsed_s": time.perf_counter() - started}
+                if on_gpu:
+                    record["gpu_memory_gb"] = torch.cuda.max_memory_allocated(self.info.device) / 1e9
                 final = self.step == self.total_steps
                 takes_part = main or self.fsdp  # FSDP forwards and gathers need every rank
                 if main:
@@ -311,7 +334,8 @@ class _Trainer:
                 if main:
                     done = self.step - first_step
                     speed = done * self.tokens_per_step / (time.perf_counter() - started)
-                    progress.update(task, completed=self.step, loss=f"{last_train['loss']:.4f}", speed=f"{speed:,.0f}")
+                    progress.update(task, completed=self.step, loss=f"{last_train['loss']:.4f}", speed=f"{speed:,.0f}",
+                                    memory=f"{record.get('gpu_memory_gb', 0):.1f}")
         seconds = time.perf_counter() - started
         summary = {
             "run_dir": str(self.run_dir),
@@ -320,12 +344,15 @@ class _Trainer:
             "parameters": self.num_parameters,
             "world_size": self.info.world_size,
             "dtype": self.dtype,
+            "batch_size": self.config.batch_size,
+            "compiled": self.compiled,
             "rc_augment": self.rc_augment,
             "steps": self.step,
             "tokens": self.tokens,
             "warmup_steps": self.warmup,
             "seconds": seconds,
             "tokens_per_s": (self.step - first_step) * self.tokens_per_step / seconds if seconds > 0 else math.nan,
+            "gpu_memory_gb": torch.cuda.max_memory_allocated(self.info.device) / 1e9 if on_gpu else None,
             "train": last_train,
             "val": last_val,
             "best_val_loss": self.best_val if math.isfinite(self.best_val) else None,
