@@ -50,7 +50,8 @@ FIELDS = len(Direction.__dataclass_fields__)
 
 def bimamba(x: Tensor, in_proj: Tensor, in_bias: Tensor | None, out_proj: Tensor, out_bias: Tensor | None,
             directions: tuple[Direction, Direction], reverse: tuple[bool, bool]) -> Tensor:
-    """``out_proj(y_0) + out_proj(y_1)`` (its bias counted twice) for x ``(B, L, d_model)``; matrices in x's dtype, A, D, Δ bias float32."""
+    """``out_proj(y_0) + out_proj(y_1)`` (its bias counted twice) for x ``(B, L, d_model)``; matrices in x's dtype;
+    A, D and the Δ bias float32."""
     flat = [t for direction in directions for t in direction.tensors()]
     return _BiMamba.apply(x, in_proj, in_bias, out_proj, out_bias, tuple(reverse), *flat)
 
@@ -78,7 +79,7 @@ class _BiMamba(torch.autograd.Function):
                 y, _ = selective_scan(u, delta, d.A, B, C, d.D, xz[..., inner:].transpose(1, 2), d.dt_bias, True,
                                       None, None, rev)
                 y = y.transpose(1, 2)
-                y_sum = y if y_sum is None else y_sum.add_(y) if y_sum.is_contiguous() else y_sum + y
+                y_sum = y.contiguous() if y_sum is None else y_sum.add_(y)
                 x_dbls.append(x_dbl)
                 del u, y, delta
             out = F.linear(y_sum, out_proj, None if out_bias is None else 2 * out_bias)  # each direction's bias
