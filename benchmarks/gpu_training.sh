@@ -6,7 +6,7 @@
 # Run from the repository root on a CUDA machine; DATA holds a few small FASTA genomes.
 # Usage: [QUICK=1] benchmarks/gpu_training.sh DATA OUT
 set -uo pipefail
-DATA=$1
+DATA=$(cd "$1" && pwd)
 OUT=$2
 QUICK=${QUICK:-0}
 mkdir -p "$OUT"

@@ -10,8 +10,8 @@ The backward recomputes the conv output and Δ from ``xz`` and the saved ``x_pro
 (as mamba-ssm's ``mamba_inner_fn`` does), so per position only x, xz, the two ``x_proj`` outputs and ``y_0 + y_1``
 are saved; both directions' gradients are written into one ``dxz`` buffer (no concatenation). Scan and conv run
 through :mod:`lrgen.ops`' dispatch; the scan's backward is the Triton kernel's on a GPU and autograd through the
-PyTorch reference elsewhere; the conv's is autograd through the channels-last PyTorch conv (:mod:`lrgen.ops.cpu_conv`,
-plain ops that run on any device). The unfused path (two :class:`~lrgen.models.caduceus.Mamba` directions under autograd)
+PyTorch reference elsewhere; the conv's backward is the same conv run the other way over the gradient plus one
+product-sum per tap (:func:`conv_backward`). The unfused path (two :class:`~lrgen.models.caduceus.Mamba` directions under autograd)
 is the reference the tests compare against.
 """
 
@@ -25,7 +25,6 @@ from torch import Tensor
 
 from lrgen.ops import causal_conv1d, selective_scan
 from lrgen.ops.backend import select_backend
-from lrgen.ops.cpu_conv import causal_conv1d_cpu
 
 
 @dataclass(frozen=True)
@@ -118,27 +117,28 @@ def _direction_backward(xz: Tensor, x_dbl: Tensor, d: Direction, reverse: bool, 
                         inner: int, first: bool) -> list[Tensor | None]:
     """One direction's parameter gradients (in :class:`Direction` order); its share of ``dxz`` written (``first``)
     or added into ``dxz``."""
-    conv_in = [t.detach().requires_grad_() if t is not None else None
-               for t in (xz[..., :inner].transpose(1, 2), d.conv_weight, d.conv_bias)]
-    with torch.enable_grad():  # the channels-last PyTorch conv on any device: no flips, no channels-first copies
-        u, _ = causal_conv1d_cpu(conv_in[0], conv_in[1], conv_in[2], None, "silu", reverse)
+    u_pre = xz[..., :inner].transpose(1, 2)
+    pre, _ = causal_conv1d(u_pre, d.conv_weight, d.conv_bias, None, None, reverse)  # before the SiLU
+    pre = pre.float()
+    sig = torch.sigmoid(pre)
+    u = (pre * sig).to(xz.dtype)
     rank, n = d.dt_proj.shape[1], d.A.shape[1]
     dt, B, C = _split(x_dbl, rank, n)
     delta = F.linear(dt, d.dt_proj).transpose(1, 2)
     z = xz[..., inner:].transpose(1, 2)
-    du, ddelta, dA, dB, dC, dD, dz, dbias = scan_backward(u.detach(), delta, d.A, B, C, d.D, z, d.dt_bias, reverse,
+    du, ddelta, dA, dB, dC, dD, dz, dbias = scan_backward(u, delta, d.A, B, C, d.D, z, d.dt_bias, reverse,
                                                           dy.transpose(1, 2))
     ddelta = ddelta.transpose(1, 2).to(dt.dtype)  # (B, L, E)
     d_x_dbl = torch.cat([ddelta @ d.dt_proj, dB.transpose(1, 2).to(dt.dtype), dC.transpose(1, 2).to(dt.dtype)], -1)
     d_dt_proj = _weight_grad(ddelta, dt)
-    u_t = u.detach().transpose(1, 2)
+    u_t = u.transpose(1, 2)
     d_x_proj = _weight_grad(d_x_dbl, u_t)
-    du_t = torch.addmm(du.transpose(1, 2).reshape(-1, inner).to(dt.dtype), d_x_dbl.reshape(-1, d_x_dbl.shape[-1]),
-                       d.x_proj).view_as(u_t)
-    wanted = [t for t in conv_in if t is not None]
-    conv_grads = iter(torch.autograd.grad(u, wanted, du_t.transpose(1, 2)))
-    d_u_pre, d_conv_weight = next(conv_grads), next(conv_grads)
-    d_conv_bias = next(conv_grads) if d.conv_bias is not None else None
+    du = torch.addmm(du.transpose(1, 2).reshape(-1, inner).to(dt.dtype), d_x_dbl.reshape(-1, d_x_dbl.shape[-1]),
+                     d.x_proj).view_as(u_t).transpose(1, 2)
+    grad_pre = du.float() * sig * (1.0 + pre * (1.0 - sig))  # through the SiLU
+    del pre, sig
+    d_u_pre, d_conv_weight, d_conv_bias = conv_backward(u_pre, d.conv_weight, d.conv_bias is not None, grad_pre,
+                                                        reverse)
     if first:
         dxz[..., :inner].copy_(d_u_pre.transpose(1, 2))
         dxz[..., inner:].copy_(dz.transpose(1, 2))
@@ -146,6 +146,24 @@ def _direction_backward(xz: Tensor, x_dbl: Tensor, d: Direction, reverse: bool, 
         dxz[..., :inner].add_(d_u_pre.transpose(1, 2))
         dxz[..., inner:].add_(dz.transpose(1, 2))
     return [d_conv_weight, d_conv_bias, d_x_proj, d_dt_proj, dbias, dA, dD]
+
+
+def conv_backward(x: Tensor, weight: Tensor, has_bias: bool, grad: Tensor, reverse: bool
+                  ) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Gradients (dx, dweight, dbias) of the causal depthwise conv ``pre = conv(x) + bias`` from ``grad = dL/dpre``
+    (x, grad ``(B, E, L)``; weight ``(E, w)``). dx is the same conv run the other way over grad; tap k's weight
+    gradient sums grad times x shifted by ``w - 1 - k``."""
+    width, length = weight.shape[-1], x.shape[-1]
+    dx, _ = causal_conv1d(grad, weight, None, None, None, not reverse)
+    taps = []
+    for k in range(width):
+        shift = min(width - 1 - k, length)
+        if reverse:
+            taps.append((grad[..., : length - shift] * x[..., shift:]).sum(dim=(0, 2)))
+        else:
+            taps.append((grad[..., shift:] * x[..., : length - shift]).sum(dim=(0, 2)))
+    dbias = grad.sum(dim=(0, 2)) if has_bias else None
+    return dx, torch.stack(taps, dim=1).to(weight.dtype), None if dbias is None else dbias.to(weight.dtype)
 
 
 def scan_backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, z: Tensor, dt_bias: Tensor,
