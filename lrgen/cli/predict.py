@@ -14,8 +14,12 @@ from lrgen.cli.common import (at_least_one, bed_input, chunk_size_option, deprec
 
 @app.command("predict")
 def predict_command(
-    bed: Optional[Path] = typer.Argument(None, help="BED file of regions (shorthand for --regions)."),
-    regions: Optional[Path] = regions_option("BED file of regions (BED3+); overlapping regions are merged."),
+    bed: Optional[Path] = typer.Argument(
+        None, help="BED file of regions (shorthand for --regions; - reads standard input)."
+    ),
+    regions: Optional[Path] = regions_option(
+        "BED file of regions (BED3+; - reads standard input); overlapping regions are merged."
+    ),
     genome: Path = genome_option(),
     model: str = model_option("Bundled model, preset, checkpoint, hub id, or a folder written by lrgen finetune "
                               "whose head writes tracks (per bin or per window)."),
