@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from lrgen.cli.app import app
@@ -13,8 +12,7 @@ from lrgen.errors import LrgenError
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``lrgen`` console script: user errors become one line on stderr and exit code 1; a closed
-    standard output (``| head``) ends the command quietly with 141, as SIGPIPE would."""
+    """Entry point of the ``lrgen`` console script: user errors become one line on stderr and exit code 1."""
     try:
         app(args=argv, prog_name="lrgen", standalone_mode=True)
     except LrgenError as exc:
@@ -23,6 +21,3 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("lrgen: interrupted", file=sys.stderr)
         sys.exit(130)
-    except BrokenPipeError:  # the reader of standard output went away (`| head`): stop quietly, as bcftools does
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
-        sys.exit(141)
