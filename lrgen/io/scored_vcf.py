@@ -60,6 +60,20 @@ def substitution_applies(variant: Variant) -> str | None:
     return None
 
 
+def pick_value(name: str | None, available: tuple[str, ...], source: str) -> str:
+    """The score value a user names, as its TSV column (``wt_marginal``), its ``--score`` (``wt-marginal``) or its
+    INFO key (``LRGEN_WTM``); None picks the first of ``available`` (the values of ``source``)."""
+    if not available:
+        raise LrgenError(f"{source} holds no score values (none of {', '.join(SCORE_FIELDS.values())})")
+    if name is None:
+        return available[0]
+    by_key = {key.lower(): value for value, key in SCORE_FIELDS.items()}
+    value = by_key.get(name.strip().lower(), name.strip().lower().replace("-", "_"))
+    if value not in available:
+        raise LrgenError(f"{source} has no {name!r} values; it has {', '.join(available)}")
+    return value
+
+
 class ScoredVcf:
     """A VCF written by ``lrgen score-vcf`` (a path, or ``-`` for standard input), opened for streaming.
 
