@@ -151,8 +151,10 @@ def test_plot_regions(tmp_path, scored, track, options, regions):
     (dict(region=tuple(f"20:{i * 100 + 1}-{i * 100 + 50}" for i in range(7))), "7 regions to plot: choose at most 6"),
     (dict(vcf=EXAMPLE_VCF), "not written by lrgen score-vcf"),
     (dict(bigwig=EXAMPLE_VCF), "not a bigWig file"),
+    (dict(output="folder.png"), r"folder\.png is a folder: name a file in it"),
 ])
 def test_plot_errors_are_one_line(tmp_path, scored, track, options, message):
+    (tmp_path / "folder.png").mkdir()
     settings = {"output": tmp_path / "f.png", "bigwig": track, **options}
     settings["output"] = tmp_path / settings["output"]
     with pytest.raises(LrgenError, match=message) as err:

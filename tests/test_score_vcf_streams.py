@@ -1,4 +1,5 @@
-"""score-vcf with ``-``: the VCF from standard input, the VCF or TSV to standard output, and what a stream refuses."""
+"""score-vcf with ``-``: the VCF from standard input, the VCF or TSV to standard output, what a stream refuses;
+and the names that cannot be written (a folder named as the output)."""
 
 from __future__ import annotations
 
@@ -97,3 +98,17 @@ def test_what_a_stream_refuses(tmp_path, options, message):
     with pytest.raises(LrgenError, match=message):
         score_vcf(ScoreVcfOptions(**{**settings, **options}, **FAST))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(vcf="{tmp}"), r"VCF file .* is a folder, not a VCF file"),
+    (dict(output="{tmp}/out.vcf"), r"output .*out\.vcf is a folder: name a file in it"),
+    (dict(tsv="{tmp}"), r"--tsv .* is a folder: name a file in it"),
+])
+def test_folders_named_as_files_are_refused_before_scoring(tmp_path, options, message):
+    (tmp_path / "out.vcf").mkdir()
+    settings = dict(vcf=EXAMPLE_VCF, genome=EXAMPLE_FASTA, model="caduceus-ps-tiny", output=tmp_path / "o.vcf")
+    settings.update({k: v.format(tmp=tmp_path) for k, v in options.items()})
+    with pytest.raises(LrgenError, match=message):
+        score_vcf(ScoreVcfOptions(**settings, **FAST))
+    assert [p.name for p in tmp_path.iterdir()] == ["out.vcf"]

@@ -41,7 +41,7 @@ def _open_text(path: str | os.PathLike) -> tuple[str, IO[str]]:
         return STDIN_NAME, io.StringIO(read_stdin_text("the BED file"))
     path = Path(path)
     if not path.is_file():
-        raise LrgenError(f"BED file {path} not found")
+        raise LrgenError(f"BED file {path} {'is a folder, not a file' if path.is_dir() else 'not found'}")
     with open(path, "rb") as fh:
         gzipped = fh.read(2) == b"\x1f\x8b"
     opener = gzip.open if gzipped else open

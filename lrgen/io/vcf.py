@@ -140,7 +140,8 @@ class VcfReader:
         spooled = spool_stdin("the VCF") if is_stdio(path) else None
         self.path = spooled or Path(path)
         if not self.path.is_file():
-            raise LrgenError(f"VCF file {self.path} not found")
+            what = "is a folder, not a VCF file" if self.path.is_dir() else "not found"
+            raise LrgenError(f"VCF file {self.path} {what}")
         try:
             copy = _decompressed_copy(self.path, self.name) if is_plain_gzip(self.path) else None
         except LrgenError:

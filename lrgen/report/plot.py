@@ -91,6 +91,8 @@ def _check(o: PlotOptions) -> None:
         raise LrgenError(f"-o {o.output}: name a {', '.join(FORMATS)} file (the format follows the extension)")
     if not o.output.parent.is_dir() or not os.access(o.output.parent, os.W_OK):
         raise LrgenError(f"-o {o.output}: the folder {o.output.parent} does not exist or is not writable")
+    if o.output.is_dir():
+        raise LrgenError(f"-o {o.output} is a folder: name a file in it, e.g. {o.output / 'figure.png'}")
     if o.region and o.regions is not None:
         raise LrgenError("give the regions once: as --region texts or as a --regions BED")
 

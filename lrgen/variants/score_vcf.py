@@ -196,6 +196,8 @@ def score_vcf(options: ScoreVcfOptions) -> Summary:
     check_output_name(o.output)
     if o.tsv is not None and not is_stdio(o.tsv) and not o.tsv.parent.is_dir():
         raise LrgenError(f"the folder of --tsv {o.tsv} does not exist")
+    if o.tsv is not None and o.tsv.is_dir():
+        raise LrgenError(f"--tsv {o.tsv} is a folder: name a file in it, e.g. {o.tsv / 'scored.tsv'}")
     if not is_stdio(o.vcf) and not is_stdio(o.output) and o.output.resolve() == o.vcf.resolve():
         raise LrgenError(f"output {o.output} would overwrite the input VCF: choose another name")
     with processes(o.device, timeout=LONG_TIMEOUT) as procs:

@@ -24,6 +24,8 @@ def check_output_name(path: Path, what: str = "output") -> None:
         raise LrgenError(f"{what} {path} must end with .vcf or .vcf.gz (bgzipped and tabix-indexed)")
     if not path.parent.is_dir():
         raise LrgenError(f"the folder of {what} {path} does not exist")
+    if path.is_dir():
+        raise LrgenError(f"{what} {path} is a folder: name a file in it, e.g. {path / 'scored.vcf.gz'}")
 
 
 def header_text(input_header: str, values: tuple[str, ...], meta: dict[str, str], conjoined: bool) -> str:
