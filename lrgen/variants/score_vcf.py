@@ -226,7 +226,8 @@ def _score(o: ScoreVcfOptions, procs, work: Path) -> Summary:
     from lrgen.variants.resume import Bodies
     from lrgen.variants.shards import merge_shards
 
-    console = Console(stderr=True, quiet=not o.progress or not procs.is_main)
+    # soft_wrap: a summary line is not cut at 80 columns when stderr is a file or a pipe (a log, the demo's output)
+    console = Console(stderr=True, quiet=not o.progress or not procs.is_main, soft_wrap=True)
     dtype = parse_dtype(o.dtype)
     reference = Genome(o.genome)
     ignored: Counter = Counter()
@@ -389,7 +390,7 @@ def print_summary(summary: Summary, console) -> None:
     inside = " in --regions" if summary.outside_regions else ""
     output = STDOUT_NAME if is_stdio(summary.output) else summary.output
     console.print(f"[bold]{output}[/]: {summary.records:,} records{inside}, {summary.alleles:,} ALT alleles, "
-                  f"{scored:,} scored in {summary.windows:,} windows ({speed})")
+                  f"{scored:,} scored in {summary.windows:,} window{'s' if summary.windows != 1 else ''} ({speed})")
     for reason, n in sorted(summary.outcomes.items()):
         if reason != "scored":
             console.print(f"  skipped {n:,}: {reason} — {SKIP_REASONS[reason]}")
