@@ -120,12 +120,13 @@ def _inside(allele: ScoredAllele, regions: list[Region]) -> bool:
 
 
 def _variant_extents(alleles: list[ScoredAllele]) -> list[Region]:
-    spans: dict[str, list[int]] = {}
+    """Per contig, the span of the alleles and a margin (2%, at least 50 bp) that keeps the outer stems in view."""
+    spans: dict[str, tuple[int, int]] = {}
     for a in alleles:
-        lo_hi = spans.setdefault(a.variant.chrom, [a.variant.start, a.variant.end])
-        lo_hi[0], lo_hi[1] = min(lo_hi[0], a.variant.start), max(lo_hi[1], a.variant.end)
-    pad = lambda lo, hi: max(50, (hi - lo) // 50)  # noqa: E731  (a margin so the outer stems stay visible)
-    return [Region(c, max(0, lo - pad(lo, hi)), hi + pad(lo, hi)) for c, (lo, hi) in spans.items()]
+        lo, hi = spans.get(a.variant.chrom, (a.variant.start, a.variant.end))
+        spans[a.variant.chrom] = min(lo, a.variant.start), max(hi, a.variant.end)
+    margins = {c: max(50, (hi - lo) // 50) for c, (lo, hi) in spans.items()}
+    return [Region(c, max(0, lo - margins[c]), hi + margins[c]) for c, (lo, hi) in spans.items()]
 
 
 def _profile(track: BigWigTrack, region: Region) -> TrackProfile:
@@ -174,7 +175,7 @@ def plot(options: PlotOptions) -> PlotSummary:
         if track is not None:
             track.close()
     title = o.title or " and ".join(str(p.name) for p in (o.bigwig, Path(vcf_name) if vcf_name else None) if p)
-    draw(panels, value if o.vcf is not None else None, title, o.output)
+    draw(panels, value, title, o.output)
     shown = [a for p in panels for a in p.variants]
     with_value = sum(1 for a in shown if value is not None and a.values.get(value) is not None)
     return PlotSummary(o.output, regions, value, with_value, len(shown) - with_value)

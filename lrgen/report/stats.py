@@ -77,13 +77,10 @@ def vcf_stats(options: StatsOptions) -> VcfStats:
         missing: dict[str, Counter] = {v: Counter() for v in vcf.values}
         outcomes: Counter = Counter()
         kinds: Counter = Counter()
-        heap: list[tuple[float, int, ScoredAllele]] = []  # the `top` largest (key, -order) so far
+        heap: list[tuple[float, int, ScoredAllele]] = []  # the `top` largest (key, -order: the first of ties) so far
         records = alleles = 0
-        last_record = 0
-        for order, allele in enumerate(vcf.alleles()):
-            alleles += 1
-            if allele.variant.record_number != last_record:
-                records, last_record = records + 1, allele.variant.record_number
+        for alleles, allele in enumerate(vcf.alleles(), start=1):
+            records = allele.variant.record_number  # every record gives at least one allele (ALT '.' too)
             outcomes[allele.status or "no status"] += 1
             if allele.status != "scored":
                 continue
@@ -95,7 +92,7 @@ def vcf_stats(options: StatsOptions) -> VcfStats:
                     numbers[value].append(number)
             number = allele.values[ranked_by]
             if number is not None and top:
-                item = (abs(number) if signed else number, -order, allele)
+                item = (abs(number) if signed else number, -alleles, allele)
                 (heapq.heappush if len(heap) < top else heapq.heappushpop)(heap, item)
         meta = vcf.meta
         source = vcf.name
