@@ -3,8 +3,10 @@ and the names that cannot be written (a folder named as the output)."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pysam
@@ -112,3 +114,23 @@ def test_folders_named_as_files_are_refused_before_scoring(tmp_path, options, me
     with pytest.raises(LrgenError, match=message):
         score_vcf(ScoreVcfOptions(**settings, **FAST))
     assert [p.name for p in tmp_path.iterdir()] == ["out.vcf"]
+
+
+@pytest.mark.parametrize("output", ["o.vcf", "-"])
+def test_an_interrupted_stream_run_leaves_nothing_behind(tmp_path, model, bed, monkeypatch, output):
+    """A stream cannot be resumed: a stopped run removes its partial folder (and standard input's copy)."""
+    from lrgen.variants.resume import Bodies
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(EXAMPLE_VCF.read_bytes())))
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Bodies, "commit", interrupt)
+    out = "-" if output == "-" else tmp_path / output
+    with pytest.raises(KeyboardInterrupt):
+        score_vcf(ScoreVcfOptions(vcf="-", genome=EXAMPLE_FASTA, model=str(model), output=out, regions=bed, **FAST))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"] and list(temp.iterdir()) == []
