@@ -20,10 +20,10 @@ def plot_command(
     region: Optional[List[str]] = typer.Option(None, "--region", "-r", help="chrom:start-end (1-based, inclusive) "
                                                                             "or chrom; repeatable."),
     regions: Optional[Path] = regions_option("BED file of regions to draw (at most 6)."),
-    score: Optional[str] = typer.Option(None, "--score", help="The score to draw, e.g. wt_marginal [the VCF's first]."),
-    title: Optional[str] = typer.Option(None, "--title", help="Figure title [the input files' names]."),
+    score: Optional[str] = typer.Option(None, "--score", help="The score to draw, e.g. wt_marginal (default: the VCF's first)."),
+    title: Optional[str] = typer.Option(None, "--title", help="Figure title (default: the input files' names)."),
 ) -> None:
-    """Draw a track and the variants' scores over the same regions (needs the plot extra: pip install 'lrgen[plot]')."""
+    """Draw a track and the variants' scores over the same regions (needs matplotlib: the plot extra)."""
     from lrgen.report.plot import PlotOptions, plot
 
     summary = plot(PlotOptions(output=output, bigwig=bigwig, vcf=vcf, region=tuple(region or ()), regions=regions,

@@ -34,13 +34,13 @@ def predict_command(
     context: Optional[str] = typer.Option(
         None, "--context", "-c", help="Window length fed to the model [131072; a fine-tuned model's training context]."
     ),
-    flank: Optional[str] = typer.Option(None, "--flank", help="Context cropped on each side of a window [context/8; "
+    flank: Optional[str] = typer.Option(None, "--flank", help="Context cropped on each side of a window \\[context/8; "
                                                               "a per-window head: all but its pooled centre]."),
     chunk_size: Optional[str] = chunk_size_option(),
     bin_size: Optional[str] = typer.Option(
         None, "--bin-size", help="Average values over bins of this many bases [1; a per-bin model's bin, 128]."
     ),
-    format: Optional[str] = typer.Option(None, "--format", help="bigwig or bedgraph [from the output's extension]."),
+    format: Optional[str] = typer.Option(None, "--format", help="bigwig or bedgraph \\[from the output's extension]."),
     batch_size: int = typer.Option(1, "--batch-size", help="Windows per model pass."),
     conjoin: bool = typer.Option(False, "--conjoin", help="Average with the reverse-complement pass (post-hoc)."),
     device: str = device_option(),

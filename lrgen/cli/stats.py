@@ -14,7 +14,7 @@ def stats_command(
     vcf: str = typer.Argument(..., help="A VCF written by lrgen score-vcf (plain, gzip or bgzip); - reads standard "
                                         "input."),
     score: Optional[str] = typer.Option(None, "--score", help="The score that ranks the top variants, e.g. "
-                                                              "wt_marginal, llr or emb_l2 [the file's first]."),
+                                                              "wt_marginal, llr or emb_l2 (default: the file's first)."),
     top: int = typer.Option(10, "--top", "-n", help="How many of the most extreme variants to list (0: none)."),
 ) -> None:
     """Sum up a scored VCF: alleles scored and skipped (by reason), each score's quantiles, the most extreme variants."""
