@@ -9,7 +9,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-.PHONY: install install-dev demo test clean
+.PHONY: install install-dev install-plot demo test clean
 
 install: $(BIN)/python
 	$(if $(TORCH_SPEC),$(BIN)/pip install -q "$(TORCH_SPEC)")
@@ -19,7 +19,12 @@ install-dev: $(BIN)/python
 	$(if $(TORCH_SPEC),$(BIN)/pip install -q "$(TORCH_SPEC)")
 	$(BIN)/pip install -q -e ".[dev]"
 
-demo: install
+# the demo draws a figure: matplotlib comes with the `plot` extra
+install-plot: $(BIN)/python
+	$(if $(TORCH_SPEC),$(BIN)/pip install -q "$(TORCH_SPEC)")
+	$(BIN)/pip install -q -e ".[plot]"
+
+demo: install-plot
 	bash examples/demo.sh $(BIN)
 
 test: install-dev

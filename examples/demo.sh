@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo behind `make demo` (about 2 minutes on a 2-core CPU, measured): score the bundled example VCF (478 real sites on
-# human chr20) with the bundled pretrained Caduceus-PS model, then write its per-base log-probability track to bigWig.
+# human chr20) with the bundled pretrained Caduceus-PS model, write its per-base log-probability track to bigWig, draw
+# the track with the variants' scores (PNG; needs the `plot` extra) and end with the scored VCF summed up.
 # Usage: examples/demo.sh [BIN_DIR]   (BIN_DIR holds the `lrgen` executable; default: PATH)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,5 +32,12 @@ echo "== predict: per-base log p(reference) over 20:1,000,000-1,020,000 to bigWi
 printf '20\t1000000\t1020000\n' > "$OUT/region.bed"
 "$LRGEN" predict "$OUT/region.bed" --genome "$GENOME" --model "$MODEL" --context 4kb -o "$OUT/example.logprob.bw"
 
+echo "== plot: the track, and the variants' wt-marginal scores along it -> $OUT/example.png"
+"$LRGEN" plot --bigwig "$OUT/example.logprob.bw" --vcf "$OUT/example.wt-marginal.vcf.gz" --regions "$OUT/region.bed" \
+    -o "$OUT/example.png" || echo "(no figure: see the line above)"
+
 echo "== outputs in $OUT/"
 ls -l "$OUT"
+
+echo "== stats: the scored VCF summed up"
+"$LRGEN" stats "$OUT/example.wt-marginal.vcf.gz"

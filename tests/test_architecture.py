@@ -1,6 +1,6 @@
 """The floors of the house, checked from the code's own imports (inside functions too).
 
-cli → jobs (siblings: pretrain, glrb, variants, tracks, embed, userdata) → training → engine → models → runtime →
+cli → jobs (siblings: pretrain, glrb, variants, tracks, embed, userdata, report) → training → engine → models → runtime →
 ops, io, tokenizer.
 A module imports only its own floor and those below it; jobs never import each other; no library module goes back
 up through the package face (``import lrgen``).
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lrgen"
-JOBS = {"pretrain", "glrb", "variants", "tracks", "embed", "userdata"}
+JOBS = {"pretrain", "glrb", "variants", "tracks", "embed", "userdata", "report"}
 GROUND = {"ops", "io", "tokenizer", "sizes", "errors", "version"}
 #: floor -> the floors (first component under lrgen) it may import
 ALLOWED = {

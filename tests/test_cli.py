@@ -18,8 +18,26 @@ runner = CliRunner()
 def test_help_lists_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("pretrain", "finetune", "evaluate", "score-vcf", "predict", "info", "embed"):
+    for command in ("pretrain", "finetune", "evaluate", "score-vcf", "predict", "info", "embed", "stats", "plot"):
         assert command in result.output
+
+
+def test_help_texts_keep_their_bracketed_defaults():
+    """Rich reads ``[word ...]`` in a help text as markup and drops it, so a default written in brackets is escaped."""
+    import re
+
+    import typer.main
+
+    def commands(command):
+        yield command
+        for sub in getattr(command, "commands", {}).values():
+            yield from commands(sub)
+
+    texts = [(c.name, p.name, p.help) for c in commands(typer.main.get_command(app)) for p in c.params
+             if getattr(p, "help", None)]
+    assert not [t for t in texts if re.search(r"(?<!\\)\[[a-zA-Z]", t[2])]
+    shown = runner.invoke(app, ["predict", "--help"], env={"COLUMNS": "200"}).output
+    assert "[from the output's extension]" in shown and "[the engine's: 65536 on a GPU, 4096 on a CPU]" in shown
 
 
 def test_version():

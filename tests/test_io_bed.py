@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import io
+import sys
 
 import pytest
 
@@ -101,3 +103,13 @@ def test_merge_regions():
     ordered = merge_regions(regions, contig_order=["2", "1"])
     assert [r.chrom for r in ordered] == ["2", "2", "1", "1"]
     assert merge_regions([]) == []
+
+
+def test_read_bed_from_standard_input(monkeypatch, genome):
+    text = "chr1\t10\t20\nMT\t5\t15\n"
+    for data in (text.encode(), gzip.compress(text.encode())):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+        assert [(r.chrom, r.start, r.end) for r in read_bed("-", genome)] == [("chr1", 10, 20), ("MT", 5, 15)]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"chr1\t10\t20\nchr1\t30\n")))
+    with pytest.raises(LrgenError, match=r"^<stdin>: line 2: expected at least 3 columns"):
+        read_bed("-", genome)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import io
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -216,3 +218,34 @@ def test_truncated_bgzip_vcf_is_one_line_without_pysam_internals(tmp_path):
         assert "truncated" in message and "b'" not in message and "mode=" not in message, message
     else:  # htslib may open a truncated file and fail only while reading: that error is lrgen's too
         pytest.fail("a truncated bgzip VCF was read without an error")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("form", ["bgzip", "gzip", "plain"])
+def test_standard_input_reads_like_the_file(tmp_path, monkeypatch, form):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    packed = (EXAMPLES / "example.vcf.gz").read_bytes()
+    data = {"bgzip": packed, "gzip": gzip.compress(gzip.decompress(packed)), "plain": gzip.decompress(packed)}[form]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    with open_vcf("-") as reader:
+        assert reader.name == "<stdin>"
+        piped = [str(record) for record, _ in reader]
+    with open_vcf(EXAMPLES / "example.vcf.gz") as reader:
+        assert piped == [str(record) for record, _ in reader]
+    assert list(tmp_path.iterdir()) == []  # the temporary copies are gone
+
+
+def test_standard_input_errors_name_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO((HEADER + "20\tx\t.\tA\tG\t.\t.\t.\n").encode())))
+    with pytest.raises(LrgenError, match=r"^<stdin>: data record 1 \(line 5: .*cannot be parsed"):
+        with open_vcf("-") as reader:
+            list(reader)
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    with pytest.raises(LrgenError, match="'-' reads the VCF from standard input, but nothing is piped in"):
+        open_vcf("-")
+    assert list(tmp_path.iterdir()) == []

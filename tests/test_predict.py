@@ -168,6 +168,8 @@ def test_bad_inputs_leave_no_output(genome, lm, tmp_path, capsys):
                                progress=False))
     with pytest.raises(LrgenError, match="does not exist"):
         predict(PredictOptions(regions=bed, genome=path, model=lm, output=tmp_path / "missing" / "o.bw", context=128, progress=False))
+    with pytest.raises(LrgenError, match="-o -: predict writes files"):  # not a file named '-'
+        predict(PredictOptions(regions=bed, genome=path, model=lm, output="-", context=128, progress=False))
     with pytest.raises(LrgenError, match="both '20' and 'chr20'"):
         bed.write_text("20\t0\t10\nchr20\t50\t60\n")
         predict(PredictOptions(regions=bed, genome=path, model=lm, output=tmp_path / "o.bw", context=128, progress=False))

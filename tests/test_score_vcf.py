@@ -372,3 +372,5 @@ def test_summary_headline(tmp_path):
     done = Summary(Path("o.vcf"), records=10, alleles=12, outcomes=Counter(scored=12), windows=3, seconds=705.2,
                    resumed=True)
     assert "12 scored in 3 windows (resumed: nothing left to score)" in printed(done)
+    one = Summary(Path("o.vcf"), records=1, alleles=1, outcomes=Counter(scored=1), windows=1, seconds=1.0, scored_now=1)
+    assert "1 scored in 1 window (1.0 variants/s over 1.0 s)" in printed(one)

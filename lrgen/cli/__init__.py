@@ -6,7 +6,7 @@ import sys
 
 from lrgen.cli.app import app
 from lrgen.cli import (  # noqa: F401  (registers the commands)
-    info, pretrain, finetune, evaluate, score_vcf, predict, embed, glrb, export,
+    info, pretrain, finetune, evaluate, score_vcf, predict, embed, glrb, export, stats, plot,
 )
 from lrgen.errors import LrgenError
 

@@ -35,7 +35,7 @@ def device_option() -> Any:
 
 def chunk_size_option() -> Any:
     return typer.Option(None, "--chunk-size",
-                        help="Positions per streamed scan chunk [the engine's: 65536 on a GPU, 4096 on a CPU].")
+                        help="Positions per streamed scan chunk \\[the engine's: 65536 on a GPU, 4096 on a CPU].")
 
 
 def deprecated_option(flag: str) -> Any:

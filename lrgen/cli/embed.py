@@ -14,8 +14,10 @@ from lrgen.cli.common import (at_least_one, bed_input, chunk_size_option, device
 
 @app.command("embed")
 def embed_command(
-    bed: Optional[Path] = typer.Argument(None, help="BED file of regions to embed (shorthand for --regions)."),
-    regions: Optional[Path] = regions_option("BED file of regions to embed."),
+    bed: Optional[Path] = typer.Argument(
+        None, help="BED file of regions to embed (shorthand for --regions; - reads standard input)."
+    ),
+    regions: Optional[Path] = regions_option("BED file of regions to embed (- reads standard input)."),
     model: str = model_option(),
     genome: Path = genome_option(),
     output: Path = output_option("Output file: *.safetensors or *.npz."),

@@ -15,20 +15,20 @@ from lrgen.cli.common import (at_least_one, chunk_size_option, deprecated_option
 @app.command("evaluate")
 def evaluate_command(
     task: Optional[str] = typer.Option(None, "--task", help="GLRB task or alias (see `lrgen glrb tasks`), or mlm "
-                                                            "[a folder fine-tuned on your data: its own task]."),
+                                                            "\\[a folder fine-tuned on your data: its own task]."),
     model: str = model_option("Fine-tuned folder; for variant tasks and mlm also any backbone."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Benchmark folder in the published layout (GLRB tasks)."),
     genome: Optional[str] = typer.Option(None, "--genome", "-g", help="Reference FASTA of the task's coordinates "
                                                                        "(GLRB tasks; your data: if it moved)."),
     fasta: Optional[List[str]] = typer.Option(None, "--fasta", help="FASTA to measure perplexity on (mlm); repeatable."),
-    context: Optional[str] = typer.Option(None, "--context", "-c", help="Context(s), e.g. 12kb,120kb,1Mbp [training context]."),
+    context: Optional[str] = typer.Option(None, "--context", "-c", help="Context(s), e.g. 12kb,120kb,1Mbp \\[training context]."),
     output: Optional[str] = output_option("Folder for results.json, results.md and the plot.", required=False),
     out: Optional[str] = deprecated_option("--out"),
     bootstrap: int = typer.Option(0, "--bootstrap", help="Bootstrap resamples for a 95% interval (e.g. 1000) [0: none]."),
     chunk_size: Optional[str] = chunk_size_option(),
     windows: int = typer.Option(8, "--windows", help="Windows per context (mlm)."),
-    split: str = typer.Option("test", "--split", help="Split to evaluate [test]."),
-    conjoin: Optional[bool] = typer.Option(None, "--conjoin/--no-conjoin", help="Average with the reverse-complement pass [as fine-tuned]."),
+    split: str = typer.Option("test", "--split", help="Split to evaluate \\[test]."),
+    conjoin: Optional[bool] = typer.Option(None, "--conjoin/--no-conjoin", help="Average with the reverse-complement pass \\[as fine-tuned]."),
     batch_size: int = typer.Option(8, "--batch-size", help="Windows per batch (GLRB tasks)."),
     device: str = device_option(),
     seed: int = typer.Option(0, "--seed", help="Seed of bootstrap resampling and mlm windows."),

@@ -29,20 +29,20 @@ def finetune_command(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="GLRB: benchmark folder in the published layout."),
     positives: Optional[str] = typer.Option(None, "--positives", help="regions: BED of positive regions (classes from "
                                                                       "the name column)."),
-    negatives: Optional[str] = typer.Option(None, "--negatives", help="regions: BED of negative regions [drawn: GC- "
+    negatives: Optional[str] = typer.Option(None, "--negatives", help="regions: BED of negative regions \\[drawn: GC- "
                                                                       "and length-matched]."),
     negatives_per_positive: int = typer.Option(1, "--negatives-per-positive", help="regions: negatives drawn per "
                                                                                    "positive."),
     targets: Optional[List[str]] = typer.Option(None, "--targets", help="tracks: bigWig target(s); repeatable or "
                                                                         "comma-separated."),
     bin_size: str = typer.Option("128", "--bin-size", help="tracks: bin width of the targets."),
-    regions: Optional[str] = regions_option("tracks: BED of regions to tile [every contig the bigWigs cover]."),
+    regions: Optional[str] = regions_option("tracks: BED of regions to tile \\[every contig the bigWigs cover]."),
     table: Optional[str] = typer.Option(None, "--table", help="table: TSV of chrom/start/end or chrom/pos/ref/alt "
                                                               "and label columns."),
     valid_chroms: Optional[str] = typer.Option(None, "--valid-chroms", help="Your data: validation contigs, "
-                                                                            "comma-separated [from the FASTA's end]."),
+                                                                            "comma-separated \\[from the FASTA's end]."),
     test_chroms: Optional[str] = typer.Option(None, "--test-chroms", help="Your data: test contigs, comma-separated "
-                                                                          "[from the FASTA's end]."),
+                                                                          "\\[from the FASTA's end]."),
     epochs: int = typer.Option(10, "--epochs", help="Passes over the training split."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps."),
     batch_size: int = typer.Option(8, "--batch-size", help="Windows per step and process."),
@@ -53,7 +53,7 @@ def finetune_command(
     patience: int = typer.Option(3, "--patience", help="Validations without improvement before early stopping."),
     val_fraction: float = typer.Option(0.1, "--val-fraction", help="GLRB: share of train held out for validation "
                                                                    "(never test)."),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Validate every N steps [once per epoch]."),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Validate every N steps \\[once per epoch]."),
     freeze_backbone: bool = typer.Option(False, "--freeze-backbone/--unfreeze-backbone", help="Train only the head."),
     conjoin: bool = typer.Option(False, "--conjoin", help="Post-hoc conjoining: average with the reverse-complement pass (Caduceus-Ph)."),
     hidden: int = typer.Option(256, "--hidden", help="Width of the MLP heads."),

@@ -32,7 +32,7 @@ def tasks_command() -> None:
 @glrb_app.command("make-fixture")
 def make_fixture_command(
     out_dir: str = typer.Argument(..., help="Folder to write the benchmark files into."),
-    genome: Optional[str] = typer.Option(None, "--genome", help="Where to write the synthetic FASTA [OUT_DIR/genome.fa]."),
+    genome: Optional[str] = typer.Option(None, "--genome", help="Where to write the synthetic FASTA \\[OUT_DIR/genome.fa]."),
     n_train: int = typer.Option(48, "--n-train", help="Train rows per task."),
     n_test: int = typer.Option(24, "--n-test", help="Test rows per task."),
     seed: int = typer.Option(0, "--seed", help="Seed of the genome and labels."),

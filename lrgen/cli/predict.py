@@ -14,8 +14,12 @@ from lrgen.cli.common import (at_least_one, bed_input, chunk_size_option, deprec
 
 @app.command("predict")
 def predict_command(
-    bed: Optional[Path] = typer.Argument(None, help="BED file of regions (shorthand for --regions)."),
-    regions: Optional[Path] = regions_option("BED file of regions (BED3+); overlapping regions are merged."),
+    bed: Optional[Path] = typer.Argument(
+        None, help="BED file of regions (shorthand for --regions; - reads standard input)."
+    ),
+    regions: Optional[Path] = regions_option(
+        "BED file of regions (BED3+; - reads standard input); overlapping regions are merged."
+    ),
     genome: Path = genome_option(),
     model: str = model_option("Bundled model, preset, checkpoint, hub id, or a folder written by lrgen finetune "
                               "whose head writes tracks (per bin or per window)."),
@@ -30,13 +34,13 @@ def predict_command(
     context: Optional[str] = typer.Option(
         None, "--context", "-c", help="Window length fed to the model [131072; a fine-tuned model's training context]."
     ),
-    flank: Optional[str] = typer.Option(None, "--flank", help="Context cropped on each side of a window [context/8; "
+    flank: Optional[str] = typer.Option(None, "--flank", help="Context cropped on each side of a window \\[context/8; "
                                                               "a per-window head: all but its pooled centre]."),
     chunk_size: Optional[str] = chunk_size_option(),
     bin_size: Optional[str] = typer.Option(
         None, "--bin-size", help="Average values over bins of this many bases [1; a per-bin model's bin, 128]."
     ),
-    format: Optional[str] = typer.Option(None, "--format", help="bigwig or bedgraph [from the output's extension]."),
+    format: Optional[str] = typer.Option(None, "--format", help="bigwig or bedgraph \\[from the output's extension]."),
     batch_size: int = typer.Option(1, "--batch-size", help="Windows per model pass."),
     conjoin: bool = typer.Option(False, "--conjoin", help="Average with the reverse-complement pass (post-hoc)."),
     device: str = device_option(),

@@ -16,16 +16,18 @@ from lrgen.cli.common import (at_least_one, chunk_size_option, device_option, ge
 
 @app.command("score-vcf")
 def score_vcf_command(
-    vcf: Path = typer.Argument(..., help="Input VCF or BCF (plain, gzip or bgzip)."),
+    vcf: Path = typer.Argument(..., help="Input VCF or BCF (plain, gzip or bgzip); - reads standard input."),
     genome: Path = genome_option("Indexed FASTA of the VCF's genome (plain or bgzip)."),
     model: str = model_option("Bundled model, preset, checkpoint or fine-tuned folder, or hub id (Caduceus or Hawk)."),
     context: str = typer.Option(..., "--context", "-c", help="Window length around the variants, e.g. 131kb or 1Mbp."),
-    output: Path = output_option("Output VCF: *.vcf, or *.vcf.gz (bgzip + tabix)."),
+    output: Path = output_option("Output VCF: *.vcf, *.vcf.gz (bgzip + tabix), or - (plain VCF on standard output)."),
     score: List[str] = typer.Option(["llr"], "--score", help="llr, wt-marginal, embedding or head; repeatable."),
-    tsv: Optional[Path] = typer.Option(None, "--tsv", help="Also write a table: one row per ALT allele."),
+    tsv: Optional[Path] = typer.Option(None, "--tsv", help="Also write a table: one row per ALT allele (- for standard output)."),
     exact: bool = typer.Option(False, "--exact", help="Full passes for every allele (no local recomputation)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run with the same options."),
-    regions: Optional[Path] = regions_option("BED file: score only records overlapping it."),
+    regions: Optional[Path] = regions_option(
+        "BED file: score only records overlapping it (- reads standard input)."
+    ),
     recompute_span: str = typer.Option("8192", "--recompute-span", help="bp recomputed around each allele."),
     embedding_span: str = typer.Option("1536", "--embedding-span", help="bp around the allele for embedding."),
     on_ref_mismatch: str = typer.Option("skip", "--on-ref-mismatch", help="error, skip or score."),

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import bisect
 import gzip
+import io
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import IO, Sequence
 
 from lrgen.errors import LrgenError
 from lrgen.io.genome import Genome
+from lrgen.io.streams import STDIN_NAME, is_stdio, read_stdin_text
 
 
 @dataclass(frozen=True)
@@ -28,27 +31,36 @@ class Region:
         return self.end - self.start
 
 
-def _fail(path: Path, line_no: int, what: str) -> LrgenError:
+def _fail(path: Path | str, line_no: int, what: str) -> LrgenError:
     return LrgenError(f"{path}: line {line_no}: {what}")
 
 
+def _open_text(path: str | os.PathLike) -> tuple[str, IO[str]]:
+    """The BED's name for messages and its lines: a plain or gzip file, or standard input for ``-``."""
+    if is_stdio(path):
+        return STDIN_NAME, io.StringIO(read_stdin_text("the BED file"))
+    path = Path(path)
+    if not path.is_file():
+        raise LrgenError(f"BED file {path} {'is a folder, not a file' if path.is_dir() else 'not found'}")
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    opener = gzip.open if gzipped else open
+    return str(path), opener(path, "rt", encoding="utf-8", errors="replace")
+
+
 def read_bed(path: str | os.PathLike, genome: Genome | None = None, ignored: Counter | None = None) -> list[Region]:
-    """Regions of a BED file (plain or gzip; tab- or whitespace-separated; extra columns ignored).
+    """Regions of a BED file (plain or gzip, or standard input for ``-``; tab- or whitespace-separated; extra columns
+    ignored).
 
     Blank lines and ``#``, ``track`` and ``browser`` lines are skipped. With a ``genome``, regions must end within
     their contigs, and the contigs must exist (aliases such as ``chr1`` for ``1`` allowed) — or, given an ``ignored``
     counter, regions on contigs the genome lacks are left out and counted there by contig, as bcftools does with a
     genome-wide BED (:func:`ignored_note` says so in one line).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise LrgenError(f"BED file {path} not found")
-    with open(path, "rb") as fh:
-        gzipped = fh.read(2) == b"\x1f\x8b"
-    opener = gzip.open if gzipped else open
+    source, text_lines = _open_text(path)
     sizes = genome.contig_sizes if genome is not None else {}
     regions: list[Region] = []
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+    with text_lines as fh:
         for line_no, line in enumerate(fh, start=1):
             text = line.strip()
             if not text or text.startswith("#"):
@@ -57,25 +69,25 @@ def read_bed(path: str | os.PathLike, genome: Genome | None = None, ignored: Cou
             if fields[0] in ("track", "browser"):
                 continue
             if len(fields) < 3:
-                raise _fail(path, line_no, f"expected at least 3 columns (chrom, start, end), got {len(fields)}")
+                raise _fail(source, line_no, f"expected at least 3 columns (chrom, start, end), got {len(fields)}")
             chrom = fields[0].strip()
             try:
                 start, end = int(fields[1]), int(fields[2])
             except ValueError:
-                raise _fail(path, line_no, f"start and end must be integers, got {fields[1]!r} and {fields[2]!r}")
+                raise _fail(source, line_no, f"start and end must be integers, got {fields[1]!r} and {fields[2]!r}")
             if start < 0:
-                raise _fail(path, line_no, f"start {start} is negative")
+                raise _fail(source, line_no, f"start {start} is negative")
             if start >= end:
-                raise _fail(path, line_no, f"start {start} is not before end {end} (BED is 0-based half-open)")
+                raise _fail(source, line_no, f"start {start} is not before end {end} (BED is 0-based half-open)")
             if genome is not None:
                 if chrom not in genome and ignored is not None:
                     ignored[chrom] += 1
                     continue
                 if chrom not in genome:
-                    raise _fail(path, line_no, f"contig '{chrom}' is not in the FASTA {genome.path}")
+                    raise _fail(source, line_no, f"contig '{chrom}' is not in the FASTA {genome.path}")
                 size = sizes[genome.resolve(chrom)]
                 if end > size:
-                    raise _fail(path, line_no, f"end {end} is past the end of contig '{chrom}' ({size} bp)")
+                    raise _fail(source, line_no, f"end {end} is past the end of contig '{chrom}' ({size} bp)")
             name = fields[3].strip() if len(fields) > 3 and fields[3].strip() else None
             regions.append(Region(chrom, start, end, name, line_no))
     return regions
@@ -84,10 +96,28 @@ def read_bed(path: str | os.PathLike, genome: Genome | None = None, ignored: Cou
 def ignored_note(path: str | os.PathLike, ignored: Counter) -> str:
     """One line on the regions :func:`read_bed` left out, e.g. "r.bed: 3 regions on contigs not in the FASTA were
     ignored (chrUn_gl000220: 1, chrY: 2)"."""
+    path = STDIN_NAME if is_stdio(path) else path
     shown = ", ".join(f"{c}: {n:,}" for c, n in sorted(ignored.items())[:5]) + (", ..." if len(ignored) > 5 else "")
     total = sum(ignored.values())
     what = "1 region on a contig" if total == 1 else f"{total:,} regions on contigs"
     return f"{path}: {what} not in the FASTA {'was' if total == 1 else 'were'} ignored ({shown})"
+
+
+_REGION_TEXT = re.compile(r"^(?P<chrom>[^:\s]+)(?::(?P<start>[\d,]+)-(?P<end>[\d,]+))?$")
+
+
+def parse_region(text: str) -> tuple[str, int, int | None]:
+    """``chrom`` or ``chrom:start-end``, 1-based and inclusive as in samtools (commas allowed, e.g.
+    ``20:1,000,001-1,020,000``), as 0-based half-open ``(chrom, start, end)``; ``end`` is None for a whole contig."""
+    m = _REGION_TEXT.match(text.strip())
+    if not m:
+        raise LrgenError(f"cannot read region {text!r}: write chrom or chrom:start-end, e.g. 20:1000000-4000000")
+    if m.group("start") is None:
+        return m.group("chrom"), 0, None
+    start, end = (int(m.group(g).replace(",", "")) for g in ("start", "end"))
+    if start < 1 or end < start:
+        raise LrgenError(f"region {text!r}: need 1 <= start <= end (1-based, inclusive)")
+    return m.group("chrom"), start - 1, end
 
 
 def merge_regions(regions: Sequence[Region], contig_order: Sequence[str] | None = None) -> list[Region]:

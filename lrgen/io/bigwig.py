@@ -153,13 +153,27 @@ class TrackWriter:
             self.abort()
 
 
+def open_bigwig(path: Path):
+    """A pyBigWig reader of ``path``, or one line saying why not (checked first: libBigWig prints to stderr)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    magic = struct.unpack("<I", head)[0] if len(head) == 4 else None
+    if magic != _BIGWIG_MAGIC and magic != struct.unpack(">I", struct.pack("<I", _BIGWIG_MAGIC))[0]:
+        raise LrgenError(f"{path}: not a bigWig file (no bigWig signature at its start)")
+    try:
+        bw = pyBigWig.open(str(path))
+    except RuntimeError:
+        bw = None
+    if bw is None or not bw.isBigWig():
+        raise LrgenError(f"{path}: cannot open as bigWig")
+    return bw
+
+
 def read_bigwig_values(path: str | os.PathLike, chrom: str, start: int, end: int) -> np.ndarray:
     """Per-base values of ``[start, end)`` from a bigWig (NaN where there is no entry)."""
     if not Path(path).is_file():
         raise LrgenError(f"bigWig file {path} not found")
-    bw = pyBigWig.open(str(path))
-    if bw is None:
-        raise LrgenError(f"{path}: cannot open as bigWig")
+    bw = open_bigwig(Path(path))
     try:
         values = np.asarray(bw.values(chrom, start, end, numpy=True), dtype=np.float64)
     finally:
@@ -193,13 +207,7 @@ class TrackReader:
                              f"({shown(genome.contig_sizes)}): is it for another assembly?")
 
     def _open(self):
-        try:
-            bw = pyBigWig.open(str(self.path))
-        except RuntimeError:
-            bw = None
-        if bw is None or not bw.isBigWig():
-            raise LrgenError(f"{self.path}: cannot open as bigWig")
-        return bw
+        return open_bigwig(self.path)
 
     def values(self, contig: str, start: int, end: int) -> np.ndarray:
         """Float64 values of ``[start, end)`` on the genome's ``contig``, NaN where the file has none."""
@@ -222,3 +230,66 @@ class TrackReader:
     def __setstate__(self, state: dict) -> None:
         self.path, self.contigs = state["path"], state["contigs"]
         self._pid, self._bw = os.getpid(), self._open()
+
+
+class BigWigTrack:
+    """A bigWig read by its own contig names, whatever the caller's naming style (``chr20``/``20`` aliased): its
+    contigs, where it has values, and a region's values per base or summed up per bin (for drawing)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise LrgenError(f"bigWig file {self.path} not found")
+        self._bw = open_bigwig(self.path)
+        self.sizes: dict[str, int] = {c: int(n) for c, n in self._bw.chroms().items()}
+
+    def contig(self, chrom: str) -> str | None:
+        """The file's name for ``chrom`` (aliases matched), None when it lacks the contig."""
+        return next((c for c in alias_candidates(chrom) if c in self.sizes), None)
+
+    def extents(self) -> list[tuple[str, int, int]]:
+        """``(contig, start, end)`` from the first to the last base with a value, per contig that has any."""
+        found = []
+        for name, size in self.sizes.items():
+            bins = min(size, 4096)
+            cover = self._bw.stats(name, 0, size, type="coverage", nBins=bins) or []
+            hit = [i for i, c in enumerate(cover) if c]
+            if not hit:
+                continue
+            width = -(-size // bins)  # search one bin beyond the covered ones: bin edges are rounded
+            first = self._bw.intervals(name, max(0, (hit[0] - 1) * width), min(size, (hit[0] + 2) * width))
+            last = self._bw.intervals(name, max(0, (hit[-1] - 1) * width), min(size, (hit[-1] + 2) * width))
+            if first and last:
+                found.append((name, first[0][0], last[-1][1]))
+        return found
+
+    def values(self, chrom: str, start: int, end: int) -> np.ndarray:
+        """Float64 values of ``[start, end)`` per base, NaN where the file has none."""
+        out = np.full(end - start, np.nan)
+        name = self.contig(chrom)
+        lo, hi = max(start, 0), min(end, self.sizes.get(name, 0))
+        if name is not None and lo < hi:
+            got = self._bw.values(name, lo, hi, numpy=True)
+            if got is not None and len(got) == hi - lo:
+                out[lo - start : hi - start] = got
+        return out
+
+    def binned(self, chrom: str, start: int, end: int, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean, minimum and maximum of ``[start, end)`` (inside the contig) over ``bins`` equal bins, NaN where a
+        bin has no value."""
+        name = self.contig(chrom)
+
+        def summary(kind: str) -> np.ndarray:
+            got = self._bw.stats(name, start, end, type=kind, nBins=bins) if name is not None else [None] * bins
+            return np.array([np.nan if v is None else v for v in got], dtype=np.float64)
+
+        return summary("mean"), summary("min"), summary("max")
+
+    def close(self) -> None:
+        self._bw.close()
+
+    def __enter__(self) -> BigWigTrack:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

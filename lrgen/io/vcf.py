@@ -2,7 +2,7 @@
 
 Positions are 1-based as in the VCF (``Variant.start`` gives the 0-based start used by the rest of lrgen). A VCF
 compressed with plain gzip rather than bgzip (htslib cannot open it: it seeks) is streamed once into a temporary
-plain copy that is read instead and deleted on close.
+plain copy that is read instead and deleted on close; so is standard input (the path ``-``), whatever its form.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pysam
 
 from lrgen.errors import LrgenError
 from lrgen.io.genome import Genome, quiet_htslib
+from lrgen.io.streams import STDIN_NAME, is_stdio, spool_stdin
 
 KINDS = ("snv", "mnp", "insertion", "deletion", "complex", "symbolic", "breakend", "star", "missing")
 SCORABLE_KINDS = frozenset({"snv", "mnp", "insertion", "deletion", "complex"})
@@ -109,41 +110,54 @@ def is_truncated_bgzf(path: str | os.PathLike) -> bool:
         return fh.read() != BGZF_EOF
 
 
-def _decompressed_copy(path: Path) -> Path:
-    """A temporary plain copy of the gzip file ``path``, written by streaming."""
-    fd, name = tempfile.mkstemp(prefix=f"lrgen-{path.name}-", suffix=".vcf")
+def _decompressed_copy(path: Path, name: str) -> Path:
+    """A temporary plain copy of the gzip file ``path`` (called ``name`` in messages), written by streaming."""
+    fd, copy = tempfile.mkstemp(prefix=f"lrgen-{path.name}-", suffix=".vcf")
     try:
         with os.fdopen(fd, "wb") as out, gzip.open(path, "rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
     except (OSError, EOFError) as exc:
-        os.unlink(name)
-        raise LrgenError(f"{path}: cannot decompress this gzip file ({exc})") from exc
-    return Path(name)
+        os.unlink(copy)
+        raise LrgenError(f"{name}: cannot decompress this gzip file ({exc})") from exc
+    return Path(copy)
 
 
-def _remove(path: Path | None) -> None:
-    if path is not None:
-        path.unlink(missing_ok=True)
+def _remove(*paths: Path | None) -> None:
+    for path in paths:
+        if path is not None:
+            path.unlink(missing_ok=True)
 
 
 class VcfReader:
-    """Streams ``(record, variants)`` pairs: the pysam record (to copy into a writer) and its per-ALT variants."""
+    """Streams ``(record, variants)`` pairs: the pysam record (to copy into a writer) and its per-ALT variants.
+
+    ``path`` ``-`` reads standard input. ``name`` is the input as messages call it (``<stdin>`` for ``-``);
+    ``path`` is the file actually read (for standard input, its temporary copy).
+    """
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
+        self.name = STDIN_NAME if is_stdio(path) else str(path)
+        spooled = spool_stdin("the VCF") if is_stdio(path) else None
+        self.path = spooled or Path(path)
         if not self.path.is_file():
-            raise LrgenError(f"VCF file {self.path} not found")
-        copy = _decompressed_copy(self.path) if is_plain_gzip(self.path) else None
-        self._remove_copy = weakref.finalize(self, _remove, copy)  # once: on close, collection or exit
+            what = "is a folder, not a VCF file" if self.path.is_dir() else "not found"
+            raise LrgenError(f"VCF file {self.path} {what}")
+        try:
+            copy = _decompressed_copy(self.path, self.name) if is_plain_gzip(self.path) else None
+        except LrgenError:
+            _remove(spooled)
+            raise
+        self._remove_temporary = weakref.finalize(self, _remove, copy, spooled)  # once: on close, collection, exit
         try:
             with quiet_htslib():  # lrgen says what matters; no [E::idx_find_and_load] for unindexed inputs
                 self._file = pysam.VariantFile(str(copy or self.path))
         except (OSError, ValueError):
-            self._remove_copy()
-            if copy is None and is_truncated_bgzf(self.path):
-                raise LrgenError(f"{self.path}: the bgzip file is truncated (no end-of-file block): download or "
+            truncated = copy is None and is_truncated_bgzf(self.path)
+            self._remove_temporary()
+            if truncated:
+                raise LrgenError(f"{self.name}: the bgzip file is truncated (no end-of-file block): download or "
                                  "compress it again (bgzip -c file.vcf > file.vcf.gz)") from None
-            raise LrgenError(f"{self.path}: not a readable VCF/BCF; it needs a header starting with "
+            raise LrgenError(f"{self.name}: not a readable VCF/BCF; it needs a header starting with "
                              "'##fileformat=VCF'") from None
         self.records_read = 0
 
@@ -156,13 +170,14 @@ class VcfReader:
         last: pysam.VariantRecord | None = None
         while True:
             try:
-                record = next(records)
+                with quiet_htslib():  # a bad record is reported below, in one line
+                    record = next(records)
             except StopIteration:
                 return
             except (OSError, ValueError) as exc:
                 after = f" after {last.chrom}:{last.pos}" if last is not None else ""
                 raise LrgenError(
-                    f"{self.path}: data record {self.records_read + 1}{after}{self._locate(self.records_read + 1)} "
+                    f"{self.name}: data record {self.records_read + 1}{after}{self._locate(self.records_read + 1)} "
                     f"cannot be parsed; a record needs 8 tab-separated columns with an integer POS (htslib: {exc})"
                 ) from exc
             self.records_read += 1
@@ -204,7 +219,7 @@ class VcfReader:
 
     def close(self) -> None:
         self._file.close()
-        self._remove_copy()
+        self._remove_temporary()
 
     def __enter__(self) -> VcfReader:
         return self

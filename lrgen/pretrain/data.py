@@ -9,7 +9,6 @@ is the same whatever happened before, so resuming needs only the counter and ran
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from lrgen.errors import LrgenError
+from lrgen.io.bed import parse_region as parse_samtools_region
 from lrgen.io.genome import same_contig
 from lrgen.tokenizer import CharTokenizer, KmerTokenizer
 
@@ -111,20 +111,9 @@ def read_fasta_list(path: str | Path) -> list[str]:
     return out
 
 
-_REGION = re.compile(r"^(?P<chrom>[^:\s]+)(?::(?P<start>[\d,]+)-(?P<end>[\d,]+))?$")
-
-
 def parse_region(text: str) -> Region:
     """``chrom`` or ``chrom:start-end`` with 1-based inclusive coordinates (samtools style), e.g. ``20:1000000-4000000``."""
-    m = _REGION.match(text.strip())
-    if not m:
-        raise LrgenError(f"cannot read region {text!r}: write chrom or chrom:start-end, e.g. 20:1000000-4000000")
-    if m.group("start") is None:
-        return Region(m.group("chrom"), 0, None)
-    start, end = (int(m.group(g).replace(",", "")) for g in ("start", "end"))
-    if start < 1 or end < start:
-        raise LrgenError(f"region {text!r}: need 1 <= start <= end (1-based, inclusive)")
-    return Region(m.group("chrom"), start - 1, end)
+    return Region(*parse_samtools_region(text))
 
 
 def split_segments(

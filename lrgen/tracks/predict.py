@@ -22,6 +22,7 @@ from lrgen.errors import LrgenError, warn
 from lrgen.io.bed import Region, ignored_note, merge_regions, read_bed
 from lrgen.io.bigwig import TrackWriter
 from lrgen.io.genome import Genome
+from lrgen.io.streams import is_stdio
 from lrgen.tracks.tiling import Window, tile_region
 
 FORMATS = ("bigwig", "bedgraph")
@@ -101,6 +102,9 @@ def output_format(output: Path, folder: bool, format: str | None) -> str:
     """The format to write: ``format`` when given (it must agree with a file's extension), else the extension's."""
     if format is not None and format not in FORMATS:
         raise LrgenError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if is_stdio(output):
+        raise LrgenError("-o -: predict writes files (a bigWig is written by seeking, and each track is a file of its "
+                         "own): name a file, e.g. -o track.bw or -o track.bedGraph")
     if folder:
         return format or "bigwig"
     name = output.name.lower().removesuffix(".gz")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import shutil
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -11,9 +13,11 @@ from typing import Any, Iterator
 
 from lrgen.errors import LrgenError, warn
 from lrgen.io.bed import RegionIndex
+from lrgen.io.scored_vcf import SKIP_REASONS
+from lrgen.io.streams import STDOUT_NAME, is_stdio
 from lrgen.sizes import format_size
 from lrgen.variants.scores import SCORES, VALUES
-from lrgen.variants.triage import ON_REF_MISMATCH, SKIP_REASONS, Entry, triage
+from lrgen.variants.triage import ON_REF_MISMATCH, Entry, triage
 from lrgen.variants.windows import Window, group_windows
 from lrgen.variants.writer import check_output_name
 
@@ -80,7 +84,8 @@ class ScoreVcfOptions:
     ``wt-marginal``, ``embedding``, ``head`` (:mod:`lrgen.variants.scores`). ``exact`` runs full passes for every
     edited sequence; otherwise only ``recompute_span`` bp around each allele are recomputed from the reference
     pass's recorded states. ``output`` (``.vcf`` or ``.vcf.gz``) and ``tsv`` are written atomically; ``resume``
-    continues an interrupted run with the same inputs and options. ``dtype`` (``bfloat16`` or ``float16``) runs
+    continues an interrupted run with the same inputs and options. ``vcf`` ``-`` reads standard input, ``output``
+    or ``tsv`` ``-`` writes plain text to standard output (neither can be resumed). ``dtype`` (``bfloat16`` or ``float16``) runs
     the model under autocast (scan states stay float32). ``batch_size`` defaults to ``DEFAULT_BATCH_SIZE`` (1 with
     ``exact``) and ``chunk_size`` to the engine's chunk policy.
     """
@@ -129,6 +134,21 @@ def count_records(path: Path) -> int | None:
         return None
 
 
+def _check_streams(o: ScoreVcfOptions) -> None:
+    """``-`` (standard input or output) where it can be: one reader of standard input, one writer of standard
+    output, and no ``--resume`` (a stream cannot be fingerprinted or reopened)."""
+    if o.resume and (is_stdio(o.vcf) or is_stdio(o.regions)):
+        what = "VCF" if is_stdio(o.vcf) else "--regions BED"
+        raise LrgenError(f"--resume cannot be used with the {what} read from standard input ('-'): an interrupted "
+                         "run cannot tell whether the stream is the same; save it to a file to resume")
+    if o.resume and is_stdio(o.output):
+        raise LrgenError("--resume needs an output file: a run writing to standard output ('-o -') starts over")
+    if is_stdio(o.vcf) and is_stdio(o.regions):
+        raise LrgenError("standard input ('-') can be read once: give the VCF or the --regions BED as a file")
+    if is_stdio(o.output) and is_stdio(o.tsv):
+        raise LrgenError("-o - and --tsv - would both write to standard output: give one of them a file name")
+
+
 def _check_options(o: ScoreVcfOptions) -> None:
     if not o.scores:
         raise LrgenError(f"no --score given: choose from {', '.join(SCORES)}")
@@ -172,16 +192,28 @@ def score_vcf(options: ScoreVcfOptions) -> Summary:
 
     o = options
     _check_options(o)
+    _check_streams(o)
     check_output_name(o.output)
-    if o.tsv is not None and not o.tsv.parent.is_dir():
+    if o.tsv is not None and not is_stdio(o.tsv) and not o.tsv.parent.is_dir():
         raise LrgenError(f"the folder of --tsv {o.tsv} does not exist")
-    if o.output.resolve() == o.vcf.resolve():
+    if o.tsv is not None and o.tsv.is_dir():
+        raise LrgenError(f"--tsv {o.tsv} is a folder: name a file in it, e.g. {o.tsv / 'scored.tsv'}")
+    if not is_stdio(o.vcf) and not is_stdio(o.output) and o.output.resolve() == o.vcf.resolve():
         raise LrgenError(f"output {o.output} would overwrite the input VCF: choose another name")
     with processes(o.device, timeout=LONG_TIMEOUT) as procs:
-        return _score(o, procs)
+        if procs.distributed and any(is_stdio(p) for p in (o.vcf, o.output, o.tsv, o.regions)):
+            raise LrgenError("'-' (standard input or output) needs one process: under torchrun give file names")
+        # writing to standard output, the partial folder lives in a temporary folder of its own
+        scratch = Path(tempfile.mkdtemp(prefix="lrgen-score-vcf-")) if is_stdio(o.output) else None
+        try:
+            return _score(o, procs, work=scratch / "stdout.vcf" if scratch else o.output)
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _score(o: ScoreVcfOptions, procs) -> Summary:
+def _score(o: ScoreVcfOptions, procs, work: Path) -> Summary:
+    """The run, its partial folder beside ``work`` (the output file, or a stand-in for standard output)."""
     from rich.console import Console
 
     from lrgen.engine import default_chunk_size
@@ -194,7 +226,8 @@ def _score(o: ScoreVcfOptions, procs) -> Summary:
     from lrgen.variants.resume import Bodies
     from lrgen.variants.shards import merge_shards
 
-    console = Console(stderr=True, quiet=not o.progress or not procs.is_main)
+    # soft_wrap: a summary line is not cut at 80 columns when stderr is a file or a pipe (a log, the demo's output)
+    console = Console(stderr=True, quiet=not o.progress or not procs.is_main, soft_wrap=True)
     dtype = parse_dtype(o.dtype)
     reference = Genome(o.genome)
     ignored: Counter = Counter()
@@ -210,9 +243,13 @@ def _score(o: ScoreVcfOptions, procs) -> Summary:
         raise LrgenError(f"--recompute-span {o.recompute_span} is shorter than the head's pooled region "
                          f"({finetuned.allele_width} bp): raise it or use --exact")
     values = tuple(v for s in o.scores for v in VALUES[s])
-    stat = o.vcf.stat()
+    if is_stdio(o.vcf):
+        vcf_fingerprint: dict = {"vcf": "-"}  # never resumed (_check_streams)
+    else:
+        stat = o.vcf.stat()
+        vcf_fingerprint = {"vcf": str(o.vcf.resolve()), "vcf_size": stat.st_size, "vcf_mtime": stat.st_mtime_ns}
     settings = {
-        "vcf": str(o.vcf.resolve()), "vcf_size": stat.st_size, "vcf_mtime": stat.st_mtime_ns,
+        **vcf_fingerprint,
         "genome": str(o.genome.resolve()), "model": resolved.label, "context": o.context, "scores": list(o.scores),
         "exact": o.exact, "recompute_span": None if o.exact else o.recompute_span, "embedding_span": o.embedding_span,
         "regions": str(o.regions.resolve()) if o.regions is not None else None, "on_ref_mismatch": o.on_ref_mismatch,
@@ -227,7 +264,7 @@ def _score(o: ScoreVcfOptions, procs) -> Summary:
     }
     if RECOMPUTING & set(o.scores):
         meta["recompute"] = "exact" if o.exact else f"local, recompute span {format_size(o.recompute_span)}"
-    partial = PartialFolder(o.output, settings, procs)
+    partial = PartialFolder(work, settings, procs)
     partial.open(o.resume)  # outside the try: a refused resume keeps its state
     bodies = Bodies(partial)
     summary = Summary(o.output)
@@ -240,7 +277,7 @@ def _score(o: ScoreVcfOptions, procs) -> Summary:
             summary.windows = bodies.windows
             console.print(f"resuming {o.output}: {bodies.records:,} records already done")
         _run(o, reader, reference, model, finetuned, bodies, summary, console, procs, values=values,
-             chunk_size=chunk_size, regions=regions, total=count_records(o.vcf), dtype=dtype)
+             chunk_size=chunk_size, regions=regions, total=count_records(reader.path), dtype=dtype)
         bodies.close()
         procs.barrier()  # every process's windows are on disk
         if procs.is_main:
@@ -258,7 +295,10 @@ def _score(o: ScoreVcfOptions, procs) -> Summary:
         raise
     except BaseException:
         bodies.close()
-        console.print(f"[yellow]stopped; progress kept in {partial.root}: rerun with --resume to continue[/]")
+        if is_stdio(o.vcf) or is_stdio(o.output):  # a stream cannot be resumed: nothing to keep
+            partial.remove()
+        else:
+            console.print(f"[yellow]stopped; progress kept in {partial.root}: rerun with --resume to continue[/]")
         raise
     finally:
         reader.close()
@@ -276,7 +316,7 @@ def _run(o: ScoreVcfOptions, reader, genome, model, finetuned, bodies, summary: 
     from lrgen.variants.writer import tsv_lines, vcf_line
 
     entries = _entries(reader, genome, skip=bodies.records, regions=regions, on_ref_mismatch=o.on_ref_mismatch,
-                       max_allele=o.context // 4, source=str(o.vcf))
+                       max_allele=o.context // 4, source=reader.name)
     started = time.perf_counter()
     with progress_bar("scoring", fields=("rate",), transient=False, elapsed=True, show=o.progress and procs.is_main,
                       unit="records") as bar:
@@ -348,8 +388,9 @@ def print_summary(summary: Summary, console) -> None:
     else:
         speed = "resumed: nothing left to score" if summary.resumed else f"{summary.seconds:,.1f} s"
     inside = " in --regions" if summary.outside_regions else ""
-    console.print(f"[bold]{summary.output}[/]: {summary.records:,} records{inside}, {summary.alleles:,} ALT alleles, "
-                  f"{scored:,} scored in {summary.windows:,} windows ({speed})")
+    output = STDOUT_NAME if is_stdio(summary.output) else summary.output
+    console.print(f"[bold]{output}[/]: {summary.records:,} records{inside}, {summary.alleles:,} ALT alleles, "
+                  f"{scored:,} scored in {summary.windows:,} window{'s' if summary.windows != 1 else ''} ({speed})")
     for reason, n in sorted(summary.outcomes.items()):
         if reason != "scored":
             console.print(f"  skipped {n:,}: {reason} — {SKIP_REASONS[reason]}")

@@ -30,28 +30,24 @@ import torch
 from torch import Tensor
 
 from lrgen.engine import Edit, EditOutput
+from lrgen.io.scored_vcf import SCORE_FIELDS, substitution_applies
 from lrgen.tokenizer import CharTokenizer
 from lrgen.variants.passes import WindowPasses
-from lrgen.variants.triage import Allele, substitution_applies
+from lrgen.variants.triage import Allele
 from lrgen.variants.windows import Window
 
 SCORES = ("llr", "wt-marginal", "embedding", "head")
 # score -> the values it writes (TSV column names), and value -> (INFO key, description)
 VALUES = {"llr": ("llr",), "wt-marginal": ("wt_marginal",), "embedding": ("emb_cos", "emb_l2"), "head": ("head",)}
-INFO = {
-    "llr": ("LRGEN_LLR", "Masked-marginal log-likelihood ratio log p(ALT) - log p(REF) at the masked REF bases "
-            "(SNV/MNP), {strands}"),
-    "wt_marginal": ("LRGEN_WTM", "Wild-type marginal log p(ALT) - log p(REF) from the unmasked reference pass "
-                    "(SNV/MNP), {strands}"),
-    "emb_cos": ("LRGEN_EMB_COS", "Cosine distance 1 - cos between mean REF and ALT embeddings around the allele"),
-    "emb_l2": ("LRGEN_EMB_L2", "L2 distance between mean REF and ALT embeddings around the allele"),
-    "head": ("LRGEN_HEAD", "Fine-tuned head: a variant head's probability, else its ALT - REF delta around the "
-             "allele (mean over outputs)"),
+_DESCRIPTIONS = {
+    "llr": "Masked-marginal log-likelihood ratio log p(ALT) - log p(REF) at the masked REF bases (SNV/MNP), {strands}",
+    "wt_marginal": "Wild-type marginal log p(ALT) - log p(REF) from the unmasked reference pass (SNV/MNP), {strands}",
+    "emb_cos": "Cosine distance 1 - cos between mean REF and ALT embeddings around the allele",
+    "emb_l2": "L2 distance between mean REF and ALT embeddings around the allele",
+    "head": "Fine-tuned head: a variant head's probability, else its ALT - REF delta around the allele (mean over "
+            "outputs)",
 }
-NOT_APPLICABLE = {
-    "indel": "defined for SNVs and MNPs only",
-    "non_acgt": "REF or ALT has a base other than A/C/G/T",
-}
+INFO = {value: (SCORE_FIELDS[value], description) for value, description in _DESCRIPTIONS.items()}
 
 Tick = Callable[[int], None]
 
@@ -84,7 +80,7 @@ def score_window(window: Window, passes: WindowPasses, scores: tuple[str, ...], 
     alleles = window.alleles()
     substitutions = []
     for allele in alleles:
-        why = substitution_applies(allele)
+        why = substitution_applies(allele.variant)
         if why is None:
             substitutions.append(allele)
         else:
@@ -107,7 +103,7 @@ def score_window(window: Window, passes: WindowPasses, scores: tuple[str, ...], 
 def passes_needed(window: Window, scores: tuple[str, ...]) -> int:
     """How many edited passes :func:`score_window` runs for ``window`` (for progress)."""
     alleles = window.alleles()
-    sites = {(a.variant.start, len(a.ref)) for a in alleles if substitution_applies(a) is None}
+    sites = {(a.variant.start, len(a.ref)) for a in alleles if substitution_applies(a.variant) is None}
     per_allele = ("embedding" in scores) + ("head" in scores)
     return (len(sites) if "llr" in scores else 0) + per_allele * len(alleles)
 

@@ -8,21 +8,8 @@ from lrgen.io.genome import Genome
 from lrgen.io.vcf import Variant, check_ref, is_scorable
 from lrgen.errors import LrgenError
 
-# skip reason code -> what it means (codes appear in LRGEN_STATUS, the TSV and the summary)
-SKIP_REASONS = {
-    "symbolic": "symbolic ALT allele such as <DEL> (no sequence to score)",
-    "breakend": "breakend ALT allele (no sequence to score)",
-    "star": "'*' ALT allele (a deletion overlapping this site is scored at its own record)",
-    "missing": "missing ALT allele '.'",
-    "unknown_contig": "contig is not in the genome",
-    "past_contig_end": "REF reaches past the end of its contig (the genome has no bases there)",
-    "ref_mismatch": "REF does not match the genome",
-    "too_long": "REF or ALT longer than a quarter of the context",
-    "no_score_applies": "none of the requested scores is defined for this allele",
-}
 _KIND_REASON = {"symbolic": "symbolic", "breakend": "breakend", "star": "star", "missing": "missing"}
 ON_REF_MISMATCH = ("error", "skip", "score")
-_ACGT = frozenset("ACGT")
 
 
 @dataclass
@@ -62,21 +49,9 @@ class Entry:
         return [a for a in self.alleles if a.skip is None]
 
 
-def substitution_applies(allele: Allele) -> str | None:
-    """Why the per-base log-ratio scores (llr, wt-marginal) do not apply to ``allele``, or None when they do.
-
-    They are defined for SNVs and MNPs (REF and ALT of equal length, A/C/G/T only).
-    """
-    if allele.variant.kind not in ("snv", "mnp"):
-        return "indel"
-    if not set(allele.ref) <= _ACGT or not set(allele.alt) <= _ACGT:
-        return "non_acgt"
-    return None
-
-
 def triage(variants: list[Variant], record, genome: Genome, *, on_ref_mismatch: str, max_allele: int,
            source: str) -> Entry:
-    """Classify every ALT of one record: scorable, or skipped with a reason code of :data:`SKIP_REASONS`."""
+    """Classify every ALT of one record: scorable, or skipped with a reason code of :data:`lrgen.io.scored_vcf.SKIP_REASONS`."""
     contig = genome.resolve(variants[0].chrom) if variants[0].chrom in genome else None
     alleles = []
     ref_ok: bool | None = None

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import IO
 
 from lrgen.errors import LrgenError
+from lrgen.io.scored_vcf import NOT_APPLICABLE, SKIP_REASONS, STATUS_FIELD
+from lrgen.io.streams import is_stdio
 from lrgen.runtime.files import replace
-from lrgen.variants.scores import INFO, NOT_APPLICABLE
-from lrgen.variants.triage import SKIP_REASONS, Entry
+from lrgen.variants.scores import INFO
+from lrgen.variants.triage import Entry
 
-STATUS_KEY = "LRGEN_STATUS"
 STATUS_DESCRIPTION = f"Per ALT: scored, or why it was skipped ({', '.join(SKIP_REASONS)})"
 
 
 def check_output_name(path: Path, what: str = "output") -> None:
-    """Output VCFs are ``.vcf`` or ``.vcf.gz`` in an existing folder."""
+    """Output VCFs are ``.vcf`` or ``.vcf.gz`` in an existing folder, or ``-`` (standard output)."""
+    if is_stdio(path):
+        return
     if not (path.name.endswith(".vcf") or path.name.endswith(".vcf.gz")):
         raise LrgenError(f"{what} {path} must end with .vcf or .vcf.gz (bgzipped and tabix-indexed)")
     if not path.parent.is_dir():
         raise LrgenError(f"the folder of {what} {path} does not exist")
+    if path.is_dir():
+        raise LrgenError(f"{what} {path} is a folder: name a file in it, e.g. {path / 'scored.vcf.gz'}")
 
 
 def header_text(input_header: str, values: tuple[str, ...], meta: dict[str, str], conjoined: bool) -> str:
@@ -29,7 +36,7 @@ def header_text(input_header: str, values: tuple[str, ...], meta: dict[str, str]
     strands = "strands averaged" if conjoined else "one pass of an RC-equivariant model"
     ours = [f'##INFO=<ID={INFO[v][0]},Number=A,Type=Float,Description="{INFO[v][1].replace("{strands}", strands)}">'
             for v in values]
-    ours.append(f'##INFO=<ID={STATUS_KEY},Number=A,Type=String,Description="{STATUS_DESCRIPTION}">')
+    ours.append(f'##INFO=<ID={STATUS_FIELD},Number=A,Type=String,Description="{STATUS_DESCRIPTION}">')
     ours += [f"##lrgen_{key}={_quote(value)}" for key, value in meta.items()]
     return "\n".join(lines[:-1] + ours + lines[-1:]) + "\n"
 
@@ -52,7 +59,7 @@ def vcf_line(entry: Entry, values: tuple[str, ...]) -> str:
         numbers = [a.scores.get(value) for a in entry.alleles]
         if any(n is not None for n in numbers):
             info.append(f"{INFO[value][0]}={','.join(_number(n) for n in numbers)}")
-    info.append(f"{STATUS_KEY}={','.join(a.status for a in entry.alleles)}")
+    info.append(f"{STATUS_FIELD}={','.join(a.status for a in entry.alleles)}")
     columns[7] = ";".join(info)
     return "\t".join(columns) + "\n"
 
@@ -74,14 +81,19 @@ def tsv_lines(entry: Entry, values: tuple[str, ...]) -> str:
 
 
 def assemble_vcf(out: Path, header: str, body: Path, scratch: Path) -> str | None:
-    """Write ``header`` + ``body`` to ``out`` atomically; ``.gz`` is bgzipped and tabix-indexed.
+    """Write ``header`` + ``body`` to ``out`` atomically; ``.gz`` is bgzipped and tabix-indexed; ``-`` is standard
+    output (plain text).
 
     Returns a warning when the index cannot be built (an unsorted input), else None.
     """
     import pysam
 
+    if is_stdio(out):
+        _concatenate(header, body, sys.stdout)
+        return None
     plain = scratch / "assembled.vcf"
-    _concatenate(header, body, plain)
+    with open(plain, "w") as fh:
+        _concatenate(header, body, fh)
     if not out.name.endswith(".gz"):
         replace(plain, out)
         return None
@@ -104,16 +116,20 @@ def assemble_vcf(out: Path, header: str, body: Path, scratch: Path) -> str | Non
 
 
 def assemble_tsv(out: Path, header: str, body: Path, scratch: Path) -> None:
-    """Write the TSV ``header`` + ``body`` to ``out`` atomically."""
+    """Write the TSV ``header`` + ``body`` to ``out`` atomically, or to standard output for ``-``."""
+    if is_stdio(out):
+        _concatenate(header, body, sys.stdout)
+        return
     tmp = scratch / "assembled.tsv"
-    _concatenate(header, body, tmp)
+    with open(tmp, "w") as fh:
+        _concatenate(header, body, fh)
     replace(tmp, out)
 
 
-def _concatenate(header: str, body: Path, dest: Path) -> None:
+def _concatenate(header: str, body: Path, dest: IO[str]) -> None:
     """Write ``header`` and then the contents of ``body`` to ``dest``, streaming the body in 1 MiB pieces."""
-    with open(dest, "w") as fh:
-        fh.write(header)
-        with open(body) as src:
-            while chunk := src.read(1 << 20):
-                fh.write(chunk)
+    dest.write(header)
+    with open(body) as src:
+        while chunk := src.read(1 << 20):
+            dest.write(chunk)
+    dest.flush()
