@@ -1,4 +1,5 @@
-"""One parser for lengths given by users: ``12000``, ``131kb``, ``1Mbp``, ``1M``, ``1.5kb``."""
+"""One parser for lengths given by users (``12000``, ``131kb``, ``1Mbp``, ``1M``, ``1.5kb``) and one for wall-clock
+durations (``540``, ``90s``, ``8m``, ``1h30m``)."""
 
 from __future__ import annotations
 
@@ -50,3 +51,24 @@ def format_size(n: int) -> str:
             v = n / scale
             return f"{v:.0f}{unit}" if v == int(v) else f"{v:.1f}{unit}"
     return f"{n}bp"
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([hms]?)", re.IGNORECASE)
+_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}
+
+
+def parse_duration(text: str | float) -> float:
+    """Parse a wall-clock duration into seconds: a number of seconds (``540``, ``2.5``) or terms with units ``h``,
+    ``m``, ``s`` (``90s``, ``8m``, ``1h30m``, ``1m 30s``); a bare number is only allowed alone."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        s = str(text).strip()
+        terms = _DURATION.findall(s)
+        rebuilt = "".join(number + unit for number, unit in terms)
+        if not terms or rebuilt.lower() != re.sub(r"\s+", "", s).lower() or (len(terms) > 1 and not all(u for _, u in terms)):
+            raise LrgenError(f"cannot read duration {text!r}: write seconds (540) or e.g. 90s, 8m, 1h30m")
+        value = sum(float(number) * _SECONDS[unit.lower()] for number, unit in terms)
+    if not value > 0:
+        raise LrgenError(f"duration {text!r} must be positive")
+    return value

@@ -5,7 +5,9 @@ augmentation, masking), and a checkpoint stores the model, optimizer, scheduler,
 so a resumed run repeats the losses of an uninterrupted one. Under torchrun the model is wrapped in DDP (or sharded
 with FSDP2 when ``fsdp``), each rank draws its own windows, metrics are summed over ranks, and only rank 0 writes files
 or shows progress. With FSDP every rank takes part in validation and in gathering the full weights and optimizer state
-that rank 0 writes, so checkpoints keep the layout of an unsharded run.
+that rank 0 writes, so checkpoints keep the layout of an unsharded run. With a ``time_limit`` the run stops before a
+step that would end past it (judged by the slowest step so far, validation and checkpoint included), writes a
+checkpoint and returns a summary with ``stopped = "time limit"``; ``resume`` continues it as if uninterrupted.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ def _initial_model(config: PretrainConfig, resume_from: Path | None):
 
 class _Trainer:
     def __init__(self, config: PretrainConfig, info: Processes) -> None:
+        self.clock = time.perf_counter()  # the time limit counts from here: data and model loading included
         self.config = config
         self.info = info
         self.fsdp = config.fsdp
@@ -270,6 +273,16 @@ class _Trainer:
         return summarize(loss_sum, int(count), int(correct), self.scheme.bases_per_target)
 
     # ---- run --------------------------------------------------------------------------------------------------
+    def _out_of_time(self, slowest: float) -> bool:
+        """Whether one more step as slow as ``slowest`` would end past the time limit; under torchrun the processes
+        agree (any one out of time stops them all)."""
+        if self.config.time_limit is None:
+            return False
+        late = time.perf_counter() - self.clock + slowest > self.config.time_limit
+        if self.info.distributed:
+            late = bool(self.info.all_reduce_sum(torch.tensor([float(late)], device=self.info.device)).item())
+        return late
+
     def run(self) -> dict[str, Any]:
         main = self.info.is_main
         metrics_path = self.run_dir / METRICS_NAME
@@ -284,10 +297,16 @@ class _Trainer:
         last_val: dict[str, float] = {}
         started = time.perf_counter()
         first_step = self.step
+        saved_step = first_step
+        slowest = 0.0  # the longest step of this invocation, its validation and checkpoint included
+        stopped = None
         progress = progress_bar(fields=("loss {loss}", "{speed} tok/s"), show=main, transient=False)
         with progress, (metrics_path.open("a") if main else nullcontext()) as log:
             task = progress.add_task("pretrain", total=self.total_steps, completed=self.step, loss="-", speed="-")
             while self.step < self.total_steps:
+                if self._out_of_time(slowest):
+                    stopped = "time limit"
+                    break
                 t0 = time.perf_counter()
                 last_train = self._train_step()
                 dt = time.perf_counter() - t0
@@ -306,12 +325,18 @@ class _Trainer:
                         self._save(ckpt.BEST, with_state=False, update_latest=False)
                 if takes_part and (self.step % c.save_every == 0 or final):
                     self._save(ckpt.step_name(self.step))
+                    saved_step = self.step
                     if main:
                         ckpt.prune_checkpoints(self.run_dir, c.keep_checkpoints)
+                slowest = max(slowest, time.perf_counter() - t0)
                 if main:
                     done = self.step - first_step
                     speed = done * self.tokens_per_step / (time.perf_counter() - started)
                     progress.update(task, completed=self.step, loss=f"{last_train['loss']:.4f}", speed=f"{speed:,.0f}")
+            if stopped and self.step != saved_step and (main or self.fsdp):
+                self._save(ckpt.step_name(self.step))
+                if main:
+                    ckpt.prune_checkpoints(self.run_dir, c.keep_checkpoints)
         seconds = time.perf_counter() - started
         summary = {
             "run_dir": str(self.run_dir),
@@ -322,6 +347,8 @@ class _Trainer:
             "dtype": self.dtype,
             "rc_augment": self.rc_augment,
             "steps": self.step,
+            "total_steps": self.total_steps,
+            "stopped": stopped,
             "tokens": self.tokens,
             "warmup_steps": self.warmup,
             "seconds": seconds,
