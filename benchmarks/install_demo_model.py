@@ -162,7 +162,8 @@ def install(suite_out: Path, target: Path, model: str = "caduceus-ps") -> Path:
         config = json.loads((staged / "config.json").read_text())
         expected = state["train"][model]["parameters"]
         if loaded.family != "caduceus" or not config.get("rcps") or loaded.num_parameters() != expected:
-            raise LrgenError(f"{suite_out}: {model} is not the Caduceus-PS of {expected:,} parameters the suite trained")
+            raise LrgenError(f"{suite_out}: {model} is not the Caduceus-PS of {expected:,} parameters the suite "
+                             "trained")
         size = (staged / SAFETENSORS_NAME).stat().st_size
         if size > MAX_BYTES:
             raise LrgenError(f"{model}: weights of {size / 1e6:.1f} MB, over the {MAX_BYTES / 1e6:.0f} MB allowed")
@@ -177,7 +178,8 @@ def install(suite_out: Path, target: Path, model: str = "caduceus-ps") -> Path:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--suite", required=True, help="the suite's --out folder (results.json, models/)")
-    p.add_argument("--target", default=str(BUNDLED_DIR / NAME), help=f"model folder to replace [lrgen/data/models/{NAME}]")
+    p.add_argument("--target", default=str(BUNDLED_DIR / NAME),
+                   help=f"model folder to replace [lrgen/data/models/{NAME}]")
     args = p.parse_args(argv)
     try:
         target = install(Path(args.suite), Path(args.target))

@@ -47,16 +47,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lrgen.errors import LrgenError  # noqa: E402
-from lrgen.pretrain.data import load_species, parse_region  # noqa: E402
+from lrgen.pretrain.data import parse_region  # noqa: E402
 from lrgen.runtime.device import resolve_device  # noqa: E402
 from lrgen.sizes import parse_duration, parse_size, parse_size_list  # noqa: E402
 
 from suite.clock import Deadline, OutOfTime  # noqa: E402
-from suite.context import Suite, genome_files, heldout_fasta, log  # noqa: E402
+from suite.context import Suite, heldout_fasta, log, training_data  # noqa: E402
 from suite.extrapolation import run_extrapolation  # noqa: E402
 from suite.family import SIZES, initial_checkpoint, unpack  # noqa: E402
 from suite.report import markdown, write_outputs  # noqa: E402
-from suite.state import STATE_NAME, State  # noqa: E402
+from suite.state import State  # noqa: E402
 from suite.sweep import run_sweep  # noqa: E402
 from suite.training import token_budget, train_models  # noqa: E402
 from suite.variant_signal import run_variant_signal  # noqa: E402
@@ -85,7 +85,7 @@ def _floats(text: str) -> list[float]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     p.add_argument("--genomes", required=True, help="folder of microbial FASTA files (*.fa.gz), one species each")
     p.add_argument("--human", required=True, help="human chr20 FASTA, bgzip with .fai/.gzi (20.fa.gz)")
     p.add_argument("--vcf", required=True, help="variant sites on the held-out region with INFO AC and AF (+ .tbi)")
@@ -94,28 +94,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--restore", default=None, help="a previous call's --out to continue from (cold machine)")
     p.add_argument("--deadline", type=_arg(parse_duration), default=None, help="wall time of this call, e.g. 540 or 9m")
     p.add_argument("--reserve", type=float, default=20.0, help="seconds of the deadline kept for the outputs [20]")
-    p.add_argument("--val-region", default="20:1000000-4000000")
-    p.add_argument("--models", default=",".join(SIZES))
+    p.add_argument("--val-region", default="20:1000000-4000000", help="held out of training (1-based) [%(default)s]")
+    p.add_argument("--models", default=",".join(SIZES), help="comma-separated [%(default)s]")
     p.add_argument("--tiny", action="store_true", help="the *-tiny presets (CPU smoke run)")
     p.add_argument("--context", type=_arg(parse_size), default=2000, help="training window [2kb]")
-    p.add_argument("--tokens", type=_arg(parse_size), default=None, help="budget in bases per model [from --train-seconds]")
+    p.add_argument("--tokens", type=_arg(parse_size), default=None, help="bases per model [from --train-seconds]")
     p.add_argument("--train-seconds", type=float, default=600.0, help="training time of all models together [600]")
-    p.add_argument("--sweep-batches", type=_arg(parse_size_list), default=[16, 32, 64])
-    p.add_argument("--sweep-lrs", type=_floats, default=[2e-3, 4e-3, 8e-3])
-    p.add_argument("--sweep-tokens", type=_arg(parse_size), default=1_500_000, help="bases per learning-rate run [1.5M]")
+    p.add_argument("--sweep-batches", type=_arg(parse_size_list), default=[16, 32, 64], help="batch sizes probed [16,32,64]")
+    p.add_argument("--sweep-lrs", type=_floats, default=[1e-3, 2e-3, 4e-3, 8e-3], help="peak LRs tried [1e-3,2e-3,4e-3,8e-3]")
+    p.add_argument("--sweep-tokens", type=_arg(parse_size), default=1_200_000, help="bases per learning-rate run [1.2M]")
     p.add_argument("--probe-steps", type=int, default=6, help="steps per throughput probe [6]")
     p.add_argument("--batch-tolerance", type=float, default=0.1, help="throughput a smaller batch may lose [0.1]")
-    p.add_argument("--val-windows", type=int, default=64)
+    p.add_argument("--val-windows", type=int, default=64, help="validation windows of the runs [64]")
     p.add_argument("--eval-points", type=int, default=10, help="validations per main run [10]")
-    p.add_argument("--contexts", type=_arg(parse_size_list), default=parse_size_list("2k,20k,200k,1M"))
+    p.add_argument("--contexts", type=_arg(parse_size_list), default=parse_size_list("2k,20k,200k,1M"),
+                   help="MLM evaluation contexts [2k,20k,200k,1M]")
     p.add_argument("--windows", type=int, default=24, help="evaluation windows per context [24]")
     p.add_argument("--ntv2-max-context", type=_arg(parse_size), default=200_000, help="longest NTv2 evaluation [200kb]")
     p.add_argument("--chunk-size", type=_arg(parse_size), default=None, help="engine chunk [engine default]")
-    p.add_argument("--variant-contexts", type=_arg(parse_size_list), default=parse_size_list("2k,20k,200k"))
+    p.add_argument("--variant-contexts", type=_arg(parse_size_list), default=parse_size_list("2k,20k,200k"),
+                   help="score-vcf contexts [2k,20k,200k]")
     p.add_argument("--variant-sites", type=int, default=600, help="sites per class (singleton, common) [600]")
     p.add_argument("--recompute-span", type=_arg(parse_size), default=2048, help="score-vcf's recompute span [2kb]")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [auto]")
+    p.add_argument("--seed", type=int, default=0, help="initialisation, windows, masking, site sample [0]")
     args = p.parse_args(argv)
     args.models = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = sorted(set(args.models) - set(SIZES))
@@ -139,9 +141,10 @@ def restore(previous: Path, work: Path) -> dict:
         raise LrgenError(f"--restore {previous}: no readable results.json of the suite") from None
     for name in state.get("train", {}):
         packed = previous / "models" / f"{name}.safetensors"
-        if not packed.is_file():
-            raise LrgenError(f"--restore {previous}: {name} finished training but {packed} is missing")
-        unpack(packed, work / "models" / name)
+        if packed.is_file():
+            unpack(packed, work / "models" / name)
+        else:
+            log(f"--restore {previous}: {name} is trained but {packed} is absent: its evaluations left cannot run")
     log(f"restored from {previous}: trained {', '.join(state.get('train', {})) or 'nothing yet'}")
     return state
 
@@ -163,15 +166,13 @@ def run(args: argparse.Namespace) -> int:
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     device = str(resolve_device(args.device))
-    fasta = [*genome_files(args.genomes), args.human]
-    log(f"loading {len(fasta)} FASTA files")
-    species = [load_species(f) for f in fasta]
-    log(f"loaded {sum(s.length for s in species):,} bp on {device}")
-    restored = restore(Path(args.restore), work) if args.restore and not (work / STATE_NAME).is_file() else None
-    state = State.open(work, settings(args, [s.name for s in species]), restored)
+    restored = restore(Path(args.restore), work) if args.restore and State.read(work) is None else None
+    fasta, species = training_data(args, restored or State.read(work))
+    state = State.open(work, settings(args, species), restored)
+    log(f"suite on {device}: {', '.join(species)}; work folder {work}")
     init = {name: initial_checkpoint(name, args.tiny, args.seed, work / "init" / name) for name in args.models}
-    suite = Suite(args, work, out, deadline, state, fasta, heldout_fasta(args.human, args.val_region, work / "heldout.fa"),
-                  init, device)
+    heldout = heldout_fasta(args.human, args.val_region, work / "heldout.fa")
+    suite = Suite(args, work, out, deadline, state, fasta, heldout, init, device)
     outcome = "complete"
     try:
         with deadline.alarm():
@@ -190,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
         print(markdown(state.data))
         log(f"suite complete in this call's {deadline.elapsed():.0f} s; results in {out}")
     else:
-        log(f"deadline reached after {deadline.elapsed():.0f} s; progress kept in {work}: continue with the same command")
+        log(f"deadline reached after {deadline.elapsed():.0f} s; progress kept in {work}: "
+            "continue with the same command")
     return 0
 
 

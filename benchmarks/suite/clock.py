@@ -43,12 +43,15 @@ class Deadline:
     @contextmanager
     def alarm(self) -> Iterator[None]:
         """Raise :class:`OutOfTime` in the block halfway into the reserve (a SIGALRM timer; no-op without a
-        deadline)."""
+        deadline), never inside an import."""
         if self.seconds is None:
             yield
             return
 
         def ring(signum, frame):
+            if _importing(frame):  # a module cut off mid-import would stay broken: ring again once it is done
+                signal.setitimer(signal.ITIMER_REAL, 0.05)
+                return
             raise OutOfTime()
 
         previous = signal.signal(signal.SIGALRM, ring)
@@ -60,9 +63,20 @@ class Deadline:
             signal.signal(signal.SIGALRM, previous)
 
 
+def _importing(frame) -> bool:
+    """Whether ``frame`` or a caller runs Python's import machinery."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def estimate_seconds(work: float, done: list[tuple[float, float]], fallback_rate: float, overhead: float) -> float:
-    """Seconds a stage of ``work`` units should take: at the rate of the finished stages of its kind (``done``:
-    ``(work, seconds)`` pairs), else at ``fallback_rate`` units per second, plus a fixed ``overhead``."""
-    measured = [(w, s) for w, s in done if s > overhead]
-    rate = sum(w for w, _ in measured) / sum(s - overhead for _, s in measured) if measured else fallback_rate
-    return work / rate + overhead
+    """Seconds a stage of ``work`` units should take: at the rate of the finished stage of its kind closest to it in
+    size (``done``: ``(work, seconds)`` pairs; fixed costs weigh more in small stages), else at ``fallback_rate``
+    units per second, plus a fixed ``overhead``."""
+    if done:
+        nearest, seconds = min(done, key=lambda pair: abs(math.log(pair[0] / work)))
+        return work * seconds / nearest + overhead
+    return work / fallback_rate + overhead

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from lrgen.errors import LrgenError
-from lrgen.pretrain.config import CONFIG_NAME, resolve_config
-from lrgen.pretrain.data import load_species, parse_region
+from lrgen.models.checkpoint import CONFIG_NAME as MODEL_CONFIG
+from lrgen.pretrain.config import CONFIG_NAME as RUN_CONFIG
+from lrgen.pretrain.config import resolve_config
+from lrgen.pretrain.data import load_species, parse_region, species_name
 from lrgen.runtime.files import atomic_write_text
 
 from suite.clock import Deadline, OutOfTime
@@ -42,6 +44,14 @@ class Suite:
     def names(self) -> list[str]:
         return list(self.init)
 
+    def trained_model(self, name: str) -> Path:
+        """The folder of ``name``'s trained weights (bfloat16), which every evaluation reads."""
+        path = self.work / "models" / name
+        if not (path / MODEL_CONFIG).is_file():
+            raise LrgenError(f"{path} is missing: the weights of {name} were not restored; give --restore a folder "
+                             f"with models/{name}.safetensors")
+        return path
+
     def train(self, name: str, run: Path, *, batch_size: int, lr: float, steps: int, eval_every: int) -> dict[str, Any]:
         """Train (or continue) run ``run`` of model ``name`` until ``steps`` or the deadline; raises
         :class:`OutOfTime` when the run stopped at the deadline (its checkpoint saved) or no time is left."""
@@ -55,7 +65,7 @@ class Suite:
             model=str(self.init[name]), output=str(run), fasta=self.fasta, val_region=[a.val_region],
             context=a.context, steps=steps, batch_size=batch_size, lr=lr, eval_every=eval_every,
             val_windows=a.val_windows, save_every=steps, keep_checkpoints=1, seed=a.seed, device=a.device,
-            rc_augment=name not in RC_EQUIVARIANT, resume=(run / CONFIG_NAME).is_file(),
+            rc_augment=name not in RC_EQUIVARIANT, resume=(run / RUN_CONFIG).is_file(),
             time_limit=remaining if math.isfinite(remaining) else None,
         ))
         summary = train(config)
@@ -64,25 +74,32 @@ class Suite:
         return summary
 
 
-def genome_files(folder: str) -> list[str]:
-    """The FASTA files of ``folder``, sorted (one species each)."""
-    path = Path(folder)
-    if not path.is_dir():
+def training_data(args: argparse.Namespace, known: dict[str, Any] | None) -> tuple[list[str], list[str]]:
+    """The training FASTA files (every file of ``--genomes``, sorted, then ``--human``) and their species names.
+    Without the ``--genomes`` folder, a suite whose every model is trained (``known``: its state) goes on with the
+    species it recorded and no training data."""
+    folder = Path(args.genomes)
+    if not folder.is_dir():
+        if known is not None and all(name in known.get("train", {}) for name in args.models):
+            log(f"--genomes {folder} is absent: every model is trained, no training data is read")
+            return [], known["settings"]["species"]
         raise LrgenError(f"--genomes {folder} is not a folder")
-    files = sorted(str(f) for f in path.iterdir() if f.name.endswith(FASTA_SUFFIXES))
+    files = sorted(str(f) for f in folder.iterdir() if f.name.endswith(FASTA_SUFFIXES))
     if not files:
         raise LrgenError(f"no FASTA files (*.fa[.gz], *.fasta[.gz], *.fna[.gz]) in --genomes {folder}")
-    return files
+    fasta = [*files, args.human]
+    return fasta, [species_name(f) for f in fasta]
 
 
 def heldout_fasta(human: str, region: str, path: Path) -> Path:
     """The validation region of ``human`` written as a FASTA file of its own (the context sweep reads it)."""
+    if path.is_file():
+        return path
     reg = parse_region(region)
     species = load_species(human)
     contig = next((c for c in species.contigs if c.name.removeprefix("chr") == reg.chrom.removeprefix("chr")), None)
     if contig is None:
         raise LrgenError(f"--val-region {region}: contig {reg.chrom} is not in {human}")
-    if not path.is_file():
-        seq = contig.seq[reg.start : reg.end].tobytes().decode("ascii")
-        atomic_write_text(path, f">{region}\n" + "\n".join(seq[i : i + 80] for i in range(0, len(seq), 80)) + "\n")
+    seq = contig.seq[reg.start : reg.end].tobytes().decode("ascii")
+    atomic_write_text(path, f">{region}\n" + "\n".join(seq[i : i + 80] for i in range(0, len(seq), 80)) + "\n")
     return path

@@ -40,7 +40,7 @@ def run_extrapolation(suite: Suite) -> None:
                 raise OutOfTime()
             started = time.perf_counter()
             result = evaluate_mlm(MlmOptions(
-                model=str(suite.work / "models" / name), fasta=[str(suite.heldout)], context=[context],
+                model=str(suite.trained_model(name)), fasta=[str(suite.heldout)], context=[context],
                 windows=a.windows, chunk_size=a.chunk_size, device=a.device, seed=a.seed, centre_span=max(a.contexts)))
             row = {**result["results"][0], "family": result["family"], "beyond_trained_context": context > a.context,
                    "wall_seconds": time.perf_counter() - started, "estimated_seconds": estimate}

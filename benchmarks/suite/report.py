@@ -27,7 +27,8 @@ from suite.variant_signal import SCORES
 def write_outputs(suite, complete: bool) -> None:
     out, state = suite.out, suite.state.data
     for name in state.get("train", {}):
-        pack(suite.work / "models" / name, out / "models" / f"{name}.safetensors")
+        if (suite.work / "models" / name).is_dir():  # absent only where a restore lacked it
+            pack(suite.work / "models" / name, out / "models" / f"{name}.safetensors")
     atomic_write_text(out / "results.json", json.dumps({"complete": complete, "state": state}, indent=1) + "\n")
     atomic_write_text(out / "results.md", markdown(state))
     evaluations = [curve for curve in perplexity_curves(state) if curve["results"]]
@@ -75,12 +76,13 @@ def _sweep_table(state: dict) -> list[str]:
              + " | ".join(f"val loss, LR {lr:g}" for lr in s["sweep_lrs"]) + " | peak LR |",
              "| --- |" + " ---: |" * (len(s["sweep_batches"]) + len(s["sweep_lrs"]) + 2)]
     for name, r in sweep.items():
-        rates = [r.get("throughput", {}).get(str(b)) for b in s["sweep_batches"]]
+        probes = [r.get("throughput", {}).get(str(b)) for b in s["sweep_batches"]]
         choice = r.get("choice", {})
         batch = choice.get("batch_size")
         losses = [r.get("lr", {}).get(str(batch), {}).get(f"{lr:g}", {}).get("val_loss") for lr in s["sweep_lrs"]]
         lr = f"{choice['lr']:g}" if choice else "-"
-        lines.append(f"| {name} | " + " | ".join(f"{v:,.0f}" if v else "-" for v in rates)
+        rates = [f"{p['bases_per_s']:,.0f}" if p and "bases_per_s" in p else p["error"] if p else "-" for p in probes]
+        lines.append(f"| {name} | " + " | ".join(rates)
                      + f" | {batch or '-'} | " + " | ".join(f"{v:.4f}" if v is not None else "-" for v in losses)
                      + f" | {lr} |")
     return lines + [""]
@@ -147,7 +149,8 @@ def _variant_table(state: dict) -> list[str]:
              "| --- | --- | --- |" + " ---: |" * len(contexts)]
     for name, by_weights in variants.items():
         if "not_applicable" in by_weights:
-            lines.append(f"| {name} | - | - | " + " | ".join("n/a" for _ in contexts) + f" |  {by_weights['not_applicable']}")
+            cells = " | ".join("n/a" for _ in contexts)
+            lines.append(f"| {name} | - | - | {cells} |  {by_weights['not_applicable']}")
             continue
         for weights in ("trained", "untrained"):
             stages = by_weights.get(weights, {})

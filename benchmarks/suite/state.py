@@ -19,21 +19,23 @@ class State:
         self.path = work / STATE_NAME
         self.data = data
 
+    @staticmethod
+    def read(work: Path) -> dict[str, Any] | None:
+        """The work folder's state as saved, or None when it has none."""
+        path = work / STATE_NAME
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except ValueError:
+            raise LrgenError(f"{path}: damaged (not JSON); remove the work folder to start over") from None
+
     @classmethod
     def open(cls, work: Path, settings: dict[str, Any], restored: dict[str, Any] | None = None) -> "State":
         """The work folder's state; a fresh one (from ``restored``, a previous run's state, when given) if there is
         none. Settings that differ from the folder's are refused, naming them."""
-        path = work / STATE_NAME
         settings = json.loads(json.dumps(settings))
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text())
-            except ValueError:
-                raise LrgenError(f"{path}: damaged (not JSON); remove the work folder to start over") from None
-        elif restored is not None:
-            data = restored
-        else:
-            data = {"settings": settings}
+        data = cls.read(work) or restored or {"settings": settings}
         changed = sorted(k for k in {*settings, *data["settings"]} if settings.get(k) != data["settings"].get(k))
         if changed:
             raise LrgenError(f"{work} holds a suite run with other settings ({', '.join(changed)} changed): give the "

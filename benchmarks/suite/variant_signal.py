@@ -117,7 +117,7 @@ def _score_stage(suite: Suite, sites: dict, name: str, weights: str, context: in
     if not suite.deadline.fits(estimate):
         log(f"{label}: estimated {estimate:,.0f} s, {max(suite.deadline.remaining(), 0):,.0f} s left")
         raise OutOfTime()
-    model = suite.work / "models" / name if weights == "trained" else suite.init[name]
+    model = suite.trained_model(name) if weights == "trained" else suite.init[name]
     folder = suite.work / "variants" / f"{name}-{weights}"
     folder.mkdir(parents=True, exist_ok=True)
     tsv = folder / f"{context}.tsv"
@@ -149,7 +149,8 @@ def _aurocs(sites: dict, tsv: Path, seed: int) -> dict:
     for score in SCORES:
         raw = np.array([values.get(k, {}).get(score, math.nan) for k in keys])
         ok = ~np.isnan(raw)
-        out[score] = {"auroc": auroc(y[ok], -raw[ok]), "ci": list(bootstrap_ci("auroc", y[ok], -raw[ok], BOOTSTRAP, seed)),
+        interval = bootstrap_ci("auroc", y[ok], -raw[ok], BOOTSTRAP, seed)
+        out[score] = {"auroc": auroc(y[ok], -raw[ok]), "ci": list(interval),
                       "scored": int(ok.sum()), "values": [None if math.isnan(v) else round(float(v), 5) for v in raw]}
     return out
 

@@ -190,7 +190,8 @@ def mlm_table(result: dict[str, Any]):
         table.add_column(col, justify="left" if col == "note" else "right")
     for row in result["results"]:
         interval = row.get("perplexity_per_base_ci")
-        cells = [_cell(row.get(col)) for col in COLUMNS] + [f"{interval[0]:.4f}–{interval[1]:.4f}" if interval else "-"]
+        shown = f"{interval[0]:.4f}–{interval[1]:.4f}" if interval else "-"
+        cells = [_cell(row.get(col)) for col in COLUMNS] + [shown]
         note = row.get("error", "")
         if row.get("beyond_trained_context") and not note:
             note = f"beyond trained {result['trained_context']:,} bp"
