@@ -93,7 +93,9 @@ def _training_table(state: dict) -> list[str]:
     if not train:
         return []
     choice = {n: r["choice"] for n, r in state.get("sweep", {}).items() if "choice" in r}
-    lines = ["| model | parameters | batch | peak LR | steps | bases | step time (s) | bases/s | final train loss | "
+    lines = ["Training (one token budget; step time and bases/s without validation and checkpoints; validation on "
+             f"{state['settings']['val_windows']} held-out windows, best checkpoint):", "",
+             "| model | parameters | batch | peak LR | steps | bases | step time (s) | bases/s | final train loss | "
              "best val loss | val perplexity/base | val accuracy |",
              "| --- |" + " ---: |" * 11]
     for name, r in train.items():
