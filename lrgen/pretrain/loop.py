@@ -6,8 +6,9 @@ so a resumed run repeats the losses of an uninterrupted one. Under torchrun the 
 with FSDP2 when ``fsdp``), each rank draws its own windows, metrics are summed over ranks, and only rank 0 writes files
 or shows progress. With FSDP every rank takes part in validation and in gathering the full weights and optimizer state
 that rank 0 writes, so checkpoints keep the layout of an unsharded run. With a ``time_limit`` the run stops before a
-step that would end past it (judged by the slowest step so far, validation and checkpoint included), writes a
-checkpoint and returns a summary with ``stopped = "time limit"``; ``resume`` continues it as if uninterrupted.
+step that would end past it (judged by the slowest step of this invocation, validation and checkpoint included; the
+first, which compiles kernels, only until there is another), writes a checkpoint and returns a summary with
+``stopped = "time limit"``; ``resume`` continues it as if uninterrupted.
 """
 
 from __future__ import annotations
@@ -298,13 +299,13 @@ class _Trainer:
         started = time.perf_counter()
         first_step = self.step
         saved_step = first_step
-        slowest = 0.0  # the longest step of this invocation, its validation and checkpoint included
+        durations: list[float] = []  # the steps of this invocation, their validation and checkpoint included
         stopped = None
         progress = progress_bar(fields=("loss {loss}", "{speed} tok/s"), show=main, transient=False)
         with progress, (metrics_path.open("a") if main else nullcontext()) as log:
             task = progress.add_task("pretrain", total=self.total_steps, completed=self.step, loss="-", speed="-")
             while self.step < self.total_steps:
-                if self._out_of_time(slowest):
+                if self._out_of_time(max(durations[1:] or durations or [0.0])):
                     stopped = "time limit"
                     break
                 t0 = time.perf_counter()
@@ -328,7 +329,7 @@ class _Trainer:
                     saved_step = self.step
                     if main:
                         ckpt.prune_checkpoints(self.run_dir, c.keep_checkpoints)
-                slowest = max(slowest, time.perf_counter() - t0)
+                durations.append(time.perf_counter() - t0)
                 if main:
                     done = self.step - first_step
                     speed = done * self.tokens_per_step / (time.perf_counter() - started)
