@@ -58,9 +58,9 @@ def markdown(state: dict) -> str:
     budget = state.get("budget", {})
     calls = state.get("calls", [])
     device = calls[-1]["device"] if calls else "-"
+    tokens = f"{budget['tokens']:,} bases per model" if budget else "not chosen yet"
     lines = [f"Data: {', '.join(s['species'])}; held out: {s['val_region']}. Training windows {s['context']:,} bp. "
-             f"Token budget: {budget['tokens']:,} bases per model." if budget else "Token budget: not chosen yet.",
-             f"Device: {device}.", ""]
+             f"Token budget: {tokens}.", f"Device: {device}.", ""]
     lines += _sweep_table(state) + _training_table(state) + _mlm_tables(state) + _variant_table(state) + _calls(state)
     return "\n".join(lines) + "\n"
 
@@ -164,8 +164,19 @@ def _variant_table(state: dict) -> list[str]:
 
 
 def _calls(state: dict) -> list[str]:
+    """The calls, and each evaluation stage's time against the estimate it was started on."""
     calls = state.get("calls", [])
-    return [f"Calls: {len(calls)}, " + "; ".join(f"{c['seconds']:.0f} s ({c['outcome']})" for c in calls) + "."]
+    lines = [f"Calls: {len(calls)}, " + "; ".join(f"{c['seconds']:.0f} s ({c['outcome']})" for c in calls) + ".", ""]
+    stages = [(f"mlm {name} {format_size(int(c))}", r) for name, rows in state.get("mlm", {}).items()
+              for c, r in rows.items()]
+    stages += [(f"variants {name} {weights} {format_size(int(c))}", r)
+               for name, by_weights in state.get("variants", {}).items() if "not_applicable" not in by_weights
+               for weights, rows in by_weights.items() for c, r in rows.items()]
+    timed = [(label, r) for label, r in stages if "wall_seconds" in r]
+    if timed:
+        lines += ["| evaluation stage | seconds | estimated |", "| --- | ---: | ---: |"]
+        lines += [f"| {label} | {r['wall_seconds']:.1f} | {r['estimated_seconds']:.0f} |" for label, r in timed]
+    return lines
 
 
 def _plot(path: Path, draw, panels: int = 1) -> None:
