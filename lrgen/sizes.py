@@ -1,4 +1,5 @@
-"""One parser for lengths given by users: ``12000``, ``131kb``, ``1Mbp``, ``1M``, ``1.5kb``."""
+"""One parser for lengths given by users (``12000``, ``131kb``, ``1Mbp``, ``1M``, ``1.5kb``) and one for wall-clock
+durations (``540``, ``90s``, ``8m``, ``1h30m``)."""
 
 from __future__ import annotations
 
@@ -50,3 +51,24 @@ def format_size(n: int) -> str:
             v = n / scale
             return f"{v:.0f}{unit}" if v == int(v) else f"{v:.1f}{unit}"
     return f"{n}bp"
+
+
+_DURATION_TERM = re.compile(r"(\d+(?:\.\d+)?)\s*([hms])", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*[hms]\s*)+$", re.IGNORECASE)
+_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_duration(text: str | float) -> float:
+    """Parse a wall-clock duration into seconds: a number of seconds (``540``, ``2.5``) or terms with units ``h``,
+    ``m``, ``s`` (``90s``, ``8m``, ``1h30m``, ``1m 30s``)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    elif re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", str(text)):
+        value = float(text)
+    elif _DURATION.match(str(text)):
+        value = sum(float(n) * _SECONDS[u.lower()] for n, u in _DURATION_TERM.findall(str(text)))
+    else:
+        raise LrgenError(f"cannot read duration {text!r}: write seconds (540) or e.g. 90s, 8m, 1h30m")
+    if not value > 0:
+        raise LrgenError(f"duration {text!r} must be positive")
+    return value

@@ -32,6 +32,22 @@ def test_save_load_round_trip_is_identical(tmp_path, preset):
     assert load_training_state(tmp_path / "ck") == {"step": 7, "lr": 1e-3}  # read with weights_only=True
 
 
+@torch.no_grad()
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("preset", ["caduceus-ps-tiny", "hawk-tiny", "ntv2-tiny"])
+def test_weights_saved_in_16_bits_load_back_into_float32(tmp_path, preset, dtype):
+    model = lrgen.load_model(preset)
+    save_model(model, tmp_path / "ck", dtype=dtype)
+    stored = load_file(str(tmp_path / "ck" / "model.safetensors"))
+    assert {t.dtype for t in stored.values() if t.is_floating_point()} == {dtype}
+    loaded = lrgen.load_model(tmp_path / "ck")
+    for name, tensor in loaded.state_dict().items():
+        if tensor.is_floating_point():
+            assert tensor.dtype == torch.float32
+            assert torch.equal(tensor, model.state_dict()[name].to(dtype).float()), name
+    assert (tmp_path / "ck" / "model.safetensors").stat().st_size < 0.6 * 4 * model.num_parameters() + 50_000
+
+
 def test_tied_tensors_stored_once_and_retied(tmp_path):
     model = lrgen.load_model("caduceus-ph-tiny")
     save_model(model, tmp_path / "ck")

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from lrgen.errors import LrgenError
 from lrgen.pretrain.evaluate import MlmOptions, evaluate_mlm, mlm_table
 from lrgen.pretrain.loop import run_pretrain
 
@@ -68,3 +69,25 @@ def test_out_of_memory_is_recorded_and_longer_contexts_skipped(fasta, monkeypatc
     assert "error" not in rows[0] and rows[0]["targets"] > 0
     assert rows[1]["error"] == "out of GPU memory"
     assert rows[2]["error"] == "skipped after out of GPU memory at 300 bp"
+
+
+def test_per_window_sums_bootstrap_interval_and_a_shared_centre_span(fasta):
+    from lrgen.pretrain.evaluate import bootstrap_perplexity
+
+    both = evaluate_mlm(MlmOptions(model="hawk-tiny", fasta=[fasta], context=[80, 1000], windows=4, device="cpu"))
+    row80, row1000 = both["results"]
+    assert len(row80["per_window"]) == 4 and sum(w[1] for w in row80["per_window"]) == row80["targets"]
+    assert math.fsum(w[0] for w in row80["per_window"]) / row80["targets"] == pytest.approx(row80["loss"])
+    low, high = row80["perplexity_per_base_ci"]
+    assert low <= row80["perplexity_per_base"] <= high and low < high
+    # one context per call, centres drawn for the span of the largest: the same windows as in one call
+    alone = evaluate_mlm(MlmOptions(model="hawk-tiny", fasta=[fasta], context=[80], windows=4, device="cpu",
+                                    centre_span=1000))["results"][0]
+    assert alone["per_window"] == row80["per_window"] and alone["perplexity_per_base_ci"] == [low, high]
+    drawn_for_80 = evaluate_mlm(MlmOptions(model="hawk-tiny", fasta=[fasta], context=[80], windows=4, device="cpu"))
+    assert drawn_for_80["results"][0]["per_window"] != row80["per_window"]
+    with pytest.raises(LrgenError, match="centre span 500 bp must cover the largest context"):
+        evaluate_mlm(MlmOptions(model="hawk-tiny", fasta=[fasta], context=[1000], windows=1, device="cpu",
+                                centre_span=500))
+    # a 6-mer model's loss is per 6 bases; one window gives a zero-width interval
+    assert bootstrap_perplexity([[12.0, 2, 1]], 6, seed=0) == pytest.approx([math.exp(1.0)] * 2)

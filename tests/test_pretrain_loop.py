@@ -74,6 +74,40 @@ def test_resume_repeats_an_uninterrupted_run(small_fasta, tmp_path):
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_time_limit_stops_at_a_checkpoint_and_resume_finishes_the_run(small_fasta, tmp_path, monkeypatch):
+    """A fake clock where every step takes 10 s: with --time-limit 35s the run stops before the step that would end
+    past 35 s (after 3), saves that step; --resume then gives the losses and weights of an uninterrupted run."""
+    import lrgen.pretrain.loop as loop
+
+    clock = types.SimpleNamespace(now=0.0)
+    clock.perf_counter = lambda: clock.now
+    step = loop._Trainer._train_step
+
+    def slow_step(self):
+        clock.now += 10.0
+        return step(self)
+
+    monkeypatch.setattr(loop, "time", clock)
+    monkeypatch.setattr(loop._Trainer, "_train_step", slow_step)
+    a, b = tmp_path / "a", tmp_path / "b"
+    flags = dict(model="hawk-tiny", fasta=[small_fasta], context=96, steps=6, batch_size=3, save_every=100,
+                 eval_every=2, val_windows=4, val_fraction=0.2, seed=3)
+    run_pretrain({**flags, "output": str(a)})
+    stopped = run_pretrain({**flags, "output": str(b), "time_limit": "35s"})
+    assert stopped["stopped"] == "time limit" and stopped["steps"] == 3 and stopped["total_steps"] == 6
+    assert (b / "checkpoints" / "latest").read_text().strip() == "step-0000003"
+    assert "time_limit" not in json.loads((b / "pretrain_config.json").read_text())  # one invocation's setting
+    finished = run_pretrain({"output": str(b), "resume": True})
+    assert finished["stopped"] is None and finished["steps"] == 6
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("tokens_per_s", "elapsed_s")} for r in rs]  # noqa: E731
+    assert strip(read_metrics(a)) == strip(read_metrics(b))
+    wa = load_file(str(a / "checkpoints" / "step-0000006" / "model.safetensors"))
+    wb = load_file(str(b / "checkpoints" / "step-0000006" / "model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    with pytest.raises(LrgenError, match="cannot read duration"):
+        run_pretrain({**flags, "output": str(tmp_path / "d"), "time_limit": "soon"})
+
+
 def test_deterministic_runs_use_deterministic_kernels_and_restore_the_setting(small_fasta, tmp_path, monkeypatch):
     seen = []
     original = lrgen.pretrain.loop._Trainer.run
@@ -157,3 +191,7 @@ def test_cli_with_config_file(small_fasta, tmp_path):
     saved = json.loads((run / "pretrain_config.json").read_text())
     assert saved["steps"] == 1 and saved["context"] == 64 and saved["model"] == "hawk-tiny"
     assert "trained 1 steps" in result.output
+    stopped = CliRunner().invoke(app, ["pretrain", "--config", str(cfg), "--output", str(tmp_path / "r2"),
+                                       "--time-limit", "0.001s"])
+    assert stopped.exit_code == 0 and "stopped at the time limit after 0 of 5 steps" in stopped.output
+    assert not (tmp_path / "r2" / "checkpoints").exists()  # nothing trained, nothing saved but the configuration

@@ -1,7 +1,7 @@
 import pytest
 
 from lrgen.errors import LrgenError
-from lrgen.sizes import format_size, parse_size, parse_size_list
+from lrgen.sizes import format_size, parse_duration, parse_size, parse_size_list
 
 
 @pytest.mark.parametrize(
@@ -41,3 +41,15 @@ def test_format_size():
     assert format_size(1_000_000) == "1Mbp"
     assert format_size(131_072) == "131.1kbp"
     assert format_size(500) == "500bp"
+
+
+@pytest.mark.parametrize("text,seconds", [("540", 540), ("2.5", 2.5), ("90s", 90), ("8m", 480), ("1h30m", 5400),
+                                          ("1m 30s", 90), ("1.5h", 5400), (7, 7)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "8x", "-5", "0", "0s", "1m30", "m"])
+def test_parse_duration_rejects(text):
+    with pytest.raises(LrgenError):
+        parse_duration(text)

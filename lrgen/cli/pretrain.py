@@ -44,6 +44,10 @@ def pretrain_command(
     dtype: Optional[str] = typer.Option(None, "--dtype", help="auto (bfloat16 on a GPU), bfloat16 or float32."),
     precision: Optional[str] = deprecated_option("--precision"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in -o/--output from its latest checkpoint."),
+    time_limit: Optional[str] = typer.Option(
+        None, "--time-limit", help="Stop cleanly at a checkpoint before this wall time, e.g. 8m, 1h30m, 540 (seconds); "
+        "continue with --resume."
+    ),
     fsdp: bool = typer.Option(False, "--fsdp", help="Shard the model over torchrun processes with FSDP2 instead of DDP (torch >= 2.6)."),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model's position-wise parts (Hawk, NTv2) [on a GPU without --fsdp]."),
     deterministic: bool = typer.Option(
@@ -66,10 +70,15 @@ def pretrain_command(
         val_region=val_region or None, val_fraction=val_fraction, eval_every=eval_every, val_windows=val_windows,
         save_every=save_every, keep_checkpoints=keep_checkpoints, mask_prob=mask_prob, max_n_fraction=max_n_fraction,
         rc_augment=rc_augment, seed=seed, device=device, dtype=dtype, fsdp=fsdp or None,
-        compile=compile, deterministic=deterministic or None, resume=resume or None,
+        compile=compile, deterministic=deterministic or None, resume=resume or None, time_limit=time_limit,
     )
     summary = run_pretrain(flags, config)
     if is_main_process():  # one line from the main process under torchrun
+        if summary["stopped"]:
+            typer.echo(f"stopped at the time limit after {summary['steps']} of {summary['total_steps']} steps "
+                       f"({summary['tokens']:,} bases), checkpoint saved; continue with: lrgen pretrain -o "
+                       f"{summary['run_dir']} --resume")
+            return
         val = summary["val"].get("loss")
         val_text = f", validation loss {val:.4f}" if val is not None else ""
         typer.echo(f"trained {summary['steps']} steps ({summary['tokens']:,} bases){val_text}; run in {summary['run_dir']}")

@@ -34,8 +34,13 @@ CHECKPOINTS_DIR = "checkpoints"
 RUN_CONFIG_NAME = "pretrain_config.json"  # lrgen pretrain's resolved settings, in the run directory
 
 
-def save_model(model: nn.Module, directory: str | Path, training_state: dict[str, Any] | None = None) -> Path:
-    """Write ``model`` (its ``config.to_dict()`` and weights) to ``directory``, replacing it atomically."""
+def save_model(model: nn.Module, directory: str | Path, training_state: dict[str, Any] | None = None, *,
+               dtype: torch.dtype | None = None) -> Path:
+    """Write ``model`` (its ``config.to_dict()`` and weights) to ``directory``, replacing it atomically.
+
+    ``dtype`` (e.g. ``torch.bfloat16``) stores the floating-point weights rounded to it, half the size of float32;
+    loading casts them back into the model's float32 parameters.
+    """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(directory)
@@ -44,6 +49,8 @@ def save_model(model: nn.Module, directory: str | Path, training_state: dict[str
     try:
         state = model.state_dict()
         tensors = {group[0]: state[group[0]].detach().cpu().contiguous() for group in tied_groups(model)}
+        if dtype is not None:
+            tensors = {k: t.to(dtype) if t.is_floating_point() else t for k, t in tensors.items()}
         write_safetensors(tensors, tmp / WEIGHTS_NAME, metadata={"format": "pt"})
         (tmp / CONFIG_NAME).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
         tokenizer = getattr(model, "tokenizer", None)

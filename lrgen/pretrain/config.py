@@ -13,7 +13,7 @@ from lrgen.errors import LrgenError
 from lrgen.models.checkpoint import RUN_CONFIG_NAME
 from lrgen.runtime.device import resolve_device
 from lrgen.runtime.files import atomic_write_text
-from lrgen.sizes import parse_size
+from lrgen.sizes import parse_duration, parse_size
 
 CONFIG_NAME = RUN_CONFIG_NAME
 
@@ -25,8 +25,9 @@ class PretrainConfig:
     ``batch_size`` is the number of windows per process per micro-batch (``"auto"``: the largest power of two
     that fits on the GPU, saved resolved); one optimizer step sees ``batch_size * grad_accum * world_size`` windows of
     ``context`` bases. ``compile`` ``None`` compiles where it pays: on a GPU, for families with position-wise parts,
-    without FSDP. ``tokens`` counts bases (nucleotides), so a
-    k-mer model and a character model given the same budget see the same DNA.
+    without FSDP. ``tokens`` counts bases (nucleotides), so a k-mer model and a character model given the same budget
+    see the same DNA. ``time_limit`` (seconds of wall time of this invocation) stops the run cleanly at a checkpoint
+    before the time is up; it belongs to one invocation and is not saved with the run.
     """
 
     model: str = ""
@@ -61,6 +62,7 @@ class PretrainConfig:
     compile: bool | None = None
     deterministic: bool = False
     resume: bool = False
+    time_limit: float | None = None
 
     def validate(self) -> None:
         """Raise :class:`LrgenError` for a configuration that cannot run."""
@@ -99,6 +101,8 @@ class PretrainConfig:
             raise LrgenError(f"--dtype must be auto (bfloat16 on a GPU), bfloat16 or float32, got {self.dtype!r}")
         if self.lr <= 0:
             raise LrgenError(f"--lr must be positive, got {self.lr}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise LrgenError(f"--time-limit must be positive, got {self.time_limit}")
         resolve_device(self.device)  # the one --device error of every command, before any work
 
 
@@ -107,6 +111,8 @@ DTYPES = ("auto", "bfloat16", "bf16", "float32", "fp32")
 RENAMED = {"out": "output", "val_every": "eval_every", "precision": "dtype"}
 _FIELDS = {f.name: f for f in fields(PretrainConfig)}
 _SIZE_KEYS = {"context", "tokens"}
+_DURATION_KEYS = {"time_limit"}
+_PER_INVOCATION = ("time_limit",)  # settings of one invocation, not saved with the run
 _LIST_KEYS = {"fasta", "val_fasta", "val_region"}
 
 
@@ -127,6 +133,8 @@ def _normalise(values: dict[str, Any], source: str) -> dict[str, Any]:
             continue
         if key in _SIZE_KEYS:
             value = parse_size(value)
+        elif key in _DURATION_KEYS:
+            value = parse_duration(value)
         elif key in _LIST_KEYS and isinstance(value, (str, os.PathLike)):
             value = [str(value)]
         elif key == "weights" and isinstance(value, str):
@@ -203,9 +211,11 @@ def _absolute_paths(config: PretrainConfig) -> PretrainConfig:
 
 
 def save_config(config: PretrainConfig, run_dir: str | Path) -> Path:
-    """Write the resolved config atomically as ``run_dir/pretrain_config.json``."""
+    """Write the resolved config atomically as ``run_dir/pretrain_config.json`` (without the per-invocation
+    ``time_limit``)."""
     path = Path(run_dir) / CONFIG_NAME
-    atomic_write_text(path, json.dumps(asdict(config), indent=2) + "\n")
+    saved = {k: v for k, v in asdict(config).items() if k not in _PER_INVOCATION}
+    atomic_write_text(path, json.dumps(saved, indent=2) + "\n")
     return path
 
 

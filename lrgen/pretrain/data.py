@@ -89,10 +89,16 @@ def load_species(path: str) -> Species:
     contigs = tuple(Contig(name, normalise_bases(seq)) for name, seq in iter_fasta_records(p))
     if not contigs or all(c.seq.size == 0 for c in contigs):
         raise LrgenError(f"{path}: no sequence found; is this a FASTA file?")
-    name = p.name
+    return Species(name=species_name(p), path=str(p), contigs=contigs)
+
+
+def species_name(path: str | Path) -> str:
+    """The name a FASTA file's species goes by: the file name without ``.gz``/``.bgz`` and then
+    ``.fa``/``.fasta``/``.fna``."""
+    name = Path(path).name
     for suffix in (".gz", ".bgz", ".fa", ".fasta", ".fna"):
         name = name.removesuffix(suffix)
-    return Species(name=name, path=str(p), contigs=contigs)
+    return name
 
 
 def read_fasta_list(path: str | Path) -> list[str]:

@@ -1,15 +1,18 @@
 """Masked-LM perplexity and accuracy of a model at a list of context lengths (``lrgen evaluate --task mlm``).
 
-Windows are nested: ``windows`` centres are drawn once (seeded) where the largest feasible context fits with at
-most 10% N, and the window of every context is centred on the same points, so the curve compares context lengths
-on the same DNA rather than on different draws. Each window is masked as in training (15%, 80/10/10; the draw is
+Windows are nested: ``windows`` centres are drawn once (seeded) where the largest feasible context (or
+``centre_span``, when given) fits with at most 10% N, and the window of every context is centred on the same points,
+so the curve compares context lengths on the same DNA rather than on different draws; calls with the same
+``centre_span`` and seed use the same centres whatever contexts they evaluate. Each window is masked as in training (15%, 80/10/10; the draw is
 seeded by ``(seed, context, window)``) and the loss is taken over all its masked positions. Streamable models
 (Caduceus, Hawk) run through the chunked engine (:func:`lrgen.engine.stream`); NTv2 runs its full forward and each
 row records whether the context exceeds the context it was pretrained at (known when the model is an lrgen run
 directory) — running out of GPU memory is recorded as that row's error, and longer contexts are then skipped.
 
 ``perplexity`` is per token (per base for character models, per 6-mer for NTv2); ``perplexity_per_base`` is
-``exp(loss / bases per target)``, the number comparable across tokenizers.
+``exp(loss / bases per target)``, the number comparable across tokenizers. Each row keeps every window's sums
+(``per_window``: loss sum, masked targets, correct) and a 95% percentile bootstrap interval of the perplexity per
+base over windows (``perplexity_per_base_ci``: windows resampled with replacement, their sums pooled; seeded).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from lrgen.engine import default_chunk_size, forward
@@ -33,14 +37,17 @@ from lrgen.runtime.files import atomic_path, atomic_write_text
 from lrgen.sizes import format_size
 
 _EVAL_STREAM = 0xE7A1
+_BOOTSTRAP_STREAM = 0xB007
 MAX_N_FRACTION = 0.1
+BOOTSTRAP_RESAMPLES = 1000
 
 
 @dataclass
 class MlmOptions:
     """Everything ``lrgen evaluate --task mlm`` takes (the CLI flags carry the same names): ``context`` is the list
     of contexts, ``output`` a folder for ``mlm.json``, ``mlm.tsv`` and ``mlm.png``, ``chunk_size`` defaults to the
-    engine's chunk policy."""
+    engine's chunk policy; ``centre_span`` (library only) is the span the window centres are drawn for (default: the
+    largest feasible context)."""
 
     model: str
     fasta: list[str]
@@ -50,6 +57,7 @@ class MlmOptions:
     device: str = "auto"
     seed: int = 0
     output: str | None = None
+    centre_span: int | None = None
 
 
 def evaluate_mlm(options: MlmOptions) -> dict:
@@ -78,9 +86,12 @@ def evaluate_mlm(options: MlmOptions) -> dict:
     longest = max(c.seq.size for sp in species for c in sp.contigs)
     ordered = sorted(set(int(c) for c in contexts))
     feasible = [c for c in ordered if c <= longest]
+    span = options.centre_span or (feasible[-1] if feasible else None)
+    if span is not None and (span > longest or (feasible and span < feasible[-1])):
+        raise LrgenError(f"centre span {span:,} bp must cover the largest context evaluated and fit the longest "
+                         f"contig ({longest:,} bp)")
     centres: list[tuple[int, int, int]] = []
     if feasible:
-        span = feasible[-1]
         sampler = WindowSampler(species, whole_segments(species), span, max_n_fraction=MAX_N_FRACTION,
                                 seed=derive_seed(seed, _EVAL_STREAM))
         centres = [(s, c, start + span // 2) for s, c, start, _ in sampler.draw_locations(0, windows)]
@@ -107,6 +118,7 @@ def evaluate_mlm(options: MlmOptions) -> dict:
                 continue
             progress.update(task, description=f"mlm {context:,} bp")
             loss_sum = count = correct = tokens = done = 0
+            per_window: list[list[float]] = []
             started = time.perf_counter()
             try:
                 for i, (s, c, centre) in enumerate(centres):
@@ -117,6 +129,7 @@ def evaluate_mlm(options: MlmOptions) -> dict:
                     logits = forward(lm, inputs, "logits", chunk_size=chunk, dtype=dtype)
                     ls, n, k = mlm_sums(logits, labels.to(logits.device))
                     loss_sum, count, correct = loss_sum + float(ls), count + int(n), correct + int(k)
+                    per_window.append([float(ls), int(n), int(k)])
                     tokens += ids.shape[1]
                     del logits
                     done += 1
@@ -129,8 +142,10 @@ def evaluate_mlm(options: MlmOptions) -> dict:
                 progress.advance(task, windows - done)
                 continue
             seconds = time.perf_counter() - started
+            interval = bootstrap_perplexity(per_window, scheme.bases_per_target, derive_seed(seed, _BOOTSTRAP_STREAM))
             rows.append({**row, "tokens_per_window": tokens // windows, "targets": count,
-                         **summarize(loss_sum, count, correct, scheme.bases_per_target), "seconds": seconds})
+                         **summarize(loss_sum, count, correct, scheme.bases_per_target),
+                         "perplexity_per_base_ci": interval, "seconds": seconds, "per_window": per_window})
     result = {
         "model": model,
         "family": lm.family,
@@ -149,6 +164,19 @@ def evaluate_mlm(options: MlmOptions) -> dict:
     return result
 
 
+def bootstrap_perplexity(per_window: Sequence[Sequence[float]], bases_per_target: int, seed: int,
+                         resamples: int = BOOTSTRAP_RESAMPLES, level: float = 0.95) -> list[float]:
+    """Percentile bootstrap interval ``[low, high]`` of the perplexity per base over windows: each resample draws
+    the windows with replacement and pools their ``[loss sum, targets, ...]``. One window gives a zero-width
+    interval."""
+    sums = np.asarray([w[:2] for w in per_window], dtype=np.float64)
+    picks = np.random.default_rng(seed).integers(0, len(sums), (resamples, len(sums)))
+    loss, targets = sums[picks, 0].sum(1), sums[picks, 1].sum(1)
+    values = np.exp(loss / np.maximum(targets, 1) / bases_per_target)
+    tail = (1 - level) / 2 * 100
+    return [float(v) for v in np.percentile(values, [tail, 100 - tail])]
+
+
 COLUMNS = ("context", "tokens_per_window", "targets", "loss", "perplexity", "perplexity_per_base", "accuracy",
            "seconds")
 
@@ -158,10 +186,12 @@ def mlm_table(result: dict[str, Any]):
     from rich.table import Table
 
     table = Table(title=f"MLM on held-out sequence: {result['model']} ({result['family']})")
-    for col in (*COLUMNS, "note"):
+    for col in (*COLUMNS, "95% CI (per base)", "note"):
         table.add_column(col, justify="left" if col == "note" else "right")
     for row in result["results"]:
-        cells = [_cell(row.get(col)) for col in COLUMNS]
+        interval = row.get("perplexity_per_base_ci")
+        shown = f"{interval[0]:.4f}–{interval[1]:.4f}" if interval else "-"
+        cells = [_cell(row.get(col)) for col in COLUMNS] + [shown]
         note = row.get("error", "")
         if row.get("beyond_trained_context") and not note:
             note = f"beyond trained {result['trained_context']:,} bp"
@@ -182,15 +212,17 @@ def write_outputs(result: dict[str, Any], out_dir: str | os.PathLike) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "mlm.json", json.dumps(result, indent=2) + "\n")
-    lines = ["\t".join((*COLUMNS, "error"))]
+    lines = ["\t".join((*COLUMNS, "ci_low", "ci_high", "error"))]
     for row in result["results"]:
-        lines.append("\t".join(str(row.get(col, "")) for col in (*COLUMNS, "error")))
+        interval = [str(v) for v in row.get("perplexity_per_base_ci", ("", ""))]
+        lines.append("\t".join([*(str(row.get(col, "")) for col in COLUMNS), *interval, str(row.get("error", ""))]))
     atomic_write_text(out / "mlm.tsv", "\n".join(lines) + "\n")
     plot_perplexity([result], out / "mlm.png")
 
 
 def plot_perplexity(results: Sequence[dict[str, Any]], path: str | os.PathLike) -> bool:
-    """Perplexity per base vs context (log x) of one or more :func:`evaluate_mlm` results; False without matplotlib."""
+    """Perplexity per base vs context (log x) of one or more :func:`evaluate_mlm` results, with their bootstrap
+    intervals as bars where rows have them; False without matplotlib."""
     try:
         import matplotlib
 
@@ -205,7 +237,11 @@ def plot_perplexity(results: Sequence[dict[str, Any]], path: str | os.PathLike) 
         rows = [r for r in result["results"] if "perplexity_per_base" in r]
         name = Path(str(result["model"])).name
         label = name if name.startswith(result["family"]) else f"{result['family']} ({name})"
-        ax.plot([r["context"] for r in rows], [r["perplexity_per_base"] for r in rows], marker="o", label=label)
+        x, y = [r["context"] for r in rows], [r["perplexity_per_base"] for r in rows]
+        bars = [[v - r["perplexity_per_base_ci"][0] for v, r in zip(y, rows)],
+                [r["perplexity_per_base_ci"][1] - v for v, r in zip(y, rows)]] if all(
+                    "perplexity_per_base_ci" in r for r in rows) else None
+        ax.errorbar(x, y, yerr=bars, marker="o", capsize=3, label=label)
         trained = result.get("trained_context")
         if trained and trained not in trained_lines:
             label = "trained context" if not trained_lines else None

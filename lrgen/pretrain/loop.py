@@ -5,7 +5,10 @@ augmentation, masking), and a checkpoint stores the model, optimizer, scheduler,
 so a resumed run repeats the losses of an uninterrupted one. Under torchrun the model is wrapped in DDP (or sharded
 with FSDP2 when ``fsdp``), each rank draws its own windows, metrics are summed over ranks, and only rank 0 writes files
 or shows progress. With FSDP every rank takes part in validation and in gathering the full weights and optimizer state
-that rank 0 writes, so checkpoints keep the layout of an unsharded run.
+that rank 0 writes, so checkpoints keep the layout of an unsharded run. With a ``time_limit`` the run stops before a
+step that would end past it (judged by the slowest step of this invocation, validation and checkpoint included; the
+first, which compiles kernels, only until there is another), writes a checkpoint and returns a summary with
+``stopped = "time limit"``; ``resume`` continues it as if uninterrupted.
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ def _initial_model(config: PretrainConfig, resume_from: Path | None):
 
 class _Trainer:
     def __init__(self, config: PretrainConfig, info: Processes) -> None:
+        self.clock = time.perf_counter()  # the time limit counts from here: data and model loading included
         self.config = config
         self.info = info
         self.fsdp = config.fsdp
@@ -288,6 +292,16 @@ class _Trainer:
         return summarize(loss_sum, int(count), int(correct), self.scheme.bases_per_target)
 
     # ---- run --------------------------------------------------------------------------------------------------
+    def _out_of_time(self, slowest: float) -> bool:
+        """Whether one more step as slow as ``slowest`` would end past the time limit; under torchrun the processes
+        agree (any one out of time stops them all)."""
+        if self.config.time_limit is None:
+            return False
+        late = time.perf_counter() - self.clock + slowest > self.config.time_limit
+        if self.info.distributed:
+            late = bool(self.info.all_reduce_sum(torch.tensor([float(late)], device=self.info.device)).item())
+        return late
+
     def run(self) -> dict[str, Any]:
         main = self.info.is_main
         metrics_path = self.run_dir / METRICS_NAME
@@ -302,6 +316,9 @@ class _Trainer:
         last_val: dict[str, float] = {}
         started = time.perf_counter()
         first_step = self.step
+        saved_step = first_step
+        durations: list[float] = []  # the steps of this invocation, their validation and checkpoint included
+        stopped = None
         on_gpu = self.info.device.type == "cuda"
         fields = ("loss {loss}", "{speed} tok/s") + (("{memory} GB",) if on_gpu else ())
         progress = progress_bar(fields=fields, show=main, transient=False)
@@ -309,6 +326,9 @@ class _Trainer:
             task = progress.add_task("pretrain", total=self.total_steps, completed=self.step, loss="-", speed="-",
                                      memory="-")
             while self.step < self.total_steps:
+                if self._out_of_time(max(durations[1:] or durations or [0.0])):
+                    stopped = "time limit"
+                    break
                 t0 = time.perf_counter()
                 last_train = self._train_step()
                 dt = time.perf_counter() - t0
@@ -329,13 +349,19 @@ class _Trainer:
                         self._save(ckpt.BEST, with_state=False, update_latest=False)
                 if takes_part and (self.step % c.save_every == 0 or final):
                     self._save(ckpt.step_name(self.step))
+                    saved_step = self.step
                     if main:
                         ckpt.prune_checkpoints(self.run_dir, c.keep_checkpoints)
+                durations.append(time.perf_counter() - t0)
                 if main:
                     done = self.step - first_step
                     speed = done * self.tokens_per_step / (time.perf_counter() - started)
                     progress.update(task, completed=self.step, loss=f"{last_train['loss']:.4f}", speed=f"{speed:,.0f}",
                                     memory=f"{record.get('gpu_memory_gb', 0):.1f}")
+            if stopped and self.step != saved_step and (main or self.fsdp):
+                self._save(ckpt.step_name(self.step))
+                if main:
+                    ckpt.prune_checkpoints(self.run_dir, c.keep_checkpoints)
         seconds = time.perf_counter() - started
         summary = {
             "run_dir": str(self.run_dir),
@@ -348,6 +374,8 @@ class _Trainer:
             "compiled": self.compiled,
             "rc_augment": self.rc_augment,
             "steps": self.step,
+            "total_steps": self.total_steps,
+            "stopped": stopped,
             "tokens": self.tokens,
             "warmup_steps": self.warmup,
             "seconds": seconds,
