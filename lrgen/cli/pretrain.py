@@ -49,7 +49,7 @@ def pretrain_command(
         "continue with --resume."
     ),
     fsdp: bool = typer.Option(False, "--fsdp", help="Shard the model over torchrun processes with FSDP2 instead of DDP (torch >= 2.6)."),
-    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model's position-wise parts (Hawk, NTv2) [on a GPU without --fsdp]."),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model's position-wise parts (Hawk, NTv2) \\[on a GPU without --fsdp]."),
     deterministic: bool = typer.Option(
         False, "--deterministic", help="PyTorch's deterministic kernels: a GPU run (and its resumption) repeats bit for bit."
     ),
