@@ -9,8 +9,8 @@ once on the sum — half the projection work of two separate directions.
 The backward recomputes the conv output and Δ from ``xz`` and the saved ``x_proj`` outputs instead of keeping them
 (as mamba-ssm's ``mamba_inner_fn`` does), so per position only x, xz, the two ``x_proj`` outputs and ``y_0 + y_1``
 are saved; both directions' gradients are written into one ``dxz`` buffer (no concatenation). Scan and conv run
-through :mod:`lrgen.ops`' dispatch; the scan's backward is the Triton kernel's on a GPU and autograd through the
-PyTorch reference elsewhere; the conv's backward is the same conv run the other way over the gradient plus one
+through :mod:`lrgen.ops`' dispatch; the scan's backward is the Triton kernel's where Triton runs the scans and
+autograd through the PyTorch reference otherwise (CPU, ``LRGEN_BACKEND=reference|mamba``); the conv's backward is the same conv run the other way over the gradient plus one
 product-sum per tap (:func:`conv_backward`). The unfused path (two :class:`~lrgen.models.caduceus.Mamba` directions under autograd)
 is the reference the tests compare against.
 """
@@ -118,8 +118,8 @@ def _direction_backward(xz: Tensor, x_dbl: Tensor, d: Direction, reverse: bool, 
     """One direction's parameter gradients (in :class:`Direction` order); its share of ``dxz`` written (``first``)
     or added into ``dxz``."""
     u_pre = xz[..., :inner].transpose(1, 2)
-    pre, _ = causal_conv1d(u_pre, d.conv_weight, d.conv_bias, None, None, reverse)  # before the SiLU
-    pre = pre.float()
+    # before the SiLU, in float32 as the forward's fused conv kept it: u is then the forward's u bit for bit
+    pre, _ = causal_conv1d(u_pre.float(), d.conv_weight, d.conv_bias, None, None, reverse)
     sig = torch.sigmoid(pre)
     u = (pre * sig).to(xz.dtype)
     rank, n = d.dt_proj.shape[1], d.A.shape[1]
