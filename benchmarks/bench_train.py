@@ -6,8 +6,8 @@ Prints one Markdown table: the best batch per model with tokens/s and bases/s (N
     python benchmarks/bench_train.py --models hawk-50m --context 12kbp --steps 5
     python benchmarks/bench_train.py --compile      # each model also with --compile, ratio to eager in this run
 
-Caduceus runs twice, the unfused path (every Mamba direction under autograd: the path before the fused BiMamba
-function, the baseline) and the default fused one (:mod:`lrgen.ops.bimamba`); the last column is each row's
+Caduceus runs twice, the unfused path (every Mamba direction under autograd through the scan runner, the baseline)
+and the default fused one (:mod:`lrgen.ops.bimamba`); the last column is each row's
 tokens/s over its model's first row, measured in the same run.
 """
 
@@ -121,7 +121,7 @@ def main() -> None:
             variants.append("compiled")
         for variant in variants:
             best = measure_model(name, variant, bases, args)
-            label = {"eager": name, "compiled": f"{name} (--compile)", "unfused": f"{name} (unfused, before)"}[variant]
+            label = {"eager": name, "compiled": f"{name} (--compile)", "unfused": f"{name} (unfused)"}[variant]
             if best is None:
                 rows.append([label, "out of memory at the first batch", "", "", "", "", "", "", ""])
                 continue

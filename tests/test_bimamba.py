@@ -61,7 +61,7 @@ def test_fused_matches_unfused(preset, bias):
 
 
 def test_fused_is_not_used_where_it_does_not_apply():
-    """Untied or multiplied directions, and inference, take the unfused path (same numbers by construction)."""
+    """Multiplied directions, and inference, take the unfused path (same numbers by construction)."""
     config = dataclasses.replace(preset_config("caduceus-ph-tiny"), bidirectional_strategy="ew_multiply")
     model = build_model(config, seed=0)
     calls = []

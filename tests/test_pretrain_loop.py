@@ -194,4 +194,5 @@ def test_cli_with_config_file(small_fasta, tmp_path):
     stopped = CliRunner().invoke(app, ["pretrain", "--config", str(cfg), "--output", str(tmp_path / "r2"),
                                        "--time-limit", "0.001s"])
     assert stopped.exit_code == 0 and "stopped at the time limit after 0 of 5 steps" in stopped.output
+    assert "nothing trained yet" in stopped.output and "checkpoint saved" not in stopped.output
     assert not (tmp_path / "r2" / "checkpoints").exists()  # nothing trained, nothing saved but the configuration

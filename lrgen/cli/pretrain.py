@@ -75,9 +75,9 @@ def pretrain_command(
     summary = run_pretrain(flags, config)
     if is_main_process():  # one line from the main process under torchrun
         if summary["stopped"]:
+            saved = "checkpoint saved; continue with" if summary["steps"] else "nothing trained yet; start again with"
             typer.echo(f"stopped at the time limit after {summary['steps']} of {summary['total_steps']} steps "
-                       f"({summary['tokens']:,} bases), checkpoint saved; continue with: lrgen pretrain -o "
-                       f"{summary['run_dir']} --resume")
+                       f"({summary['tokens']:,} bases), {saved}: lrgen pretrain -o {summary['run_dir']} --resume")
             return
         val = summary["val"].get("loss")
         val_text = f", validation loss {val:.4f}" if val is not None else ""

@@ -232,12 +232,13 @@ class BiMamba(nn.Module):
         out_rev = runner(scans[1], x, reverse=not rc, key=f"{key}.mamba_rev")
         return out + out_rev if self.strategy == "add" else out * out_rev
 
-
     def _fusable(self, runner: ScanRunner) -> bool:
-        rev = self.mamba_rev
-        return (torch.is_grad_enabled() and runner is run_whole and rev is not None and self.strategy == "add"
-                and rev.in_proj.weight is self.mamba_fwd.in_proj.weight
-                and rev.out_proj.weight is self.mamba_fwd.out_proj.weight)
+        """Under autograd over a whole sequence, with both directions sharing ``in_proj`` and ``out_proj`` (weights
+        and biases) and added: what :func:`lrgen.ops.bimamba.bimamba` computes."""
+        fwd, rev = self.mamba_fwd, self.mamba_rev
+        shared = rev is not None and all(getattr(getattr(rev, layer), p) is getattr(getattr(fwd, layer), p)
+                                         for layer in ("in_proj", "out_proj") for p in ("weight", "bias"))
+        return torch.is_grad_enabled() and runner is run_whole and self.strategy == "add" and shared
 
     def _fused(self, x: Tensor, rc: bool) -> Tensor:
         """Both directions through :func:`lrgen.ops.bimamba.bimamba`, matrices in x's (the compute) dtype."""

@@ -112,10 +112,9 @@ class _Trainer:
                              "-o/--output")
 
         self.model = _initial_model(config, self.resume_from).to(info.device).train()
-        self.compiled = config.compile if config.compile is not None else (
+        wanted = config.compile if config.compile is not None else (
             info.device.type == "cuda" and bool(self.model.position_wise) and not self.fsdp)
-        if self.compiled:
-            compile_position_wise(self.model)
+        self.compiled = wanted and bool(compile_position_wise(self.model))
         use_bf16 = config.dtype in ("bfloat16", "bf16") or (config.dtype == "auto" and info.device.type == "cuda")
         self.autocast = (torch.autocast(info.device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext())
         self.dtype = "bfloat16" if use_bf16 else "float32"
@@ -155,6 +154,7 @@ class _Trainer:
             self.config.batch_size = saved["batch_size"]
             return
         batch, peak = largest_batch(self.model, self.config.context, self.autocast, self.info.device)
+        batch, peak = self.info.broadcast((batch, peak))  # one batch for all ranks: rank 0's (same GPUs)
         self.config.batch_size = batch
         if self.info.is_main:
             print(f"lrgen pretrain: --batch-size auto: {batch} windows of {self.config.context:,} bases "
