@@ -152,6 +152,7 @@ def test_plot_regions(tmp_path, scored, track, options, regions):
     (dict(vcf=EXAMPLE_VCF), "not written by lrgen score-vcf"),
     (dict(bigwig=EXAMPLE_VCF), "not a bigWig file"),
     (dict(output="folder.png"), r"folder\.png is a folder: name a file in it"),
+    (dict(vcf="-", regions="-"), r"standard input \('-'\) can be read once"),
 ])
 def test_plot_errors_are_one_line(tmp_path, scored, track, options, message):
     (tmp_path / "folder.png").mkdir()

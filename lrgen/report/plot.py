@@ -18,6 +18,7 @@ from lrgen.io.bed import Region, merge_regions, parse_region, read_bed
 from lrgen.io.bigwig import BigWigTrack
 from lrgen.io.genome import same_contig
 from lrgen.io.scored_vcf import ScoredAllele, ScoredVcf, pick_value
+from lrgen.io.streams import is_stdio
 
 FORMATS = (".png", ".pdf", ".svg")
 MAX_REGIONS = 6
@@ -95,6 +96,8 @@ def _check(o: PlotOptions) -> None:
         raise LrgenError(f"-o {o.output} is a folder: name a file in it, e.g. {o.output / 'figure.png'}")
     if o.region and o.regions is not None:
         raise LrgenError("give the regions once: as --region texts or as a --regions BED")
+    if is_stdio(o.vcf) and is_stdio(o.regions):
+        raise LrgenError("standard input ('-') can be read once: give the VCF or the --regions BED as a file")
 
 
 def _asked_regions(o: PlotOptions, track: BigWigTrack | None) -> list[Region] | None:
