@@ -76,6 +76,9 @@ def estimate_seconds(work: float, done: list[tuple[float, float]], fallback_rate
     """Seconds a stage of ``work`` units should take: at the rate of the finished stage of its kind closest to it in
     size (``done``: ``(work, seconds)`` pairs; fixed costs weigh more in small stages), else at ``fallback_rate``
     units per second, plus a fixed ``overhead``."""
+    if work <= 0:
+        return overhead
+    done = [pair for pair in done if pair[0] > 0]
     if done:
         nearest, seconds = min(done, key=lambda pair: abs(math.log(pair[0] / work)))
         return work * seconds / nearest + overhead

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+
 import torch
 from torch import nn
 
@@ -11,17 +13,17 @@ HEADROOM = 0.9  # of the GPU's memory a step may use: fragmentation and the data
 LIMIT = 1024  # windows: beyond this a larger batch does not train faster
 
 
-def largest_batch(model: nn.Module, context: int, autocast, device: torch.device) -> tuple[int, float]:
+def largest_batch(model: nn.Module, context: int, autocast: AbstractContextManager,
+                  device: torch.device) -> tuple[int, float]:
     """(the largest power-of-two batch of ``context``-base windows whose forward + backward + AdamW state fits in
-    :data:`HEADROOM` of ``device``'s memory, its peak GB). Tried with random windows; gradients are cleared after."""
+    :data:`HEADROOM` of ``device``'s memory, its peak GB). Tried with copies of one ACGT window; gradients are cleared after."""
     if device.type != "cuda":
         raise LrgenError("--batch-size auto sizes the batch to the GPU's memory: on a CPU give a number "
                          "(e.g. --batch-size 8)")
     total = torch.cuda.get_device_properties(device).total_memory
     optimizer_bytes = 2 * 4 * sum(p.numel() for p in model.parameters() if p.requires_grad)  # AdamW's two moments
     tokenizer = model.tokenizer
-    nucleotides = "ACGT"
-    window = "".join(nucleotides[i % 4] for i in range(context))
+    window = "ACGT" * (context // 4) + "ACGT"[: context % 4]
     row = tokenizer.encode(window).to(device)
     best: tuple[int, float] | None = None
     batch = 1
@@ -37,7 +39,8 @@ def largest_batch(model: nn.Module, context: int, autocast, device: torch.device
     return best
 
 
-def _step_peak(model: nn.Module, row: torch.Tensor, batch: int, autocast, device: torch.device) -> int | None:
+def _step_peak(model: nn.Module, row: torch.Tensor, batch: int, autocast: AbstractContextManager,
+               device: torch.device) -> int | None:
     """Peak bytes of one forward + backward on ``batch`` copies of ``row``; ``None`` when it runs out of memory."""
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats(device)
