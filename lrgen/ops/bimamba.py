@@ -9,10 +9,10 @@ once on the sum — half the projection work of two separate directions.
 The backward recomputes the conv output and Δ from ``xz`` and the saved ``x_proj`` outputs instead of keeping them
 (as mamba-ssm's ``mamba_inner_fn`` does), so per position only x, xz, the two ``x_proj`` outputs and ``y_0 + y_1``
 are saved; both directions' gradients are written into one ``dxz`` buffer (no concatenation). Scan and conv run
-through :mod:`lrgen.ops`' dispatch; the scan's backward is the Triton kernel's where Triton runs the scans and
-autograd through the PyTorch reference otherwise (CPU, ``LRGEN_BACKEND=reference|mamba``); the conv's backward is the same conv run the other way over the gradient plus one
-product-sum per tap (:func:`conv_backward`). The unfused path (two :class:`~lrgen.models.caduceus.Mamba` directions under autograd)
-is the reference the tests compare against.
+through :mod:`lrgen.ops`' dispatch. The scan's backward is the Triton kernel's where Triton runs the scans, and
+autograd through the PyTorch reference otherwise (CPU, ``LRGEN_BACKEND=reference|mamba``); the conv's backward is the
+same conv run the other way over the gradient plus one product-sum per tap (:func:`conv_backward`). The unfused path
+(two :class:`~lrgen.models.caduceus.Mamba` directions under autograd) is the reference the tests compare against.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def conv_backward(x: Tensor, weight: Tensor, has_bias: bool, grad: Tensor, rever
 def scan_backward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor, z: Tensor, dt_bias: Tensor,
                   reverse: bool, dy: Tensor) -> tuple[Tensor, ...]:
     """Gradients (du, dΔ, dA, dB, dC, dD, dz, dΔbias) of the softplus-Δ selective scan from the whole sequence's
-    zero state: the Triton kernel on a GPU, else autograd through the reference recomputed here."""
+    zero state: the Triton kernel where Triton runs the scans, else autograd through the reference recomputed here."""
     if select_backend(u.device, ("reference", "triton")) == "triton":
         from lrgen.ops.triton_scan import selective_scan_backward
 
