@@ -58,7 +58,8 @@ def main() -> None:
         row = [str(step)]
         for fused in (False, True):
             records = results[fused][0]
-            train_losses = [r["loss"] for r in records if r["split"] == "train" and step - args.eval_every < r["step"] <= step]
+            train_losses = [r["loss"] for r in records
+                            if r["split"] == "train" and step - args.eval_every < r["step"] <= step]
             val = [r["loss"] for r in records if r["split"] == "val" and r["step"] == step]
             row += [f"{statistics.mean(train_losses):.4f}" if train_losses else "-", f"{val[0]:.4f}" if val else "-"]
         rows.append(row)

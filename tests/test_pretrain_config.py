@@ -83,3 +83,11 @@ def test_saved_config_round_trip_and_base(tmp_path):
     resumed = resolve_config({"steps": 20, "resume": True}, base=saved)
     assert resumed.steps == 20 and resumed.model == "hawk-tiny" and resumed.resume
     assert load_saved_config(tmp_path / "none") is None
+
+
+def test_batch_size_is_a_number_or_auto(tmp_path):
+    flags = dict(model="caduceus-ps-tiny", output=str(tmp_path / "r"), fasta=["g.fa"], steps=1)
+    assert resolve_config({**flags, "batch_size": "Auto"}).batch_size == "auto"
+    assert resolve_config({**flags, "batch_size": "16"}).batch_size == 16
+    with pytest.raises(LrgenError, match="^--batch-size must be a number of windows or auto, got 'x'$"):
+        resolve_config({**flags, "batch_size": "x"})

@@ -74,14 +74,8 @@ class PretrainConfig:
             raise LrgenError("no training data: pass --fasta FILE (repeatable) or --fasta-list FILE")
         if self.steps is None and self.tokens is None:
             raise LrgenError("no budget: pass --steps N or --tokens N (bases, e.g. 100M)")
-        if isinstance(self.batch_size, str):
-            if self.batch_size.strip().lower() != "auto":
-                try:
-                    self.batch_size = int(self.batch_size)
-                except ValueError:
-                    raise LrgenError(f"--batch-size must be a number of windows or auto, got {self.batch_size!r}") from None
-            else:
-                self.batch_size = "auto"
+        if isinstance(self.batch_size, str) and self.batch_size != "auto":
+            raise LrgenError(f"--batch-size must be a number of windows or auto, got {self.batch_size!r}")
         for name in ("grad_accum", "eval_every", "val_windows", "save_every", "keep_checkpoints",
                      *(("batch_size",) if self.batch_size != "auto" else ())):
             if getattr(self, name) < 1:
@@ -137,6 +131,8 @@ def _normalise(values: dict[str, Any], source: str) -> dict[str, Any]:
             value = parse_duration(value)
         elif key in _LIST_KEYS and isinstance(value, (str, os.PathLike)):
             value = [str(value)]
+        elif key == "batch_size" and isinstance(value, str):
+            value = _batch_size(value, source)
         elif key == "weights" and isinstance(value, str):
             try:
                 value = [float(w) for w in value.split(",") if w.strip()]
@@ -144,6 +140,17 @@ def _normalise(values: dict[str, Any], source: str) -> dict[str, Any]:
                 raise LrgenError(f"{source}: weights {value!r} must be comma-separated numbers, e.g. 1,1,2") from None
         out[key] = value
     return out
+
+
+def _batch_size(text: str, source: str) -> int | str:
+    """``auto`` or a whole number of windows, from a flag or a config file."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        where = "" if source == "flags" else f"{source}: "
+        raise LrgenError(f"{where}--batch-size must be a number of windows or auto, got {text!r}") from None
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
