@@ -182,6 +182,17 @@ def read_bigwig_values(path: str | os.PathLike, chrom: str, start: int, end: int
     return values if values.size == end - start else np.full(end - start, np.nan)
 
 
+def _values(bw, name: str, size: int, start: int, end: int, out: np.ndarray) -> np.ndarray:
+    """``out`` (NaN-filled, for ``[start, end)``) with the file's values of contig ``name`` written in where the
+    window overlaps the contig."""
+    lo, hi = max(start, 0), min(end, size)
+    if lo < hi:
+        got = bw.values(name, lo, hi, numpy=True)
+        if got is not None and len(got) == hi - lo:  # nothing at all for a file without entries
+            out[lo - start : hi - start] = got
+    return out
+
+
 class TrackReader:
     """Per-base values of a bigWig addressed by the genome's contig names (``chr1``/``1`` and ``chrM``/``MT`` aliased).
 
@@ -217,12 +228,7 @@ class TrackReader:
         if contig not in self.contigs:
             return out
         name, size = self.contigs[contig]
-        lo, hi = max(start, 0), min(end, size)
-        if lo < hi:
-            got = self._bw.values(name, lo, hi, numpy=True)
-            if got is not None and len(got) == hi - lo:  # nothing at all for a file without entries
-                out[lo - start : hi - start] = got
-        return out
+        return _values(self._bw, name, size, start, end, out)
 
     def __getstate__(self) -> dict:  # a spawned worker reopens the file
         return {"path": self.path, "contigs": self.contigs}
@@ -267,12 +273,7 @@ class BigWigTrack:
         """Float64 values of ``[start, end)`` per base, NaN where the file has none."""
         out = np.full(end - start, np.nan)
         name = self.contig(chrom)
-        lo, hi = max(start, 0), min(end, self.sizes.get(name, 0))
-        if name is not None and lo < hi:
-            got = self._bw.values(name, lo, hi, numpy=True)
-            if got is not None and len(got) == hi - lo:
-                out[lo - start : hi - start] = got
-        return out
+        return out if name is None else _values(self._bw, name, self.sizes[name], start, end, out)
 
     def binned(self, chrom: str, start: int, end: int, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mean, minimum and maximum of ``[start, end)`` (inside the contig) over ``bins`` equal bins, NaN where a
