@@ -35,7 +35,7 @@ def _compression(path: Path) -> str:
 @contextmanager
 def quiet_htslib() -> Iterator[None]:
     """htslib's own messages off inside (opening a file: ``[E::idx_find_and_load]`` for every unindexed input;
-    reading records: header and record warnings): lrgen reports what matters in its own words."""
+    reading a VCF's records: record warnings): lrgen reports what matters in its own words."""
     previous = pysam.set_verbosity(0)
     try:
         yield

@@ -168,21 +168,22 @@ class VcfReader:
     def __iter__(self) -> Iterator[tuple[pysam.VariantRecord, list[Variant]]]:
         records = iter(self._file)
         last: pysam.VariantRecord | None = None
-        while True:
-            try:
-                with quiet_htslib():  # a bad record is reported below, in one line
+        with quiet_htslib():  # once for the whole read: a bad record is reported below, in one line
+            while True:
+                try:
                     record = next(records)
-            except StopIteration:
-                return
-            except (OSError, ValueError) as exc:
-                after = f" after {last.chrom}:{last.pos}" if last is not None else ""
-                raise LrgenError(
-                    f"{self.name}: data record {self.records_read + 1}{after}{self._locate(self.records_read + 1)} "
-                    f"cannot be parsed; a record needs 8 tab-separated columns with an integer POS (htslib: {exc})"
-                ) from exc
-            self.records_read += 1
-            last = record
-            yield record, self._split(record)
+                except StopIteration:
+                    return
+                except (OSError, ValueError) as exc:
+                    after = f" after {last.chrom}:{last.pos}" if last is not None else ""
+                    raise LrgenError(
+                        f"{self.name}: data record {self.records_read + 1}{after}"
+                        f"{self._locate(self.records_read + 1)} cannot be parsed; a record needs 8 tab-separated "
+                        f"columns with an integer POS (htslib: {exc})"
+                    ) from exc
+                self.records_read += 1
+                last = record
+                yield record, self._split(record)
 
     def _locate(self, record_number: int) -> str:
         """`` (line L: '...')`` for the given data record of a text VCF, or ``""`` (BCF, unreadable)."""
