@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # CPU wheel of torch for CI and laptops; on a GPU machine install torch first and set TORCH_SPEC= (empty).
 TORCH_SPEC ?= torch==2.13.0
+# with that CPU torch, `make test` adds Triton, whose interpreter runs the GPU kernels' tests on the CPU (>= 3.7:
+# older interpreters fail under numpy >= 2.4); a GPU build of torch brings its own Triton.
+TRITON_SPEC ?= triton>=3.7
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +19,7 @@ install: $(BIN)/python
 	$(BIN)/pip install -q -e .
 
 install-dev: $(BIN)/python
-	$(if $(TORCH_SPEC),$(BIN)/pip install -q "$(TORCH_SPEC)")
+	$(if $(TORCH_SPEC),$(BIN)/pip install -q "$(TORCH_SPEC)" $(if $(TRITON_SPEC),"$(TRITON_SPEC)"))
 	$(BIN)/pip install -q -e ".[dev]"
 
 # the demo draws a figure: matplotlib comes with the `plot` extra
