@@ -14,15 +14,17 @@ LIMIT = 1024  # windows: beyond this a larger batch does not train faster
 
 
 def largest_batch(model: nn.Module, context: int, autocast: AbstractContextManager,
-                  device: torch.device) -> tuple[int, float]:
+                  device: torch.device, ddp: bool = False) -> tuple[int, float]:
     """(the largest power-of-two batch of ``context``-base windows whose forward + backward + AdamW state fits in
-    :data:`HEADROOM` of ``device``'s memory, its peak GB), tried with copies of one ACGT window; gradients are
-    cleared after."""
+    :data:`HEADROOM` of ``device``'s memory, its peak GB), tried with copies of one ACGT window on the unwrapped
+    model; gradients are cleared after. ``ddp`` counts DDP's gradient buckets (one float32 copy of the gradients)
+    too; under FSDP the unsharded probe overestimates each rank's memory, so the choice is on the safe side."""
     if device.type != "cuda":
         raise LrgenError("--batch-size auto sizes the batch to the GPU's memory: on a CPU give a number "
                          "(e.g. --batch-size 8)")
     total = torch.cuda.get_device_properties(device).total_memory
-    optimizer_bytes = 2 * 4 * sum(p.numel() for p in model.parameters() if p.requires_grad)  # AdamW's two moments
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    optimizer_bytes = (2 + ddp) * 4 * trained  # AdamW's two moments (+ DDP's gradient buckets)
     row = model.tokenizer.encode("ACGT" * (context // 4) + "ACGT"[: context % 4]).to(device)
     best: tuple[int, float] | None = None
     batch = 1

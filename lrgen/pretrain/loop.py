@@ -153,7 +153,8 @@ class _Trainer:
         if saved is not None and isinstance(saved.get("batch_size"), int):
             self.config.batch_size = saved["batch_size"]
             return
-        batch, peak = largest_batch(self.model, self.config.context, self.autocast, self.info.device)
+        batch, peak = largest_batch(self.model, self.config.context, self.autocast, self.info.device,
+                                    ddp=self.info.world_size > 1 and not self.fsdp)
         batch, peak = self.info.broadcast((batch, peak))  # one batch for all ranks: rank 0's (same GPUs)
         self.config.batch_size = batch
         if self.info.is_main:
