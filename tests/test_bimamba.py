@@ -60,6 +60,19 @@ def test_fused_matches_unfused(preset, bias):
     check(model, ids, 1e-5)
 
 
+def test_frozen_weights_and_inputs_get_no_gradient():
+    """Layer 0 sees an input that needs no gradient (frozen embedding and norm) and every layer's projections are
+    frozen: the trainable parameters' gradients match the unfused path and the frozen ones get none."""
+    model = build_model(preset_config("caduceus-ps-tiny"), seed=3)
+    for name, p in model.named_parameters():
+        if name.endswith(("in_proj.weight", "out_proj.weight", "embedding.weight", "layers.0.norm.weight")):
+            p.requires_grad_(False)
+    ids = model.tokenizer.encode("ACGTTGCAAGGCTTAN" * 5)[None].repeat(2, 1)
+    check(model, ids, 1e-5)
+    _, grads = loss_and_grads(model, ids, fused=True)
+    assert grads.keys() == {n for n, p in model.named_parameters() if p.requires_grad}
+
+
 def test_fused_is_not_used_where_it_does_not_apply():
     """Multiplied directions, and inference, take the unfused path (same numbers by construction)."""
     config = dataclasses.replace(preset_config("caduceus-ph-tiny"), bidirectional_strategy="ew_multiply")

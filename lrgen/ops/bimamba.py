@@ -91,20 +91,21 @@ class _BiMamba(torch.autograd.Function):
     def backward(ctx, dout):
         x, in_proj, in_bias, out_proj, xz, y_sum, x_dbl0, x_dbl1, *flat = ctx.saved_tensors
         directions = [Direction(*flat[k * FIELDS : (k + 1) * FIELDS]) for k in range(2)]
+        need = ctx.needs_input_grad  # the projections' products are skipped where nothing wants them
         grads: list[Tensor | None] = []
         with torch.autocast(x.device.type, enabled=False):
             dout = dout.to(x.dtype)
             dy = dout @ out_proj  # (B, L, E): the same for both directions
-            d_out_proj = _weight_grad(dout, y_sum)
-            d_out_bias = 2 * dout.sum(dim=(0, 1)) if ctx.has_bias[1] else None
+            d_out_proj = _weight_grad(dout, y_sum) if need[3] else None
+            d_out_bias = 2 * dout.sum(dim=(0, 1)) if ctx.has_bias[1] and need[4] else None
             del y_sum
             inner = xz.shape[-1] // 2
             dxz = torch.empty_like(xz)
             for k, (d, x_dbl, rev) in enumerate(zip(directions, (x_dbl0, x_dbl1), ctx.reverse)):
                 grads.extend(_direction_backward(xz, x_dbl, d, rev, dy, dxz, inner, first=k == 0))
-            d_x = dxz @ in_proj
-            d_in_proj = _weight_grad(dxz, x)
-            d_in_bias = dxz.sum(dim=(0, 1)) if ctx.has_bias[0] else None
+            d_x = dxz @ in_proj if need[0] else None
+            d_in_proj = _weight_grad(dxz, x) if need[1] else None
+            d_in_bias = dxz.sum(dim=(0, 1)) if ctx.has_bias[0] and need[2] else None
         return (d_x, d_in_proj, d_in_bias, d_out_proj, d_out_bias, None, *grads)
 
 
