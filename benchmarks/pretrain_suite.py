@@ -13,7 +13,10 @@ recorded in the work folder when done and skipped when the suite runs again:
    RC-equivariant (``suite.training``);
 3. extrapolation: MLM perplexity per base at ``--contexts`` with bootstrap intervals (``suite.extrapolation``);
 4. variant signal: AUROC of ``llr`` and ``wt-marginal`` at ``--variant-contexts`` for every scorable model and its
-   untrained control (``suite.variant_signal``).
+   untrained control (``suite.variant_signal``);
+5. attention: where NTv2's attention goes at each context (mean distance, mass beyond the training window,
+   entropy), trained and untrained, and how far its rotary frequencies turn in a training window
+   (``suite.attention``).
 
 ``--deadline SECONDS`` bounds the call's wall time: training stops cleanly at a checkpoint before it, evaluations
 start only when their estimated time fits (and an alarm interrupts one that overruns), the outputs are written, and
@@ -51,6 +54,7 @@ from lrgen.pretrain.data import parse_region  # noqa: E402
 from lrgen.runtime.device import resolve_device  # noqa: E402
 from lrgen.sizes import parse_duration, parse_size, parse_size_list  # noqa: E402
 
+from suite.attention import run_attention  # noqa: E402
 from suite.clock import Deadline, OutOfTime  # noqa: E402
 from suite.context import Suite, heldout_fasta, log, training_data  # noqa: E402
 from suite.extrapolation import run_extrapolation  # noqa: E402
@@ -116,6 +120,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="score-vcf contexts [2k,20k,200k]")
     p.add_argument("--variant-sites", type=int, default=600, help="sites per class (singleton, common) [600]")
     p.add_argument("--recompute-span", type=_arg(parse_size), default=2048, help="score-vcf's recompute span [2kb]")
+    p.add_argument("--attention-windows", type=int, default=4, help="NTv2 attention: windows per context [4]")
+    p.add_argument("--attention-queries", type=int, default=256, help="NTv2 attention: query tokens per window [256]")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [auto]")
     p.add_argument("--seed", type=int, default=0, help="initialisation, windows, masking, site sample [0]")
     args = p.parse_args(argv)
@@ -181,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
             train_models(suite, recipe, tokens)
             run_extrapolation(suite)
             run_variant_signal(suite)
+            run_attention(suite)
     except OutOfTime:
         outcome = "deadline"
     calls = state.get("calls", default=[])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import shutil
 import sys
 import time
@@ -35,7 +36,7 @@ def _args(data: Path, out: Path, work: Path) -> list[str]:
             "--sweep-lrs", "2e-3,4e-3", "--sweep-tokens", "1k", "--probe-steps", "2", "--tokens", "4k",
             "--val-windows", "2", "--eval-points", "2", "--contexts", "120,1.2k,4.8k", "--windows", "2",
             "--ntv2-max-context", "1.2k", "--variant-contexts", "256,1k", "--variant-sites", "3",
-            "--recompute-span", "256"]
+            "--attention-windows", "2", "--attention-queries", "16", "--recompute-span", "256"]
 
 
 def _state(out: Path) -> tuple[bool, dict]:
@@ -57,7 +58,7 @@ def suite_runs(shared_data, tmp_path_factory):
     complete, state = _state(root / "out2")
     cold = root / "cold"
     shutil.copytree(root / "out2" / "models", cold / "models")
-    evaluations = {key: state.pop(key) for key in ("mlm", "variants")}
+    evaluations = {key: state.pop(key) for key in ("mlm", "variants", "attention")}
     (cold / "results.json").write_text(json.dumps({"complete": False, "state": state}))
     no_genomes = [*args("out3", "work3"), "--restore", str(cold)]
     no_genomes[1] = str(root / "absent")  # every model is trained: the training data is not needed
@@ -96,8 +97,21 @@ def test_a_call_cut_by_its_deadline_is_finished_by_the_same_command(suite_runs):
                 assert all(stage[s]["scored"] == 6 and 0 <= stage[s]["auroc"] <= 1 for s in ("llr", "wt-marginal"))
     assert "not_applicable" in state["variants"]["ntv2"]
     assert sum(state["variant_sites"]["singleton"]) == 3 and len(state["variant_sites"]["pos"]) == 6
+    attention = state["attention"]
+    assert sorted(attention) == ["trained", "untrained"] and sorted(attention["trained"]) == ["120", "1200"]
+    for weights in ("trained", "untrained"):
+        for context, row in attention[weights].items():
+            assert len(row["layers"]) == 2 and all(len(heads) == 4 for heads in row["layers"])
+            far = [h["far_mass"] for heads in row["layers"] for h in heads]
+            assert all(f == 0 for f in far) if context == "120" else all(0 < f < 1 for f in far)
+    # untrained, the attention of a query is close to uniform over the window's 200 tokens
+    untrained = [h for heads in attention["untrained"]["1200"]["layers"] for h in heads]
+    assert all(abs(h["entropy"] - math.log(200)) < 0.1 and h["far_mass"] > 0.7 for h in untrained)
+    rope = state["rope"]
+    assert len(rope["pairs"]) == 4 and rope["pairs"][0]["turns"]["120"] == pytest.approx(19 / (2 * math.pi))
     text = (out / "results.md").read_text()
     assert "| caduceus-ps | trained | llr |" in text and "| ntv2 | - | - | n/a |" in text
+    assert "| untrained | 1.2kbp | 1 |" in text and "channel pairs make less than one turn" in text
     assert "not run yet" not in text
 
 
@@ -110,6 +124,9 @@ def test_a_cold_machine_evaluates_the_returned_weights_alike(suite_runs, shared_
         for context, row in rows.items():
             again = state["mlm"][name][context]
             assert {k: again.get(k) for k in RESULTS} == {k: row.get(k) for k in RESULTS}
+    for weights, rows in evaluations["attention"].items():
+        assert {c: r["layers"] for c, r in state["attention"][weights].items()} == {
+            c: r["layers"] for c, r in rows.items()}
     for name in ("caduceus-ps", "hawk"):
         for weights in ("trained", "untrained"):
             for context, stage in evaluations["variants"][name][weights].items():

@@ -61,7 +61,8 @@ def markdown(state: dict) -> str:
     tokens = f"{budget['tokens']:,} bases per model" if budget else "not chosen yet"
     lines = [f"Data: {', '.join(s['species'])}; held out: {s['val_region']}. Training windows {s['context']:,} bp. "
              f"Token budget: {tokens}.", f"Device: {device}.", ""]
-    lines += _sweep_table(state) + _training_table(state) + _mlm_tables(state) + _variant_table(state) + _calls(state)
+    lines += (_sweep_table(state) + _training_table(state) + _mlm_tables(state) + _variant_table(state)
+              + _attention_tables(state) + _calls(state))
     return "\n".join(lines) + "\n"
 
 
@@ -163,6 +164,48 @@ def _variant_table(state: dict) -> list[str]:
     return lines + [""]
 
 
+def _attention_tables(state: dict) -> list[str]:
+    """NTv2's attention per weights, context and layer (over heads: median distance, mean and largest far mass,
+    mean entropy), and the rotary pairs' turns per context."""
+    attention, rope = state.get("attention", {}), state.get("rope")
+    if not attention and rope is None:
+        return []
+    s = state["settings"]
+    lines = []
+    if attention:
+        far_bp = next(row["far_bp"] for rows in attention.values() for row in rows.values())
+        lines += [f"NTv2 attention on the held-out region ({s['attention_windows']} windows per context, "
+                  f"{s['attention_queries']} query tokens each from the window's middle half): per layer, over its "
+                  "heads, the median mean query–key distance, the attention mass beyond the training window "
+                  f"(distances over {far_bp:,} bp, which no training window holds; mean over heads "
+                  "and the largest head) and the mean entropy (nats; uniform attention over the window's keys in "
+                  "brackets):", "",
+                  "| weights | context | layer | distance (bp) | mass beyond training window | largest head | "
+                  "entropy |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for weights in ("trained", "untrained"):
+            for c, row in sorted(attention.get(weights, {}).items(), key=lambda kv: int(kv[0])):
+                uniform = math.log(max(int(c) // 6, 1))
+                for i, heads in enumerate(row["layers"]):
+                    distances = sorted(h["distance_bp"] for h in heads)
+                    far = [h["far_mass"] for h in heads]
+                    entropy = sum(h["entropy"] for h in heads) / len(heads)
+                    lines.append(f"| {weights} | {format_size(int(c))} | {i} | {distances[len(distances) // 2]:,.0f} | "
+                                 f"{sum(far) / len(far):.3f} | {max(far):.3f} | {entropy:.2f} ({uniform:.2f}) |")
+        lines.append("")
+    if rope is not None:
+        contexts = list(rope["pairs"][0]["turns"])
+        lines += [f"Rotary positions (base {rope['rope_base']:g}, head width {rope['head_dim']}): "
+                  f"{rope['unturned_in_training']} of {len(rope['pairs'])} channel pairs make less than one turn across "
+                  "a training window, so longer distances give them angles training never produced. Turns across a "
+                  "window's longest distance:", "",
+                  "| pair | wavelength (bp) | " + " | ".join(format_size(int(c)) for c in contexts) + " |",
+                  "| ---: | ---: |" + " ---: |" * len(contexts)]
+        lines += [f"| {p['pair']} | {p['wavelength_bp']:,.0f} | " + " | ".join(f"{p['turns'][c]:,.2f}" for c in contexts)
+                  + " |" for p in rope["pairs"]]
+        lines.append("")
+    return lines
+
+
 def _calls(state: dict) -> list[str]:
     """The calls, and each evaluation stage's time against the estimate it was started on."""
     calls = state.get("calls", [])
@@ -172,6 +215,8 @@ def _calls(state: dict) -> list[str]:
     stages += [(f"variants {name} {weights} {format_size(int(c))}", r)
                for name, by_weights in state.get("variants", {}).items() if "not_applicable" not in by_weights
                for weights, rows in by_weights.items() for c, r in rows.items()]
+    stages += [(f"attention ntv2 {weights} {format_size(int(c))}", r)
+               for weights, rows in state.get("attention", {}).items() for c, r in rows.items()]
     timed = [(label, r) for label, r in stages if "wall_seconds" in r]
     if timed:
         lines += ["| evaluation stage | seconds | estimated |", "| --- | ---: | ---: |"]
