@@ -12,11 +12,11 @@ recorded in the work folder when done and skipped when the suite runs again:
    each at its swept batch and learning rate, reverse-complement augmentation for the models that are not
    RC-equivariant (``suite.training``);
 3. extrapolation: MLM perplexity per base at ``--contexts`` with bootstrap intervals (``suite.extrapolation``);
-4. variant signal: AUROC of ``llr`` and ``wt-marginal`` at ``--variant-contexts`` for every scorable model and its
-   untrained control (``suite.variant_signal``);
-5. attention: where NTv2's attention goes at each context (mean distance, mass beyond the training window,
+4. attention: where NTv2's attention goes at each context (mean distance, mass beyond the training window,
    entropy), trained and untrained, and how far its rotary frequencies turn in a training window
-   (``suite.attention``).
+   (``suite.attention``; seconds, so before the long stage);
+5. variant signal: AUROC of ``llr`` and ``wt-marginal`` at ``--variant-contexts`` for every scorable model and its
+   untrained control (``suite.variant_signal``).
 
 ``--deadline SECONDS`` bounds the call's wall time: training stops cleanly at a checkpoint before it, evaluations
 start only when their estimated time fits (and an alarm interrupts one that overruns), the outputs are written, and
@@ -186,8 +186,8 @@ def run(args: argparse.Namespace) -> int:
             tokens = token_budget(suite, recipe)
             train_models(suite, recipe, tokens)
             run_extrapolation(suite)
-            run_variant_signal(suite)
             run_attention(suite)
+            run_variant_signal(suite)
     except OutOfTime:
         outcome = "deadline"
     calls = state.get("calls", default=[])
