@@ -153,6 +153,20 @@ def test_the_installer_writes_a_loadable_bundled_model_and_its_card(suite_runs, 
     assert "no readable results.json" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_variant_strata_split_the_aurocs_by_cpg(suite_runs, shared_data, capsys):
+    root, _ = suite_runs
+    strata = _script("variant_strata")
+    human = str(shared_data / "human" / "20.fa.gz")
+    assert strata.main(["--suite", str(root / "out2"), "--human", human]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("Sites: 3 singletons, 3 common; CpG ")
+    rows = [line for line in text.splitlines() if line.startswith("| caduceus-ps | trained | llr | 256bp |")]
+    assert len(rows) == 1 and rows[0].count("|") == 9
+    assert strata.main(["--suite", str(root / "missing"), "--human", human]) == 1
+    assert "no readable results.json" in capsys.readouterr().err
+
+
 def test_the_alarm_waits_for_an_import_to_finish(tmp_path, monkeypatch):
     """A module cut off mid-import would stay half-initialised in sys.modules: the alarm rings after it."""
     from suite.clock import Deadline, OutOfTime
