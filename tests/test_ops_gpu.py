@@ -310,7 +310,10 @@ def test_fused_bimamba_interpreted(interpreted, monkeypatch):
     model = build_model(dataclasses.replace(preset_config("caduceus-ps-tiny"), n_layer=1), seed=1)
     ids = model.tokenizer.encode("ACGTTGCAAGGCTTANGATTC")[None].repeat(2, 1)
     ref_logits, ref_grads = loss_and_grads(model, ids, fused=False)
-    on_triton = lambda device, implemented=("triton",): "triton" if "triton" in implemented else "reference"
+
+    def on_triton(device, implemented=("triton",)):
+        return "triton" if "triton" in implemented else "reference"
+
     monkeypatch.setattr(lrgen.ops, "select_backend", on_triton)
     monkeypatch.setattr(lrgen.ops.bimamba, "select_backend", on_triton)
     logits, grads = loss_and_grads(model, ids, fused=True)
