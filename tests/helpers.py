@@ -1,5 +1,5 @@
 """Plain helpers shared by several test modules: the shared data folder, random DNA, FASTA files, tiny streaming
-models, run metrics.
+models, run metrics, the fused-vs-unfused BiMamba comparison.
 
 Import them as ``from helpers import ...``: tests/ is not a package, so pytest's default ``prepend`` import mode
 puts it on ``sys.path``. Fixtures shared across modules live in conftest.py.
@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from lrgen import load_model
+from lrgen.models.caduceus import BiMamba
 from lrgen.ops.reference import selective_scan_ref
 from lrgen.tokenizer import A_ID, N_ID, T_ID
 
@@ -128,3 +129,28 @@ def zero_state_kernel(u, delta, A, B, C, D, z, delta_bias, delta_softplus, retur
     """The reference scan in the signature of mamba-ssm's kernel, which cannot take an initial state."""
     assert return_last_state
     return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, None)
+
+
+def set_fused(model: torch.nn.Module, on: bool) -> None:
+    """Every BiMamba layer of ``model`` on the fused training function (or the unfused path)."""
+    for module in model.modules():
+        if isinstance(module, BiMamba):
+            module.fused = on
+
+
+def loss_and_grads(model, ids, fused: bool, autocast: torch.dtype | None = None):
+    """Logits and every parameter's gradient of one masked-LM-like loss, on the fused path or the unfused one."""
+    set_fused(model, fused)
+    model.zero_grad(set_to_none=True)
+    device = ids.device.type
+    with torch.autocast(device, dtype=autocast or torch.float32, enabled=autocast is not None):
+        logits = model(ids)
+    loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), ids.flatten() % logits.shape[-1])
+    loss.backward()
+    return logits.detach().float(), {n: p.grad.detach().clone() for n, p in model.named_parameters()
+                                     if p.grad is not None}
+
+
+def max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest absolute difference relative to the largest magnitude of ``b``."""
+    return ((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-12)).item()

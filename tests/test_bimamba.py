@@ -13,35 +13,15 @@ from lrgen.models.registry import build_model, preset_config
 from lrgen.ops.bimamba import conv_backward
 from lrgen.ops.reference import causal_conv1d_ref
 
-
-def set_fused(model: torch.nn.Module, on: bool) -> None:
-    for module in model.modules():
-        if isinstance(module, BiMamba):
-            module.fused = on
-
-
-def loss_and_grads(model, ids, fused: bool, autocast: torch.dtype | None = None):
-    set_fused(model, fused)
-    model.zero_grad(set_to_none=True)
-    device = ids.device.type
-    with torch.autocast(device, dtype=autocast or torch.float32, enabled=autocast is not None):
-        logits = model(ids)
-    loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), ids.flatten() % logits.shape[-1])
-    loss.backward()
-    return logits.detach().float(), {n: p.grad.detach().clone() for n, p in model.named_parameters()
-                                     if p.grad is not None}
-
-
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-12)).item()
+from helpers import loss_and_grads, max_rel
 
 
 def check(model, ids, tol: float, autocast: torch.dtype | None = None) -> None:
     ref_logits, ref_grads = loss_and_grads(model, ids, False, autocast)
     logits, grads = loss_and_grads(model, ids, True, autocast)
-    assert rel(logits, ref_logits) <= tol
+    assert max_rel(logits, ref_logits) <= tol
     assert grads.keys() == ref_grads.keys()
-    worst = max((rel(grads[n], ref_grads[n]), n) for n in ref_grads)
+    worst = max((max_rel(grads[n], ref_grads[n]), n) for n in ref_grads)
     assert worst[0] <= tol, worst
 
 

@@ -22,7 +22,7 @@ import torch
 from lrgen.ops.mamba_backend import selective_scan_with_state
 from lrgen.ops.reference import causal_conv1d_ref, linear_scan_ref, selective_scan_ref
 
-from helpers import zero_state_kernel
+from helpers import loss_and_grads, max_rel, zero_state_kernel
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 KERNEL_MODULES = ("lrgen.ops.triton_scan", "lrgen.ops.triton_lru", "lrgen.ops.triton_conv", "lrgen.ops.triton_norm")
@@ -299,8 +299,6 @@ def test_fused_bimamba_interpreted(interpreted, monkeypatch):
     import lrgen.ops
     import lrgen.ops.bimamba
     from lrgen.models.registry import build_model, preset_config
-
-    from test_bimamba import loss_and_grads, rel as max_rel
 
     scan, _, conv, _ = interpreted
     # whole-channel tiles and few segments: the interpreter runs each program in Python

@@ -16,9 +16,11 @@ training window meets rotation angles at longer distances that training never pr
 
 from __future__ import annotations
 
+import argparse
 import math
 import time
 
+import numpy as np
 import torch
 
 from lrgen.errors import LrgenError
@@ -42,6 +44,7 @@ def run_attention(suite: Suite) -> None:
     if suite.state.get("rope") is None:
         suite.state.put("rope", value=rope_table(load_checkpoint(suite.init["ntv2"]), a.context, a.contexts))
     contexts = [c for c in a.contexts if c <= a.ntv2_max_context]
+    seq = None  # the held-out sequence, read once for every stage left
     for weights in ("trained", "untrained"):
         for context in contexts:
             key = ("attention", weights, str(context))
@@ -56,7 +59,8 @@ def run_attention(suite: Suite) -> None:
             started = time.perf_counter()
             path = suite.trained_model("ntv2") if weights == "trained" else suite.init["ntv2"]
             model = load_checkpoint(path).to(suite.device).eval()
-            layers = window_statistics(model, suite, context)
+            seq = load_species(str(suite.heldout)).contigs[0].seq if seq is None else seq
+            layers = window_statistics(model, seq, context, a)
             k = model.tokenizer.k
             row = {"context": context, "work": work, "layers": layers, "far_bp": (a.context // k - 1) * k,
                    "wall_seconds": time.perf_counter() - started, "estimated_seconds": estimate}
@@ -66,10 +70,10 @@ def run_attention(suite: Suite) -> None:
                 f"{far:.3f} ({row['wall_seconds']:.1f} s)")
 
 
-def window_statistics(model: NTv2Model, suite: Suite, context: int) -> list[list[dict[str, float]]]:
-    """Per layer, per head: :data:`STATS` averaged over the windows' sampled queries."""
-    a = suite.args
-    seq = load_species(str(suite.heldout)).contigs[0].seq
+def window_statistics(model: NTv2Model, seq: np.ndarray, context: int, a: argparse.Namespace
+                      ) -> list[list[dict[str, float]]]:
+    """Per layer, per head: :data:`STATS` averaged over the sampled queries of ``a.attention_windows`` windows of
+    ``context`` bases centred evenly across ``seq`` (the held-out region's bases)."""
     if seq.size < context:
         raise LrgenError(f"the held-out region ({seq.size:,} bp) is shorter than the context {context:,}")
     span = seq.size - context
@@ -79,7 +83,7 @@ def window_statistics(model: NTv2Model, suite: Suite, context: int) -> list[list
     totals: list[list[dict[str, float]]] | None = None
     for start in starts:
         text = seq[start : start + context].tobytes().decode("ascii")
-        ids = model.tokenizer.encode(text)[None].to(suite.device)
+        ids = model.tokenizer.encode(text)[None].to(next(model.parameters()).device)
         stats = attention_statistics(model, ids, a.attention_queries, far_tokens, k)
         if totals is None:
             totals = [[dict.fromkeys(STATS, 0.0) for _ in layer] for layer in stats]
