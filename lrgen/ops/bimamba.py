@@ -101,8 +101,11 @@ class _BiMamba(torch.autograd.Function):
             del y_sum
             inner = xz.shape[-1] // 2
             dxz = torch.empty_like(xz)
+            # the conv's input in float32, as the forward's fused conv read it, once for both directions
+            u_pre = xz[..., :inner].transpose(1, 2).float()
             for k, (d, x_dbl, rev) in enumerate(zip(directions, (x_dbl0, x_dbl1), ctx.reverse)):
-                grads.extend(_direction_backward(xz, x_dbl, d, rev, dy, dxz, inner, first=k == 0))
+                grads.extend(_direction_backward(xz, u_pre, x_dbl, d, rev, dy, dxz, inner, first=k == 0))
+            del u_pre
             d_x = dxz @ in_proj if need[0] else None
             d_in_proj = _weight_grad(dxz, x) if need[1] else None
             d_in_bias = dxz.sum(dim=(0, 1)) if ctx.has_bias[0] and need[2] else None
@@ -114,13 +117,12 @@ def _weight_grad(grad_out: Tensor, inputs: Tensor) -> Tensor:
     return grad_out.reshape(-1, grad_out.shape[-1]).t() @ inputs.reshape(-1, inputs.shape[-1])
 
 
-def _direction_backward(xz: Tensor, x_dbl: Tensor, d: Direction, reverse: bool, dy: Tensor, dxz: Tensor,
-                        inner: int, first: bool) -> list[Tensor | None]:
+def _direction_backward(xz: Tensor, u_pre: Tensor, x_dbl: Tensor, d: Direction, reverse: bool, dy: Tensor,
+                        dxz: Tensor, inner: int, first: bool) -> list[Tensor | None]:
     """One direction's parameter gradients (in :class:`Direction` order); its share of ``dxz`` written (``first``)
-    or added into ``dxz``."""
-    u_pre = xz[..., :inner].transpose(1, 2)
+    or added into ``dxz``. ``u_pre``: the conv's input ``(B, E, L)`` in float32."""
     # before the SiLU, in float32 as the forward's fused conv kept it: u is then the forward's u bit for bit
-    pre, _ = causal_conv1d(u_pre.float(), d.conv_weight, d.conv_bias, None, None, reverse)
+    pre, _ = causal_conv1d(u_pre, d.conv_weight, d.conv_bias, None, None, reverse)
     sig = torch.sigmoid(pre)
     u = (pre * sig).to(xz.dtype)
     rank, n = d.dt_proj.shape[1], d.A.shape[1]
