@@ -6,8 +6,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lrgen.errors import LrgenError
+
+if TYPE_CHECKING:
+    from lrgen.io.genome import Genome
+    from lrgen.userdata.examples import Example, Examples
 
 RESULTS_FILE = "results.json"
 SPLITS = ("test", "valid", "train")
@@ -32,9 +37,19 @@ class UserEvaluateOptions:
     device: str = "auto"
 
 
-def evaluate_user(options: UserEvaluateOptions) -> dict:
+@dataclass
+class BuiltExamples:
+    """A task's examples as fine-tuning built them (the genome, the examples, their splits by name), so that the
+    test that follows it need not read the inputs again."""
+
+    genome: Genome
+    examples: Examples
+    splits: dict[str, list[Example]]
+
+
+def evaluate_user(options: UserEvaluateOptions, built: BuiltExamples | None = None) -> dict:
     """Metrics of ``options.model`` on its held-out contigs (``options.split``); also written to
-    ``options.output/results.json`` when given."""
+    ``options.output/results.json`` when given. ``built``: the examples of the same task, already built."""
     from lrgen.io.genome import Genome
     from lrgen.models.finetuned import is_finetuned, load_finetuned
     from lrgen.runtime.device import resolve_device
@@ -55,9 +70,11 @@ def evaluate_user(options: UserEvaluateOptions) -> dict:
         raise LrgenError(f"{o.model} was fine-tuned on the GLRB task {model.spec.task}: evaluate it with --task "
                          f"{model.spec.task} --data-dir DIR --genome FASTA")
     task = UserTask.from_dict({**meta["userdata"], **({"genome": o.genome} if o.genome else {})})
-    genome = Genome(task.genome)
-    examples = build_examples(task, genome)
-    records = split_examples(task, examples, genome)[o.split]
+    if built is None:
+        genome = Genome(task.genome)
+        examples = build_examples(task, genome)
+        built = BuiltExamples(genome, examples, split_examples(task, examples, genome))
+    genome, examples, records = built.genome, built.examples, built.splits[o.split]
     context = model.spec.context
     n_bins = model.n_bins(context) if model.spec.pooling == "bins" else 0
     windows = make_windows(examples, records, genome, context, task.max_n_fraction, n_bins)

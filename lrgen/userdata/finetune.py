@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lrgen.training.loop import TrainingSet, TrainOptions, fine_tune
-from lrgen.userdata.evaluate import UserEvaluateOptions, evaluate_user, metric_names
+from lrgen.userdata.evaluate import BuiltExamples, UserEvaluateOptions, evaluate_user, metric_names
 from lrgen.userdata.examples import UserInputs, UserTask
 
 
@@ -33,14 +33,21 @@ def finetune_user(options: UserFinetuneOptions) -> dict:
     inputs = {name: getattr(o, name) for name in UserInputs.__dataclass_fields__}
     task = UserTask(kind=o.task, genome=o.genome, context=o.context, seed=o.seed, max_n_fraction=o.max_n_fraction,
                     **inputs)
-    summary = fine_tune(o, lambda: _training_set(o, task))
+    built: list[BuiltExamples] = []  # what the loop's preparation read, for the test after it
+
+    def prepare() -> TrainingSet:
+        data, examples = _training_set(o, task)
+        built.append(examples)
+        return data
+
+    summary = fine_tune(o, prepare)
     if is_main_process():
         summary["test"] = evaluate_user(UserEvaluateOptions(model=o.output, output=o.output, batch_size=o.batch_size,
-                                                            device=o.device))
+                                                            device=o.device), built[-1] if built else None)
     return summary
 
 
-def _training_set(cfg: UserFinetuneOptions, task: UserTask) -> TrainingSet:
+def _training_set(cfg: UserFinetuneOptions, task: UserTask) -> tuple[TrainingSet, BuiltExamples]:
     from lrgen.io.genome import Genome
     from lrgen.models.finetuned import make_spec
     from lrgen.userdata.examples import build_examples, split_examples
@@ -62,6 +69,7 @@ def _training_set(cfg: UserFinetuneOptions, task: UserTask) -> TrainingSet:
                          hidden=0 if linear else cfg.hidden, label_names=examples.label_names, **shape)
 
     inputs = [p for p in (task.positives, task.negatives, task.regions, task.table, *task.targets) if p]
-    return TrainingSet(name=task.kind, train=train, valid=valid, spec=spec, binary=examples.binary,
+    data = TrainingSet(name=task.kind, train=train, valid=valid, spec=spec, binary=examples.binary,
                        metric=metric_names(examples.binary)[0], source=", ".join(inputs),
                        extra={"userdata": task.to_dict(), "examples": examples.counts})
+    return data, BuiltExamples(genome, examples, splits)
