@@ -161,7 +161,7 @@ class HeadSource:
             features = self.model.pool(hidden, positions, context)
         out = self.model.scores(features)[..., columns].float().cpu().numpy()
         if self.per_window:
-            return np.repeat(out[:, None, :], context, axis=1)
+            return np.broadcast_to(out[:, None, :], (out.shape[0], context, out.shape[1]))  # read-only view
         values = np.full((len(seqs), context // self.resolution, len(columns)), np.nan, dtype=np.float32)
         first = self.model.pooled_offset(context) // self.resolution
         values[:, first : first + out.shape[1]] = out
