@@ -8,6 +8,8 @@ same run; prints Markdown tables.
     python benchmarks/bench_kernels.py --sweep           # also try tile shapes of the selective scan
     python benchmarks/bench_kernels.py --sweep-backward --tokens 48000 --batch 4 --channels 1024   # training shape
     python benchmarks/bench_kernels.py --tokens 131072 --channels 512 --state 16
+    git show main:lrgen/ops/triton_scan.py > /tmp/scan_main.py
+    python benchmarks/bench_kernels.py --baseline /tmp/scan_main.py --tokens 48000 --batch 4 --channels 1024
 
 Bytes counted are the fewest a kernel must move: each input read once, each output written once. Times are medians
 of ``triton.testing.do_bench``. The reference is timed on a shorter sequence (``--ref-tokens``) and scaled per token.
@@ -214,6 +216,41 @@ def sweep_backward(args):
           rows)
 
 
+def load_baseline(path: str):
+    """Another version of ``lrgen/ops/triton_scan.py`` (e.g. ``git show REV:lrgen/ops/triton_scan.py``) as a module."""
+    spec = importlib.util.spec_from_file_location("baseline_triton_scan", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def baseline_table(args):
+    """The selective scan of this tree against ``--baseline`` on the same length-major inputs: forward and backward
+    medians, and the largest relative difference of any gradient."""
+    b, d, n, L = args.batch, args.channels, args.state, args.tokens // args.batch
+    x = ssm_inputs(b, d, n, L, getattr(torch, args.dtype), "length_major")
+    rows, grads = [], {}
+    for name, scan in (("baseline", load_baseline(args.baseline).selective_scan_triton),
+                       ("this tree", selective_scan_triton)):
+        leaves = [t.detach().requires_grad_() for t in x]
+        y, _ = scan(*leaves[:8], True, leaves[8])
+        dy = torch.randn(y.shape, device=y.device, generator=torch.Generator(y.device).manual_seed(1)).to(y.dtype)
+        fwd = bench(lambda: scan(*x[:8], True, x[8]))
+        bwd = bench(lambda: torch.autograd.grad(y, leaves, dy, retain_graph=True))
+        grads[name] = torch.autograd.grad(y, leaves, dy)
+        rows.append([name, f"{fwd:.3f}", f"{bwd:.3f}"])
+    base_bwd = float(rows[0][2])
+    rows[0].append("1.00×")
+    rows[1].append(f"{base_bwd / float(rows[1][2]):.2f}×")
+    names = ["u", "delta", "A", "B", "C", "D", "z", "bias", "state"]
+    diffs = [((g1.float() - g0.float()).abs().max() / g0.float().abs().max().clamp_min(1e-30)).item()
+             for g0, g1 in zip(grads["baseline"], grads["this tree"])]
+    worst = max(range(len(diffs)), key=diffs.__getitem__)
+    table(f"Selective scan against {args.baseline}, length_major, {b} × {L:,} × {d} × {n}, {args.dtype} "
+          f"(largest relative gradient difference {diffs[worst]:.1e}, in d{names[worst]})",
+          ["kernel", "fwd ms", "bwd ms", "bwd speed-up"], rows)
+
+
 def lru_conv_table(args, bw):
     b, L, d = args.batch, args.tokens // args.batch, args.channels
     dtype = getattr(torch, args.dtype)
@@ -254,6 +291,8 @@ def main() -> None:
     parser.add_argument("--ref-tokens", type=int, default=8192, help="tokens the PyTorch reference is timed on")
     parser.add_argument("--sweep", action="store_true", help="try tile shapes first and keep the fastest")
     parser.add_argument("--sweep-backward", action="store_true", help="only the backward's sweep, then the tables")
+    parser.add_argument("--baseline", default=None,
+                        help="another version of lrgen/ops/triton_scan.py to time against (only that table)")
     args = parser.parse_args()
     torch.manual_seed(0)
     props = torch.cuda.get_device_properties(0)
@@ -261,6 +300,9 @@ def main() -> None:
     print(f"device: {props.name}, {props.multi_processor_count} SMs; torch {torch.__version__}, "
           f"triton {triton.__version__}; measured copy bandwidth {bw / 1e9:,.0f} GB/s (read + write), "
           f"ex2 throughput {mufu / 1e12:.2f} T/s")
+    if args.baseline:
+        baseline_table(args)
+        return
     if args.sweep:
         sweep(args)
     elif args.sweep_backward:

@@ -303,19 +303,55 @@ def _adjoint_segment_kernel(
 @triton.jit
 def _advance(h, t, A2, bias, u_b, d_b, B_b, offs_d, offs_n, L, D, N, s_ud, s_ul, s_dd, s_dl, s_Bn, s_Bl,
              HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, REVERSE: tl.constexpr, FAST_MATH: tl.constexpr):
-    """The state after position t (scan order) from the state before it (unchanged past L)."""
+    """The state after position t (scan order) from the state before it (unchanged past L), and Δ_t."""
     p = _pos(t, L, REVERSE)
     md = offs_d < tl.where(t < L, D, 0)
     mn = offs_n < tl.where(t < L, N, 0)
     _, dt = _masked_delta(d_b, offs_d, p, md, bias, s_dd, s_dl, HAS_BIAS, SOFTPLUS, FAST_MATH)
     uu = tl.load(u_b + offs_d * s_ud + p * s_ul, mask=md, other=0.0).to(tl.float32)
     Bt = tl.load(B_b + offs_n * s_Bn + p * s_Bl, mask=mn, other=0.0).to(tl.float32)
-    return _approx(A2 * dt[None, :], "ex2", FAST_MATH) * h + Bt[:, None] * (dt * uu)[None, :]
+    return _approx(A2 * dt[None, :], "ex2", FAST_MATH) * h + Bt[:, None] * (dt * uu)[None, :], dt
+
+
+@triton.jit
+def _local_checkpoints_kernel(
+    u_ptr, delta_ptr, bias_ptr, A_ptr, B_ptr, ckpt_ptr, csdt_ptr, hloc_ptr, sdt_ptr,
+    L, D, N, NDB, CL,
+    s_ub, s_ud, s_ul, s_db, s_dd, s_dl, s_Bb, s_Bn, s_Bl,
+    BD: tl.constexpr, BN: tl.constexpr, K: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    REVERSE: tl.constexpr, FAST_MATH: tl.constexpr, STAGES: tl.constexpr,
+):
+    """Each segment of CL positions (a multiple of K) walked from a zero state: the local state before every K-th
+    position and the Δ sum before it to ckpt (b, nc, CL / K, n, d) and csdt (b, nc, CL / K, d), the segment's end
+    state and Δ sum to hloc (b, nc, n, d) and sdt (b, nc, d). The true state before position c·CL + kb·K is then
+    ``ckpt + exp(A · csdt) h_in`` (the recurrence is linear in its initial state): the backward kernel needs no
+    walk of its own to find its checkpoints."""
+    c = tl.program_id(0)
+    nc = tl.num_programs(0)
+    b, offs_d, offs_n, mask_d, mask_nd, nd = _program_tile(D, N, NDB, BD, BN)
+    A2 = tl.load(A_ptr + nd, mask=mask_nd, other=0.0) * LOG2E
+    bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32) if HAS_BIAS else None
+    u_b, d_b, B_b = u_ptr + b * s_ub, delta_ptr + b * s_db, B_ptr + b * s_Bb
+    segment = b * nc + c
+    ck = ckpt_ptr + segment * (CL // K) * N * D
+    cs = csdt_ptr + segment * (CL // K) * D
+    h = tl.zeros((BN, BD), dtype=tl.float32)
+    sdt = tl.zeros((BD,), dtype=tl.float32)
+    for kb in range(CL // K):
+        tl.store(ck + kb * N * D + nd, h, mask=mask_nd)
+        tl.store(cs + kb * D + offs_d, sdt, mask=mask_d)
+        for j in tl.range(K, num_stages=STAGES):
+            h, dt = _advance(h, c * CL + kb * K + j, A2, bias, u_b, d_b, B_b, offs_d, offs_n, L, D, N, s_ud, s_ul,
+                             s_dd, s_dl, s_Bn, s_Bl, HAS_BIAS, SOFTPLUS, REVERSE, FAST_MATH)
+            sdt += dt
+    tl.store(hloc_ptr + segment * N * D + nd, h, mask=mask_nd)
+    tl.store(sdt_ptr + segment * D + offs_d, sdt, mask=mask_d)
 
 
 @triton.jit
 def _bwd_kernel(
-    u_ptr, delta_ptr, bias_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, dy_ptr, hin_ptr, gin_ptr, ckpt_ptr, buf_ptr,
+    u_ptr, delta_ptr, bias_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, dy_ptr, hin_ptr, gin_ptr, ckpt_ptr, csdt_ptr,
+    buf_ptr,
     du_ptr, ddelta_ptr, dz_ptr, dB_ptr, dC_ptr, dA_ptr, dD_ptr, dbias_ptr,
     L, D, N, NDB, CL,
     s_ub, s_ud, s_ul, s_db, s_dd, s_dl, s_Bb, s_Bn, s_Bl, s_Cb, s_Cn, s_Cl, s_zb, s_zd, s_zl, s_yb, s_yd, s_yl,
@@ -324,42 +360,39 @@ def _bwd_kernel(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, REVERSE: tl.constexpr, FAST_MATH: tl.constexpr, STAGES: tl.constexpr,
 ):
     """Gradients of one segment of CL positions (a multiple of K) for BD channels, with (n, d) tiles in registers as
-    in the forward. (1) From the state entering the segment (hin, (b, nc, n, d)) walk left to right and keep the state
-    before every K-th position in ckpt (b, nc, CL / K, n, d). (2) Block by block from the right: rebuild the K
-    states before its positions into this program's buffer (K, BN, BD) in buf, then walk them right to left with
-    the adjoint arriving from the right (gin), writing du, ddelta, dz (strides s_g*), dB and dC summed over this
-    program's channels to (b, NDB, n, l), and per-segment partial sums of dA (b, nc, n, d), dD and dbias (b, nc, d)."""
+    in the forward. Block by block from the right: the state before the block is its local checkpoint plus
+    ``exp(A · csdt)`` times the state entering the segment (hin, (b, nc, n, d); see
+    :func:`_local_checkpoints_kernel`); rebuild the K states before its positions into this program's buffer
+    (K, BN, BD) in buf, then walk them right to left with the adjoint arriving from the right (gin), writing du,
+    ddelta, dz (strides s_g*), dB and dC summed over this program's channels to (b, NDB, n, l), and per-segment
+    partial sums of dA (b, nc, n, d), dD and dbias (b, nc, d)."""
     c = tl.program_id(0)
     pid = tl.program_id(1)  # b · NDB + channel block
     nc = tl.num_programs(0)
     b, offs_d, offs_n, mask_d, mask_nd, nd = _program_tile(D, N, NDB, BD, BN)
-    A = tl.load(A_ptr + nd, mask=mask_nd, other=0.0)
-    A2 = A * LOG2E
+    A2 = tl.load(A_ptr + nd, mask=mask_nd, other=0.0) * LOG2E
     bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32) if HAS_BIAS else None
     Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32) if HAS_D else None
     u_b, d_b, B_b, C_b = u_ptr + b * s_ub, delta_ptr + b * s_db, B_ptr + b * s_Bb, C_ptr + b * s_Cb
     segment = b * nc + c
     ck = ckpt_ptr + segment * (CL // K) * N * D
+    cs = csdt_ptr + segment * (CL // K) * D
     local = offs_n[:, None] * BD + tl.arange(0, BD)[None, :]
     buf = buf_ptr + (c * tl.num_programs(1) + pid) * K * BN * BD
-    h = tl.load(hin_ptr + segment * N * D + nd, mask=mask_nd, other=0.0)
-    for kb in range(CL // K):
-        tl.store(ck + kb * N * D + nd, h, mask=mask_nd)
-        for j in tl.range(K, num_stages=STAGES):
-            h = _advance(h, c * CL + kb * K + j, A2, bias, u_b, d_b, B_b, offs_d, offs_n, L, D, N, s_ud, s_ul,
-                         s_dd, s_dl, s_Bn, s_Bl, HAS_BIAS, SOFTPLUS, REVERSE, FAST_MATH)
-    tl.debug_barrier()  # the checkpoints are written before any thread reads them back
     g = tl.load(gin_ptr + segment * N * D + nd, mask=mask_nd, other=0.0)  # exp(Δ_{t+1} A) g_{t+1}
     dA = tl.zeros((BN, BD), dtype=tl.float32)
     dD = tl.zeros((BD,), dtype=tl.float32)
     dbias = tl.zeros((BD,), dtype=tl.float32)
     for kb_r in range(CL // K):
         kb = CL // K - 1 - kb_r
-        h = tl.load(ck + kb * N * D + nd, mask=mask_nd, other=0.0)
+        decay = _approx(A2 * tl.load(cs + kb * D + offs_d, mask=mask_d, other=0.0)[None, :], "ex2", FAST_MATH)
+        # (the entering state is read again for each block: kept in registers it would spill)
+        h = (tl.load(ck + kb * N * D + nd, mask=mask_nd, other=0.0)
+             + decay * tl.load(hin_ptr + segment * N * D + nd, mask=mask_nd, other=0.0))
         for j in tl.range(K, num_stages=STAGES):
             tl.store(buf + j * BN * BD + local, h)
-            h = _advance(h, c * CL + kb * K + j, A2, bias, u_b, d_b, B_b, offs_d, offs_n, L, D, N, s_ud, s_ul,
-                         s_dd, s_dl, s_Bn, s_Bl, HAS_BIAS, SOFTPLUS, REVERSE, FAST_MATH)
+            h, _ = _advance(h, c * CL + kb * K + j, A2, bias, u_b, d_b, B_b, offs_d, offs_n, L, D, N, s_ud, s_ul,
+                            s_dd, s_dl, s_Bn, s_Bl, HAS_BIAS, SOFTPLUS, REVERSE, FAST_MATH)
         tl.debug_barrier()  # the block's states are in the buffer
         for j_r in tl.range(K, num_stages=STAGES):
             j = K - 1 - j_r
@@ -395,7 +428,7 @@ def _bwd_kernel(
             gB = tl.sum(g * Bt[:, None], axis=0)
             gah = g * ah
             dA += gah * dt[None, :]
-            ddt = gB * uu + tl.sum(gah * A, axis=0)
+            ddt = gB * uu + LN2 * tl.sum(gah * A2, axis=0)
             if SOFTPLUS:
                 ddt *= 1.0 - _approx(-dt * LOG2E, "ex2", FAST_MATH)  # softplus'(raw) = sigmoid(raw) = 1 - exp(-Δ)
             ddt = tl.where(md, ddt, 0.0)
@@ -526,18 +559,16 @@ def selective_scan_backward(u, delta, A, B, C, D, z, delta_bias, softplus, state
     common = dict(BD=bd, BN=bn, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, HAS_Z=z is not None,
                   REVERSE=reverse, FAST_MATH=FAST_MATH, num_warps=NUM_WARPS["backward"])
     stages = dict(STAGES=NUM_STAGES["backward"])
-    # the state entering each segment, as in the forward
+    # each segment walked from zero: its local checkpoints, then the state entering it, as in the forward
+    ckpt = torch.empty(batch, nc, blocks, n, d, **f32)
+    csdt = torch.empty(batch, nc, blocks, d, **f32)
     hin = torch.empty(batch, nc, n, d, **f32)
     sdt = torch.empty(batch, nc, d, **f32)
     scratch = torch.empty(batch, n, d, **f32)
-    du = _empty_like(u, u.dtype)
-    _fwd_kernel[grid](
-        u, delta, delta_bias, A_nd, B, C, None, None, du, None, hin, sdt, None,
-        length, d, n, ndb, segment_len, 0, 0, 0, 1, 1,
-        *_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(None), *_strides(du),
-        U=1, HAS_HIN=False, STATE_ONLY=True, HAS_D=False, HAS_MARKS=False, EVEN=d % bd == 0 and n == bn,
-        STAGES=NUM_STAGES["forward"],
-        **{**common, "HAS_Z": False},
+    _local_checkpoints_kernel[grid](
+        u, delta, delta_bias, A_nd, B, ckpt, csdt, hin, sdt, length, d, n, ndb, segment_len,
+        *_strides(u), *_strides(delta), *_strides(B), K=CHECKPOINT_EVERY,
+        **{k: v for k, v in common.items() if k != "HAS_Z"}, **stages,
     )
     _state_pass(hin, sdt, A_nd, None if state is None else state.transpose(1, 2).contiguous(), scratch, False)
     # the adjoint arriving at each segment's last position from the right; the one leaving position 0 is dh0
@@ -548,7 +579,7 @@ def selective_scan_backward(u, delta, A, B, C, D, z, delta_bias, softplus, state
         *_strides(delta), *_strides(C), *_strides(z), *_strides(dy), **common, **stages,
     )
     _state_pass(gin, sdt, A_nd, None if dlast is None else dlast.transpose(1, 2).contiguous(), dh0, True)
-    ckpt = torch.empty(batch, nc, blocks, n, d, **f32)
+    du = _empty_like(u, u.dtype)
     buf = torch.empty(nc, batch * ndb, CHECKPOINT_EVERY, bn, bd, **f32)
     ddelta = _empty_like(u, delta.dtype)
     dz = None if z is None else _empty_like(u, z.dtype)
@@ -558,7 +589,7 @@ def selective_scan_backward(u, delta, A, B, C, D, z, delta_bias, softplus, state
     dD = torch.empty(batch, nc, d, **f32)
     dbias = torch.empty(batch, nc, d, **f32)
     _bwd_kernel[grid](
-        u, delta, delta_bias, A_nd, B, C, D, z, dy, hin, gin, ckpt, buf, du, ddelta, dz, dB, dC, dA, dD, dbias,
+        u, delta, delta_bias, A_nd, B, C, D, z, dy, hin, gin, ckpt, csdt, buf, du, ddelta, dz, dB, dC, dA, dD, dbias,
         length, d, n, ndb, segment_len,
         *_strides(u), *_strides(delta), *_strides(B), *_strides(C), *_strides(z), *_strides(dy), *_strides(du),
         K=CHECKPOINT_EVERY, HAS_D=D is not None, **common, **stages,
