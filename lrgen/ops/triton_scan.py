@@ -13,13 +13,14 @@ into segments: (1) each segment's end state from zero and its summed Δ (``exp(A
 (2) a pass over segments that turns them into each segment's incoming state (blocks of segments combined by an associative
 scan), (3) every segment recomputed from its incoming state, writing y.
 
-Backward: the same segments and the same walk, one position at a time. The state entering every segment comes from
-steps (1)–(2); the adjoint arriving at every segment from the right from the same two steps run right to left
-(``g_t = C_t dy'_t + exp(Δ_{t+1} A) g_{t+1}``; the adjoint leaving position 0 is the initial state's gradient).
-Then each program walks its segment left to right keeping every 16th state (float32 checkpoints, L/16 ``(n, d)``
-tiles), and, block by block from the right, rebuilds the block's 16 states into a small buffer of its own and walks
-them right to left carrying the adjoint: du, dΔ, dz per position, dB and dC summed over its channels, dA, dD, dbias
-as per-segment partial sums. ``reverse=True`` scans right to left in place (position ``l-1`` first) without flipped
+Backward: the same segments and the same walk, one position at a time. Step (1) walks each segment from zero and
+also keeps every 16th local state with the Δ sum before it (float32 checkpoints, L/16 ``(n, d)`` tiles); with the
+state entering the segment from step (2), the true state at a checkpoint is ``local + exp(A ΣΔ) h_in`` (the
+recurrence is linear in its initial state), so no second walk is needed to find them. The adjoint arriving at every
+segment from the right comes from the same two steps run right to left (``g_t = C_t dy'_t + exp(Δ_{t+1} A)
+g_{t+1}``; the adjoint leaving position 0 is the initial state's gradient). Then each program, block by block from
+the right, rebuilds the block's 16 states into a small buffer of its own and walks them right to left carrying the
+adjoint: du, dΔ, dz per position, dB and dC summed over its channels, dA, dD, dbias as per-segment partial sums. ``reverse=True`` scans right to left in place (position ``l-1`` first) without flipped
 copies.
 """
 
