@@ -11,6 +11,7 @@ import dataclasses
 import importlib
 import importlib.metadata
 import importlib.util
+import itertools
 import os
 import subprocess
 import sys
@@ -168,6 +169,27 @@ def check_conv(impl, b, d, length, width, dtype, device, tol, layout="channels_f
     assert rel(torch.cat([y1, y2], -1), y) <= tol and rel(s2, last) <= 1e-6
 
 
+def check_conv_silu_backward(impl, b, d, length, width, dtype, device, tol):
+    """``impl(x, w, bias, du, dx, accumulate, reverse)`` (the fused conv + SiLU backward) against autograd through
+    the reference, forward and reverse, dx written and added, with and without bias, length-major x."""
+    for reverse, accumulate, with_bias in itertools.product((False, True), repeat=3):
+        x = torch.randn(b, length, d, device=device).to(dtype).transpose(1, 2)
+        w = 0.5 * torch.randn(d, width, device=device)
+        bias = 0.3 * torch.randn(d, device=device) if with_bias else None
+        du = torch.randn(b, d, length, device=device).to(dtype)
+        before = torch.randn(b, length, d, device=device).to(dtype)
+        dx = before.clone().transpose(1, 2)
+        dw, dbias = impl(x, w, bias, du, dx, accumulate, reverse)
+        leaves = [t.detach().float().requires_grad_() for t in (x, w) + ((bias,) if with_bias else ())]
+        xs = leaves[0].flip(-1) if reverse else leaves[0]
+        y, _ = causal_conv1d_ref(xs, leaves[1], leaves[2] if with_bias else None, None, "silu")
+        grads = torch.autograd.grad(y.flip(-1) if reverse else y, leaves, du.float())
+        want = grads[0] + (before.transpose(1, 2).float() if accumulate else 0)
+        case = dict(reverse=reverse, accumulate=accumulate, bias=with_bias)
+        assert rel(dx, want) <= tol and rel(dw, grads[1]) <= tol, case
+        assert (dbias is None) == (not with_bias) and (dbias is None or rel(dbias, grads[2]) <= tol), case
+
+
 # --- compiled kernels on a GPU ---------------------------------------------------------------------------------
 
 TOL = {torch.float32: 1e-3, torch.bfloat16: 1e-2}
@@ -215,6 +237,14 @@ def test_causal_conv1d_gpu(dtype):
 
     check_conv(causal_conv1d_triton, 2, 72, 1001, 4, dtype, "cuda", TOL[dtype])
     check_conv(causal_conv1d_triton, 2, 72, 1001, 4, dtype, "cuda", TOL[dtype], "length_major")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_conv_silu_backward_gpu(dtype):
+    from lrgen.ops.triton_conv import conv_silu_backward_triton
+
+    check_conv_silu_backward(conv_silu_backward_triton, 2, 200, 3001, 4, dtype, "cuda", TOL[dtype])
 
 
 @pytest.mark.gpu
@@ -273,7 +303,7 @@ def test_kernels_under_the_interpreter():
         env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert "5 passed" in proc.stdout, proc.stdout[-2000:]
+    assert "6 passed" in proc.stdout, proc.stdout[-2000:]
 
 
 def test_selective_scan_interpreted(interpreted):
@@ -331,6 +361,11 @@ def test_rms_norm_interpreted(interpreted):
 def test_causal_conv1d_interpreted(interpreted):
     check_conv(interpreted[2].causal_conv1d_triton, 2, 10, 23, 4, torch.float32, "cpu", 1e-5)
     check_conv(interpreted[2].causal_conv1d_triton, 1, 10, 23, 4, torch.float32, "cpu", 1e-5, "length_major")
+
+
+def test_conv_silu_backward_interpreted(interpreted, monkeypatch):
+    monkeypatch.setattr(interpreted[2], "TILES_PER_PROGRAM", 2)  # programs of several tiles, a partial last one
+    check_conv_silu_backward(interpreted[2].conv_silu_backward_triton, 2, 10, 37, 4, torch.float32, "cpu", 1e-5)
 
 
 # --- the layers' rms_norm on CPU tensors: no kernel, the PyTorch composite ------------------------------------

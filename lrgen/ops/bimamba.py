@@ -10,8 +10,10 @@ The backward recomputes the conv output and Δ from ``xz`` and the saved ``x_pro
 (as mamba-ssm's ``mamba_inner_fn`` does), so per position only x, xz, the two ``x_proj`` outputs and ``y_0 + y_1``
 are saved; both directions' gradients are written into one ``dxz`` buffer (no concatenation). Scan and conv run
 through :mod:`lrgen.ops`' dispatch. The scan's backward is the Triton kernel's where Triton runs the scans, and
-autograd through the PyTorch reference otherwise (CPU, ``LRGEN_BACKEND=reference|mamba``); the conv's backward is the
-same conv run the other way over the gradient plus one product-sum per tap (:func:`conv_backward`). The unfused path
+autograd through the PyTorch reference otherwise (CPU, ``LRGEN_BACKEND=reference|mamba``). The conv + SiLU backward is
+one Triton kernel on the Triton route (:func:`lrgen.ops.triton_conv.conv_silu_backward_triton`: it recomputes the
+conv and adds dx into ``dxz`` in place), otherwise the same conv run the other way over the gradient plus one
+product-sum per tap (:func:`conv_backward`). The unfused path
 (two :class:`~lrgen.models.caduceus.Mamba` directions under autograd) is the reference the tests compare against.
 """
 
@@ -101,10 +103,14 @@ class _BiMamba(torch.autograd.Function):
             del y_sum
             inner = xz.shape[-1] // 2
             dxz = torch.empty_like(xz)
-            # the conv's input in float32, as the forward's fused conv read it, once for both directions
-            u_pre = xz[..., :inner].transpose(1, 2).float()
+            fused_conv = select_backend(x.device, ("reference", "triton")) == "triton"
+            # the conv's input: on the Triton route as the forward read it (bf16, fused conv + SiLU backward), else
+            # in float32 as the forward's fused conv kept it, once for both directions
+            u_pre = xz[..., :inner].transpose(1, 2)
+            u_pre = u_pre if fused_conv else u_pre.float()
             for k, (d, x_dbl, rev) in enumerate(zip(directions, (x_dbl0, x_dbl1), ctx.reverse)):
-                grads.extend(_direction_backward(xz, u_pre, x_dbl, d, rev, dy, dxz, inner, first=k == 0))
+                grads.extend(_direction_backward(xz, u_pre, x_dbl, d, rev, dy, dxz, inner, first=k == 0,
+                                                 fused_conv=fused_conv))
             del u_pre
             d_x = dxz @ in_proj if need[0] else None
             d_in_proj = _weight_grad(dxz, x) if need[1] else None
@@ -118,13 +124,16 @@ def _weight_grad(grad_out: Tensor, inputs: Tensor) -> Tensor:
 
 
 def _direction_backward(xz: Tensor, u_pre: Tensor, x_dbl: Tensor, d: Direction, reverse: bool, dy: Tensor,
-                        dxz: Tensor, inner: int, first: bool) -> list[Tensor | None]:
+                        dxz: Tensor, inner: int, first: bool, fused_conv: bool) -> list[Tensor | None]:
     """One direction's parameter gradients (in :class:`Direction` order); its share of ``dxz`` written (``first``)
-    or added into ``dxz``. ``u_pre``: the conv's input ``(B, E, L)`` in float32."""
-    # before the SiLU, in float32 as the forward's fused conv kept it: u is then the forward's u bit for bit
-    pre, _ = causal_conv1d(u_pre, d.conv_weight, d.conv_bias, None, None, reverse)
-    sig = torch.sigmoid(pre)
-    u = (pre * sig).to(xz.dtype)
+    or added into ``dxz``. ``u_pre``: the conv's input ``(B, E, L)``, as it is read by the Triton conv and its fused
+    backward (``fused_conv``), else in float32."""
+    if fused_conv:  # the forward's own conv + SiLU kernel: u bit for bit
+        u, _ = causal_conv1d(u_pre, d.conv_weight, d.conv_bias, None, "silu", reverse)
+    else:  # before the SiLU, in float32 as the forward's fused conv kept it: u is then the forward's u bit for bit
+        pre, _ = causal_conv1d(u_pre, d.conv_weight, d.conv_bias, None, None, reverse)
+        sig = torch.sigmoid(pre)
+        u = (pre * sig).to(xz.dtype)
     rank, n = d.dt_proj.shape[1], d.A.shape[1]
     dt, B, C = _split(x_dbl, rank, n)
     delta = F.linear(dt, d.dt_proj).transpose(1, 2)
@@ -138,17 +147,29 @@ def _direction_backward(xz: Tensor, u_pre: Tensor, x_dbl: Tensor, d: Direction, 
     d_x_proj = _weight_grad(d_x_dbl, u_t)
     du = torch.addmm(du.transpose(1, 2).reshape(-1, inner).to(dt.dtype), d_x_dbl.reshape(-1, d_x_dbl.shape[-1]),
                      d.x_proj).view_as(u_t).transpose(1, 2)
-    grad_pre = du.float() * sig * (1.0 + pre * (1.0 - sig))  # through the SiLU
-    del pre, sig
-    d_u_pre, d_conv_weight, d_conv_bias = conv_backward(u_pre, d.conv_weight, d.conv_bias is not None, grad_pre,
-                                                        reverse)
-    if first:
-        dxz[..., :inner].copy_(d_u_pre.transpose(1, 2))
-        dxz[..., inner:].copy_(dz.transpose(1, 2))
+    if fused_conv:
+        from lrgen.ops.triton_conv import conv_silu_backward_triton
+
+        d_conv_weight, d_conv_bias = conv_silu_backward_triton(u_pre, d.conv_weight, d.conv_bias, du,
+                                                               dxz[..., :inner].transpose(1, 2), not first, reverse)
+        d_conv_weight = d_conv_weight.view_as(d.conv_weight).to(d.conv_weight.dtype)
+        d_conv_bias = None if d_conv_bias is None else d_conv_bias.to(d.conv_bias.dtype)
     else:
-        dxz[..., :inner].add_(d_u_pre.transpose(1, 2))
-        dxz[..., inner:].add_(dz.transpose(1, 2))
+        grad_pre = du.float() * sig * (1.0 + pre * (1.0 - sig))  # through the SiLU
+        del pre, sig
+        d_u_pre, d_conv_weight, d_conv_bias = conv_backward(u_pre, d.conv_weight, d.conv_bias is not None, grad_pre,
+                                                            reverse)
+        _write(dxz[..., :inner], d_u_pre.transpose(1, 2), first)
+    _write(dxz[..., inner:], dz.transpose(1, 2), first)
     return [d_conv_weight, d_conv_bias, d_x_proj, d_dt_proj, dbias, dA, dD]
+
+
+def _write(into: Tensor, value: Tensor, first: bool) -> None:
+    """``into = value`` for the first direction, ``into += value`` for the second."""
+    if first:
+        into.copy_(value)
+    else:
+        into.add_(value)
 
 
 def conv_backward(x: Tensor, weight: Tensor, has_bias: bool, grad: Tensor, reverse: bool

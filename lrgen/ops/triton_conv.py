@@ -2,8 +2,10 @@
 
 Forward: one program per (batch, channel block, tile of positions), the ``w`` taps unrolled, positions before the
 chunk read from ``state``; bias and SiLU fused; tiles wholly inside the sequence and the channels load without masks.
-Backward: the PyTorch reference recomputed under autograd (the conv is a small share of a block's time).
-``reverse=True`` convolves right to left in place (as on the flipped sequence).
+Backward: the PyTorch reference recomputed under autograd (the conv is a small share of a block's time), and for
+the fused BiMamba function :func:`conv_silu_backward_triton`, the gradients of ``silu(conv(x) + bias)`` in one pass
+that recomputes the conv (nothing saved) and adds dx into a buffer in place. ``reverse=True`` convolves right to
+left in place (as on the flipped sequence).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from lrgen.ops.reference import causal_conv1d_ref
 # (channels, positions) per program for each layout (length-major = channels contiguous in memory), and warps
 BLOCK = {"length_major": (128, 32), "channels_first": (16, 128)}
 NUM_WARPS = {"length_major": 2, "channels_first": 4}
+TILES_PER_PROGRAM = 16  # position tiles one backward program walks (fewer partial weight gradients to sum)
 
 
 @triton.jit
@@ -80,6 +83,104 @@ def _conv_kernel(
         out = t
     tl.store(y_ptr + b * s_yb + offs_d[:, None] * s_yd + out[None, :] * s_yl, acc.to(y_ptr.dtype.element_ty),
              mask=(offs_d < D)[:, None] & (t[None, :] < L))
+
+
+@triton.jit
+def _conv_silu_bwd_kernel(
+    x_ptr, w_ptr, bias_ptr, du_ptr, dx_ptr, dw_ptr, dbias_ptr, L, D, TILES,
+    s_xb, s_xd, s_xl, s_gb, s_gd, s_gl, s_ob, s_od, s_ol,
+    W: tl.constexpr, BD: tl.constexpr, T: tl.constexpr, HAS_BIAS: tl.constexpr, REVERSE: tl.constexpr,
+    ACCUMULATE: tl.constexpr,
+):
+    """Gradients of ``u = silu(pre)``, ``pre_t = bias + Σ_k w_k x_{t-W+1+k}`` (scan order t, zero before 0) from du,
+    for BD channels over TILES tiles of T positions: ``g_t = du_t σ(pre_t)(1 + pre_t(1 - σ(pre_t)))``,
+    ``dx_s = Σ_k w_k g_{s+W-1-k}`` written (or with ACCUMULATE added) to dx, and this program's partial sums
+    ``Σ_t g_t x_{t-W+1+k}`` and ``Σ_t g_t`` to row (batch, position program) of dw (rows, d, W) and dbias
+    (rows, d). The g of the W-1 positions past a tile are recomputed, not exchanged."""
+    b = tl.program_id(0)
+    offs_d = tl.program_id(1) * BD + tl.arange(0, BD)
+    md = offs_d < D
+    row = b * tl.num_programs(2) + tl.program_id(2)  # of the partial sums; each channel block fills its own
+    dbias = tl.zeros((BD,), dtype=tl.float32)
+    dw0 = tl.zeros((BD,), dtype=tl.float32)
+    dw1 = tl.zeros((BD,), dtype=tl.float32)
+    dw2 = tl.zeros((BD,), dtype=tl.float32)
+    dw3 = tl.zeros((BD,), dtype=tl.float32)
+    for i in range(TILES):
+        t = (tl.program_id(2) * TILES + i) * T + tl.arange(0, T)
+        dx = tl.zeros((BD, T), dtype=tl.float32)
+        for m in tl.static_range(W):
+            tm = t + m
+            pre = _conv_tile(x_ptr, w_ptr, bias_ptr, None, b, offs_d, tm, L, D, s_xb, s_xd, s_xl, W, BD, T, HAS_BIAS,
+                             False, REVERSE, True)
+            pm = L - 1 - tm if REVERSE else tm
+            du = tl.load(du_ptr + b * s_gb + offs_d[:, None] * s_gd + pm[None, :] * s_gl,
+                         mask=md[:, None] & (tm < L)[None, :], other=0.0).to(tl.float32)
+            sig = tl.sigmoid(pre)
+            g = du * sig * (1.0 + pre * (1.0 - sig))
+            dx += tl.load(w_ptr + offs_d * W + (W - 1 - m), mask=md, other=0.0).to(tl.float32)[:, None] * g
+            if m == 0:  # the tile's own positions: the parameter gradients
+                dbias += tl.sum(g, axis=1)
+                for k in tl.static_range(W):
+                    src = t - (W - 1) + k
+                    ps = L - 1 - src if REVERSE else src
+                    xv = tl.load(x_ptr + b * s_xb + offs_d[:, None] * s_xd + ps[None, :] * s_xl,
+                                 mask=md[:, None] & ((src >= 0) & (src < L))[None, :], other=0.0).to(tl.float32)
+                    part = tl.sum(g * xv, axis=1)
+                    if k == 0:
+                        dw0 += part
+                    elif k == 1:
+                        dw1 += part
+                    elif k == 2:
+                        dw2 += part
+                    else:
+                        dw3 += part
+        p = L - 1 - t if REVERSE else t
+        out = dx_ptr + b * s_ob + offs_d[:, None] * s_od + p[None, :] * s_ol
+        inside = md[:, None] & (t < L)[None, :]
+        if ACCUMULATE:
+            dx += tl.load(out, mask=inside, other=0.0).to(tl.float32)
+        tl.store(out, dx.to(dx_ptr.dtype.element_ty), mask=inside)
+    base = dw_ptr + row * D * W + offs_d * W
+    tl.store(base, dw0, mask=md)
+    if W > 1:
+        tl.store(base + 1, dw1, mask=md)
+    if W > 2:
+        tl.store(base + 2, dw2, mask=md)
+    if W > 3:
+        tl.store(base + 3, dw3, mask=md)
+    tl.store(dbias_ptr + row * D + offs_d, dbias, mask=md)
+
+
+def conv_silu_backward_triton(x: Tensor, weight: Tensor, bias: Tensor | None, du: Tensor, dx: Tensor,
+                              accumulate: bool, reverse: bool) -> tuple[Tensor, Tensor | None]:
+    """Backward of ``u = silu(causal_conv1d(x, weight, bias))`` (zero state) from ``du``: dx written into ``dx``
+    (added to it when ``accumulate``), returns (dweight, dbias) in float32. x, du, dx ``(b, d, l)`` of any strides
+    (length-major is the fast layout); weight ``(d, w)`` with w ≤ 4."""
+    batch, d, length = x.shape
+    weight = weight.reshape(d, -1).contiguous()
+    width = weight.shape[-1]
+    if width > 4:
+        raise ValueError(f"conv_silu_backward_triton: conv width {width} > 4")
+    check_addressable("causal conv1d backward", x, du, dx)
+    bd, t = BLOCK["length_major"]
+    tiles = triton.cdiv(length, t)
+    per_program = max(1, min(tiles, TILES_PER_PROGRAM))
+    grid = (batch, triton.cdiv(d, bd), triton.cdiv(tiles, per_program))
+    dw = torch.empty(batch * grid[2], d, width, device=x.device, dtype=torch.float32)
+    db = torch.empty(batch * grid[2], d, device=x.device, dtype=torch.float32)
+    if length:
+        _conv_silu_bwd_kernel[grid](
+            x, weight, bias, du, dx, dw, db, length, d, per_program, *x.stride(), *du.stride(), *dx.stride(),
+            W=width, BD=bd, T=t, HAS_BIAS=bias is not None, REVERSE=reverse, ACCUMULATE=accumulate,
+            num_warps=NUM_WARPS["length_major"],
+        )
+    else:
+        dw.zero_()
+        db.zero_()
+        if not accumulate:
+            dx.zero_()
+    return dw.sum(0), None if bias is None else db.sum(0)
 
 
 def _forward(x: Tensor, weight: Tensor, bias: Tensor | None, state: Tensor | None, silu: bool, reverse: bool):
