@@ -22,6 +22,7 @@ from lrgen.ops.reference import causal_conv1d_ref
 # (channels, positions) per program for each layout (length-major = channels contiguous in memory), and warps
 BLOCK = {"length_major": (128, 32), "channels_first": (16, 128)}
 NUM_WARPS = {"length_major": 2, "channels_first": 4}
+BACKWARD = (64, 16, 1)  # (channels, positions, warps) of the fused conv + SiLU backward (H100 sweep, docs/benchmarks.md)
 TILES_PER_PROGRAM = 16  # position tiles one backward program walks (fewer partial weight gradients to sum)
 
 
@@ -163,7 +164,7 @@ def conv_silu_backward_triton(x: Tensor, weight: Tensor, bias: Tensor | None, du
     if width > 4:
         raise ValueError(f"conv_silu_backward_triton: conv width {width} > 4")
     check_addressable("causal conv1d backward", x, du, dx)
-    bd, t = BLOCK["length_major"]
+    bd, t, warps = BACKWARD
     tiles = triton.cdiv(length, t)
     per_program = max(1, min(tiles, TILES_PER_PROGRAM))
     grid = (batch, triton.cdiv(d, bd), triton.cdiv(tiles, per_program))
@@ -173,7 +174,7 @@ def conv_silu_backward_triton(x: Tensor, weight: Tensor, bias: Tensor | None, du
         _conv_silu_bwd_kernel[grid](
             x, weight, bias, du, dx, dw, db, length, d, per_program, *x.stride(), *du.stride(), *dx.stride(),
             W=width, BD=bd, T=t, HAS_BIAS=bias is not None, REVERSE=reverse, ACCUMULATE=accumulate,
-            num_warps=NUM_WARPS["length_major"],
+            num_warps=warps,
         )
     else:
         dw.zero_()
