@@ -25,9 +25,10 @@ from lrgen.tokenizer import MASK_ID
 
 #: kind of work -> pattern over kernel / op names (first match wins)
 KINDS = (
-    ("selective scan", r"scan|_state_kernel|_adjoint|_backward_kernel|_forward_kernel"),
-    ("matrix products", r"gemm|matmul|mm_|cutlass|sm90_xmma|nvjet|addmm|\bmm\b|linear"),
     ("conv1d", r"conv"),
+    ("selective scan and RG-LRU scan", r"scan|_state_pass|_segment_state|_adjoint|_local_checkpoints|_bwd_kernel|"
+                                       r"_fwd_kernel"),
+    ("matrix products", r"gemm|matmul|mm_|cutlass|sm90_xmma|nvjet|addmm|\bmm\b|linear"),
     ("norms", r"norm|rms"),
     ("optimizer", r"adam|foreach|multi_tensor"),
     ("elementwise, casts and copies", r"elementwise|vectorized|copy|cat|fill|reduce|softplus|silu|sigmoid|exp|mul|add|"
