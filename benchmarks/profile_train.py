@@ -3,9 +3,9 @@
 
     python benchmarks/profile_train.py --model caduceus-ps-50m --context 12kbp --batch 4
 
-Prints the step's wall time, tokens/s and peak memory, the CUDA time by kind of work (selective scans, matrix
-products, convolutions, norms, elementwise and copies, optimizer, other) and the top ops by CUDA time. Warm-up steps
-run first, and the profiled steps' times are divided by their number.
+Prints the step's wall time, tokens/s and peak memory, the CUDA time by kind of work (attention, conv1d, selective
+and RG-LRU scans, matrix products, norms, optimizer, elementwise and copies, other) and the top ops by CUDA time.
+Warm-up steps run first, and the profiled steps' times are divided by their number.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from lrgen.tokenizer import MASK_ID
 
 #: kind of work -> pattern over kernel / op names (first match wins)
 KINDS = (
-    ("conv1d", r"conv"),
-    ("selective scan and RG-LRU scan", r"scan|_state_pass|_segment_state|_adjoint|_local_checkpoints|_bwd_kernel|"
-                                       r"_fwd_kernel"),
+    ("attention", r"flash|fmha|sdpa|attention|efficient_attention"),
+    ("conv1d", r"^_conv\w*_kernel$|convolution|conv1d|conv_depthwise"),
+    ("selective scan and RG-LRU scan", r"^_(fwd|bwd|local_checkpoints|adjoint_segment|state_pass|segment_state|scan)"
+                                       r"_kernel$|selective_scan|linear_scan"),
     ("matrix products", r"gemm|matmul|mm_|cutlass|sm90_xmma|nvjet|addmm|\bmm\b|linear"),
     ("norms", r"norm|rms"),
     ("optimizer", r"adam|foreach|multi_tensor"),

@@ -279,7 +279,7 @@ def interpreted():
     scan.CHECKPOINT_EVERY = 4
     scan.PASS_SEGMENTS, scan.PASS_ELEMENTS = 4, 64
     lru.BD, lru.T = 16, 8
-    conv.BLOCK = {"length_major": (8, 8), "channels_first": (4, 16)}
+    conv.BLOCK = {"length_major": (8, 8), "channels_first": (4, 16), "backward": (8, 8)}
     norm.ROWS = 4
     return scan, lru, conv, norm
 
@@ -324,8 +324,9 @@ def test_selective_scan_interpreted(interpreted):
 
 
 def test_fused_bimamba_interpreted(interpreted, monkeypatch):
-    """The fused BiMamba function on its GPU route — Triton scan forward and backward, Triton conv, the conv
-    backward run through it — against the unfused path on the PyTorch reference: logits and every gradient."""
+    """The fused BiMamba function on its GPU route — Triton scan forward and backward, Triton conv, the fused conv +
+    SiLU backward kernel (and the general conv backward for a conv wider than that kernel takes) — against the
+    unfused path on the PyTorch reference: logits and every gradient."""
     import lrgen.ops
     import lrgen.ops.bimamba
     from lrgen.models.registry import build_model, preset_config
@@ -334,20 +335,22 @@ def test_fused_bimamba_interpreted(interpreted, monkeypatch):
     # whole-channel tiles and few segments: the interpreter runs each program in Python
     monkeypatch.setattr(scan, "BLOCK_D", {"length_major": 64, "channels_first": 64, "backward": 64})
     monkeypatch.setattr(scan, "PROGRAMS_PER_SM", {"forward": 1, "backward": 1})
-    monkeypatch.setattr(conv, "BLOCK", {"length_major": (32, 64), "channels_first": (64, 32)})
-    model = build_model(dataclasses.replace(preset_config("caduceus-ps-tiny"), n_layer=1), seed=1)
-    ids = model.tokenizer.encode("ACGTTGCAAGGCTTANGATTC")[None].repeat(2, 1)
-    ref_logits, ref_grads = loss_and_grads(model, ids, fused=False)
-
+    monkeypatch.setattr(conv, "BLOCK", {"length_major": (32, 64), "channels_first": (64, 32), "backward": (32, 32)})
     def on_triton(device, implemented=("triton",)):
         return "triton" if "triton" in implemented else "reference"
 
-    monkeypatch.setattr(lrgen.ops, "select_backend", on_triton)
-    monkeypatch.setattr(lrgen.ops.bimamba, "select_backend", on_triton)
-    logits, grads = loss_and_grads(model, ids, fused=True)
-    assert max_rel(logits, ref_logits) <= 1e-4 and grads.keys() == ref_grads.keys()
-    worst = max((max_rel(grads[n], ref_grads[n]), n) for n in ref_grads)
-    assert worst[0] <= 1e-4, worst
+    for width in (4, 5):  # 5: wider than the fused conv + SiLU backward takes
+        tiny = preset_config("caduceus-ps-tiny")
+        model = build_model(dataclasses.replace(tiny, n_layer=1, ssm_cfg={**tiny.ssm_cfg, "d_conv": width}), seed=1)
+        ids = model.tokenizer.encode("ACGTTGCAAGGCTTANGATTC")[None].repeat(2, 1)
+        ref_logits, ref_grads = loss_and_grads(model, ids, fused=False)
+        with monkeypatch.context() as patch:
+            patch.setattr(lrgen.ops, "select_backend", on_triton)
+            patch.setattr(lrgen.ops.bimamba, "select_backend", on_triton)
+            logits, grads = loss_and_grads(model, ids, fused=True)
+        assert max_rel(logits, ref_logits) <= 1e-4 and grads.keys() == ref_grads.keys()
+        worst = max((max_rel(grads[n], ref_grads[n]), n) for n in ref_grads)
+        assert worst[0] <= 1e-4, (width, worst)
 
 
 def test_linear_scan_interpreted(interpreted):
@@ -364,8 +367,13 @@ def test_causal_conv1d_interpreted(interpreted):
 
 
 def test_conv_silu_backward_interpreted(interpreted, monkeypatch):
-    monkeypatch.setattr(interpreted[2], "TILES_PER_PROGRAM", 2)  # programs of several tiles, a partial last one
-    check_conv_silu_backward(interpreted[2].conv_silu_backward_triton, 2, 10, 37, 4, torch.float32, "cpu", 1e-5)
+    conv = interpreted[2]
+    # several channel blocks (a partial last one), programs of several tiles (a partial last one)
+    monkeypatch.setattr(conv, "BLOCK", {**conv.BLOCK, "backward": (4, 8)})
+    monkeypatch.setattr(conv, "TILES_PER_PROGRAM", 2)
+    for width in (3, 4):
+        check_conv_silu_backward(conv.conv_silu_backward_triton, 2, 6, 19, width, torch.float32, "cpu", 1e-5)
+    check_conv_silu_backward(conv.conv_silu_backward_triton, 1, 6, 2, 4, torch.float32, "cpu", 1e-5)  # L < w
 
 
 # --- the layers' rms_norm on CPU tensors: no kernel, the PyTorch composite ------------------------------------

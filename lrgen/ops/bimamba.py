@@ -10,11 +10,11 @@ The backward recomputes the conv output and Δ from ``xz`` and the saved ``x_pro
 (as mamba-ssm's ``mamba_inner_fn`` does), so per position only x, xz, the two ``x_proj`` outputs and ``y_0 + y_1``
 are saved; both directions' gradients are written into one ``dxz`` buffer (no concatenation). Scan and conv run
 through :mod:`lrgen.ops`' dispatch. The scan's backward is the Triton kernel's where Triton runs the scans, and
-autograd through the PyTorch reference otherwise (CPU, ``LRGEN_BACKEND=reference|mamba``). The conv + SiLU backward is
-one Triton kernel on the Triton route (:func:`lrgen.ops.triton_conv.conv_silu_backward_triton`: it recomputes the
-conv and adds dx into ``dxz`` in place), otherwise the same conv run the other way over the gradient plus one
-product-sum per tap (:func:`conv_backward`). The unfused path
-(two :class:`~lrgen.models.caduceus.Mamba` directions under autograd) is the reference the tests compare against.
+autograd through the PyTorch reference otherwise (CPU, ``LRGEN_BACKEND=reference|mamba``). The conv + SiLU backward
+is one Triton kernel on the Triton route (:func:`lrgen.ops.triton_conv.conv_silu_backward_triton`: it recomputes
+the conv and adds dx into ``dxz`` in place; convs wider than it takes use the general path), otherwise the same conv
+run the other way over the gradient plus one product-sum per tap (:func:`conv_backward`). The unfused path (two
+:class:`~lrgen.models.caduceus.Mamba` directions under autograd) is the reference the tests compare against.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from torch import Tensor
 
 from lrgen.ops import causal_conv1d, selective_scan
 from lrgen.ops.backend import select_backend
+from lrgen.ops.limits import CONV_SILU_BACKWARD_MAX_WIDTH
 
 
 @dataclass(frozen=True)
@@ -103,9 +104,10 @@ class _BiMamba(torch.autograd.Function):
             del y_sum
             inner = xz.shape[-1] // 2
             dxz = torch.empty_like(xz)
-            fused_conv = select_backend(x.device, ("reference", "triton")) == "triton"
+            fused_conv = (select_backend(x.device, ("reference", "triton")) == "triton"
+                          and directions[0].conv_weight.shape[-1] <= CONV_SILU_BACKWARD_MAX_WIDTH)
             # the conv's input: on the Triton route as the forward read it (bf16, fused conv + SiLU backward), else
-            # in float32 as the forward's fused conv kept it, once for both directions
+            # in float32, once for both directions
             u_pre = xz[..., :inner].transpose(1, 2)
             u_pre = u_pre if fused_conv else u_pre.float()
             for k, (d, x_dbl, rev) in enumerate(zip(directions, (x_dbl0, x_dbl1), ctx.reverse)):
@@ -130,7 +132,7 @@ def _direction_backward(xz: Tensor, u_pre: Tensor, x_dbl: Tensor, d: Direction, 
     backward (``fused_conv``), else in float32."""
     if fused_conv:  # the forward's own conv + SiLU kernel: u bit for bit
         u, _ = causal_conv1d(u_pre, d.conv_weight, d.conv_bias, None, "silu", reverse)
-    else:  # before the SiLU, in float32 as the forward's fused conv kept it: u is then the forward's u bit for bit
+    else:  # the conv before the SiLU in float32, kept for the SiLU's backward
         pre, _ = causal_conv1d(u_pre, d.conv_weight, d.conv_bias, None, None, reverse)
         sig = torch.sigmoid(pre)
         u = (pre * sig).to(xz.dtype)

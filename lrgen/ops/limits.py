@@ -8,6 +8,8 @@ from lrgen.errors import LrgenError
 
 #: the Triton kernels address their tensors with 32-bit offsets
 MAX_ELEMENTS = 2**31 - 1
+#: conv widths the fused conv + SiLU backward handles (one accumulator per tap); wider convs take the general path
+CONV_SILU_BACKWARD_MAX_WIDTH = 4
 
 
 def check_addressable(kernel: str, *tensors: Tensor | None) -> None:

@@ -16,13 +16,13 @@ import triton.language as tl
 from torch import Tensor
 
 from lrgen.ops import needs_grad
-from lrgen.ops.limits import check_addressable
+from lrgen.ops.limits import CONV_SILU_BACKWARD_MAX_WIDTH, check_addressable
 from lrgen.ops.reference import causal_conv1d_ref
 
-# (channels, positions) per program for each layout (length-major = channels contiguous in memory), and warps
-BLOCK = {"length_major": (128, 32), "channels_first": (16, 128)}
-NUM_WARPS = {"length_major": 2, "channels_first": 4}
-BACKWARD = (64, 16, 1)  # (channels, positions, warps) of the fused conv + SiLU backward (H100 sweep, docs/benchmarks.md)
+# (channels, positions) per program for each layout (length-major = channels contiguous in memory) and for the fused
+# conv + SiLU backward, and warps; the backward's from an H100 sweep (docs/benchmarks.md)
+BLOCK = {"length_major": (128, 32), "channels_first": (16, 128), "backward": (64, 16)}
+NUM_WARPS = {"length_major": 2, "channels_first": 4, "backward": 1}
 TILES_PER_PROGRAM = 16  # position tiles one backward program walks (fewer partial weight gradients to sum)
 
 
@@ -157,14 +157,14 @@ def conv_silu_backward_triton(x: Tensor, weight: Tensor, bias: Tensor | None, du
                               accumulate: bool, reverse: bool) -> tuple[Tensor, Tensor | None]:
     """Backward of ``u = silu(causal_conv1d(x, weight, bias))`` (zero state) from ``du``: dx written into ``dx``
     (added to it when ``accumulate``), returns (dweight, dbias) in float32. x, du, dx ``(b, d, l)`` of any strides
-    (length-major is the fast layout); weight ``(d, w)`` with w ≤ 4."""
+    (length-major is the fast layout); weight ``(d, w)`` with w ≤ :data:`CONV_SILU_BACKWARD_MAX_WIDTH`."""
     batch, d, length = x.shape
     weight = weight.reshape(d, -1).contiguous()
     width = weight.shape[-1]
-    if width > 4:
-        raise ValueError(f"conv_silu_backward_triton: conv width {width} > 4")
+    if width > CONV_SILU_BACKWARD_MAX_WIDTH:
+        raise ValueError(f"conv_silu_backward_triton: conv width {width} > {CONV_SILU_BACKWARD_MAX_WIDTH}")
     check_addressable("causal conv1d backward", x, du, dx)
-    bd, t, warps = BACKWARD
+    bd, t = BLOCK["backward"]
     tiles = triton.cdiv(length, t)
     per_program = max(1, min(tiles, TILES_PER_PROGRAM))
     grid = (batch, triton.cdiv(d, bd), triton.cdiv(tiles, per_program))
@@ -174,7 +174,7 @@ def conv_silu_backward_triton(x: Tensor, weight: Tensor, bias: Tensor | None, du
         _conv_silu_bwd_kernel[grid](
             x, weight, bias, du, dx, dw, db, length, d, per_program, *x.stride(), *du.stride(), *dx.stride(),
             W=width, BD=bd, T=t, HAS_BIAS=bias is not None, REVERSE=reverse, ACCUMULATE=accumulate,
-            num_warps=warps,
+            num_warps=NUM_WARPS["backward"],
         )
     else:
         dw.zero_()

@@ -9,8 +9,8 @@ Forward: each program owns a block of channels and walks its stretch of position
 Triton gives each thread every state of its channels (threads along channels): ``C·h`` is a sum inside the thread,
 with no shuffles (with ``(d, n)`` memory it spread the states over 16 threads: 12.8 instead of 9.2 ms per
 1M × 512 × 16 on an H100). When (batch × channel blocks) is too few programs to fill the GPU, the sequence is cut
-into segments: (1) each segment's end state from zero and its summed Δ (``exp(A ΣΔ)`` is its decay),
-(2) a pass over segments that turns them into each segment's incoming state (blocks of segments combined by an associative
+into segments: (1) each segment's end state from zero and its summed Δ (``exp(A ΣΔ)`` is its decay), (2) a pass
+over segments that turns them into each segment's incoming state (blocks of segments combined by an associative
 scan), (3) every segment recomputed from its incoming state, writing y.
 
 Backward: the same segments and the same walk, one position at a time. Step (1) walks each segment from zero and
@@ -20,8 +20,8 @@ recurrence is linear in its initial state), so no second walk is needed to find 
 segment from the right comes from the same two steps run right to left (``g_t = C_t dy'_t + exp(Δ_{t+1} A)
 g_{t+1}``; the adjoint leaving position 0 is the initial state's gradient). Then each program, block by block from
 the right, rebuilds the block's 16 states into a small buffer of its own and walks them right to left carrying the
-adjoint: du, dΔ, dz per position, dB and dC summed over its channels, dA, dD, dbias as per-segment partial sums. ``reverse=True`` scans right to left in place (position ``l-1`` first) without flipped
-copies.
+adjoint: du, dΔ, dz per position, dB and dC summed over its channels, dA, dD, dbias as per-segment partial sums.
+``reverse=True`` scans right to left in place (position ``l-1`` first) without flipped copies.
 """
 
 from __future__ import annotations
@@ -269,20 +269,19 @@ def _masked_delta(d_b, offs_d, p, md, bias, s_dd, s_dl, HAS_BIAS: tl.constexpr, 
 
 @triton.jit
 def _adjoint_segment_kernel(
-    delta_ptr, bias_ptr, A_ptr, C_ptr, z_ptr, dy_ptr, gloc_ptr, sdt_ptr,
+    delta_ptr, bias_ptr, A_ptr, C_ptr, z_ptr, dy_ptr, gloc_ptr,
     L, D, N, NDB, CL,
     s_db, s_dd, s_dl, s_Cb, s_Cn, s_Cl, s_zb, s_zd, s_zl, s_yb, s_yd, s_yl,
     BD: tl.constexpr, BN: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_Z: tl.constexpr,
     REVERSE: tl.constexpr, FAST_MATH: tl.constexpr, STAGES: tl.constexpr,
 ):
     """Each segment's adjoint from zero, walked right to left (``g_t = C_t dy'_t + exp(Δ_{t+1} A) g_{t+1}``): the
-    adjoint it passes to the position before it, ``exp(Δ_s A) g_s``, to gloc (b, nc, n, d), and its Δ sum to sdt."""
+    adjoint it passes to the position before it, ``exp(Δ_s A) g_s``, to gloc (b, nc, n, d)."""
     c = tl.program_id(0)
     b, offs_d, offs_n, mask_d, mask_nd, nd = _program_tile(D, N, NDB, BD, BN)
-    A2 = tl.load(A_ptr + nd, mask=mask_nd, other=0.0) * LOG2E
+    A2 = tl.load(A_ptr + nd, mask=mask_nd, other=0.0).to(tl.float32) * LOG2E
     bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32) if HAS_BIAS else None
     g = tl.zeros((BN, BD), dtype=tl.float32)
-    sdt = tl.zeros((BD,), dtype=tl.float32)
     for i in tl.range(CL, num_stages=STAGES):
         t = c * CL + CL - 1 - i
         p = _pos(t, L, REVERSE)
@@ -295,10 +294,7 @@ def _adjoint_segment_kernel(
                 tl.float32), FAST_MATH)
         Ct = tl.load(C_ptr + b * s_Cb + offs_n * s_Cn + p * s_Cl, mask=mn, other=0.0).to(tl.float32)
         g = _approx(A2 * dt[None, :], "ex2", FAST_MATH) * (g + Ct[:, None] * dyp[None, :])
-        sdt += dt
-    base = (b * tl.num_programs(0) + c) * D
-    tl.store(gloc_ptr + base * N + nd, g, mask=mask_nd)
-    tl.store(sdt_ptr + base + offs_d, sdt, mask=mask_d)
+    tl.store(gloc_ptr + (b * tl.num_programs(0) + c) * N * D + nd, g, mask=mask_nd)
 
 
 @triton.jit
@@ -330,7 +326,7 @@ def _local_checkpoints_kernel(
     c = tl.program_id(0)
     nc = tl.num_programs(0)
     b, offs_d, offs_n, mask_d, mask_nd, nd = _program_tile(D, N, NDB, BD, BN)
-    A2 = tl.load(A_ptr + nd, mask=mask_nd, other=0.0) * LOG2E
+    A2 = tl.load(A_ptr + nd, mask=mask_nd, other=0.0).to(tl.float32) * LOG2E
     bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32) if HAS_BIAS else None
     u_b, d_b, B_b = u_ptr + b * s_ub, delta_ptr + b * s_db, B_ptr + b * s_Bb
     segment = b * nc + c
@@ -371,7 +367,7 @@ def _bwd_kernel(
     pid = tl.program_id(1)  # b · NDB + channel block
     nc = tl.num_programs(0)
     b, offs_d, offs_n, mask_d, mask_nd, nd = _program_tile(D, N, NDB, BD, BN)
-    A2 = tl.load(A_ptr + nd, mask=mask_nd, other=0.0) * LOG2E
+    A2 = tl.load(A_ptr + nd, mask=mask_nd, other=0.0).to(tl.float32) * LOG2E
     bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32) if HAS_BIAS else None
     Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32) if HAS_D else None
     u_b, d_b, B_b, C_b = u_ptr + b * s_ub, delta_ptr + b * s_db, B_ptr + b * s_Bb, C_ptr + b * s_Cb
@@ -576,7 +572,7 @@ def selective_scan_backward(u, delta, A, B, C, D, z, delta_bias, softplus, state
     gin = torch.empty(batch, nc, n, d, **f32)
     dh0 = torch.empty(batch, n, d, **f32)
     _adjoint_segment_kernel[grid](
-        delta, delta_bias, A_nd, C, z, dy, gin, sdt, length, d, n, ndb, segment_len,
+        delta, delta_bias, A_nd, C, z, dy, gin, length, d, n, ndb, segment_len,
         *_strides(delta), *_strides(C), *_strides(z), *_strides(dy), **common, **stages,
     )
     _state_pass(gin, sdt, A_nd, None if dlast is None else dlast.transpose(1, 2).contiguous(), dh0, True)
