@@ -144,6 +144,26 @@ def test_plot_regions(tmp_path, scored, track, options, regions):
     assert (tmp_path / "f.svg").read_text().lstrip().startswith("<?xml")
 
 
+def test_an_indexed_scored_vcf_is_read_only_in_the_regions(tmp_path, scored, track, monkeypatch):
+    import pysam
+
+    from lrgen.io.bed import Region
+    from lrgen.io.scored_vcf import ScoredVcf
+    from lrgen.io.vcf import VcfReader
+
+    indexed = Path(pysam.tabix_index(str(scored), preset="vcf", keep_original=True, force=True))
+    regions = [Region("chr20", 150, 300), Region("chr20", 300, 450)]  # 20:300 AT>A overlaps both
+    with ScoredVcf(scored) as plain, ScoredVcf(indexed) as fetched:
+        whole = [(a.variant.pos, a.variant.alt) for a in plain.alleles(regions)]
+        monkeypatch.setattr(VcfReader, "__iter__", lambda self: iter(()))  # the index must be used, not a scan
+        assert [(a.variant.pos, a.variant.alt) for a in fetched.alleles(regions)] == [
+            (200, "T"), (200, "G"), (300, "A"), (400, "<DEL>")]
+    assert len(whole) == 7  # without an index everything is read; the caller filters
+    out = tmp_path / "f.png"
+    summary = plot(PlotOptions(out, bigwig=track, vcf=indexed, region=("20:151-450",)))
+    assert (summary.with_value, summary.without_value) == (2, 2)
+
+
 @pytest.mark.parametrize("options, message", [
     (dict(bigwig=None), "nothing to plot: give --bigwig"),
     (dict(output="f.jpg"), r"name a \.png, \.pdf, \.svg file"),

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from lrgen.errors import LrgenError
 from lrgen.io.vcf import Variant, open_vcf
+
+if TYPE_CHECKING:
+    from lrgen.io.bed import Region
 
 #: value name (the TSV column) -> INFO key, in the order score-vcf writes them
 SCORE_FIELDS = {"llr": "LRGEN_LLR", "wt_marginal": "LRGEN_WTM", "emb_cos": "LRGEN_EMB_COS",
@@ -93,9 +96,12 @@ class ScoredVcf:
         self.meta = {record.key.removeprefix("lrgen_"): record.value for record in self._reader.header.records
                      if record.key.startswith("lrgen_") and record.value is not None}
 
-    def alleles(self) -> Iterator[ScoredAllele]:
-        """Every ALT allele in file order (a multi-allelic record gives one per ALT)."""
-        for record, variants in self._reader:
+    def alleles(self, regions: Sequence[Region] | None = None) -> Iterator[ScoredAllele]:
+        """Every ALT allele in file order (a multi-allelic record gives one per ALT). With ``regions`` (sorted, not
+        overlapping) an indexed file is read only there, region by region; an unindexed one is still read whole, so
+        callers filter."""
+        records = self._reader.fetch(regions) if regions is not None else None
+        for record, variants in records if records is not None else self._reader:
             statuses = record.info.get(STATUS_FIELD)
             columns = {value: record.info.get(SCORE_FIELDS[value]) for value in self.values}
             for variant in variants:

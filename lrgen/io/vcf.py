@@ -14,12 +14,15 @@ import tempfile
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import pysam
 
 from lrgen.errors import LrgenError
-from lrgen.io.genome import Genome, quiet_htslib
+from lrgen.io.genome import Genome, quiet_htslib, same_contig
+
+if TYPE_CHECKING:
+    from lrgen.io.bed import Region
 from lrgen.io.streams import STDIN_NAME, is_stdio, spool_stdin
 
 KINDS = ("snv", "mnp", "insertion", "deletion", "complex", "symbolic", "breakend", "star", "missing")
@@ -183,6 +186,33 @@ class VcfReader:
                     ) from exc
                 self.records_read += 1
                 last = record
+                yield record, self._split(record)
+
+    def fetch(self, regions: Sequence[Region]) -> Iterator[tuple[pysam.VariantRecord, list[Variant]]] | None:
+        """The records overlapping ``regions`` (sorted, not overlapping; contig names matched as aliases), each once,
+        read through the file's index; None when it has none (a plain-text VCF, standard input): read it all."""
+        if self._file.index is None:
+            return None
+        return self._fetched(regions)
+
+    def _fetched(self, regions: Sequence[Region]) -> Iterator[tuple[pysam.VariantRecord, list[Variant]]]:
+        contigs = list(self.header.contigs)
+        for i, region in enumerate(regions):
+            contig = next((c for c in contigs if same_contig(c, region.chrom)), None)
+            if contig is None:
+                continue
+            earlier = [r for r in regions[:i] if same_contig(r.chrom, region.chrom)]
+            with quiet_htslib():
+                try:
+                    records = list(self._file.fetch(contig, region.start, region.end))
+                except ValueError:  # a contig of the header without records in the index
+                    continue
+                except OSError as exc:
+                    raise LrgenError(f"{self.name}: a record in {region.chrom}:{region.start + 1}-{region.end} "
+                                     f"cannot be parsed (htslib: {exc})") from exc
+            for record in records:
+                if any(record.start < r.end and record.stop > r.start for r in earlier):
+                    continue  # given with an earlier region it also overlaps
                 yield record, self._split(record)
 
     def _locate(self, record_number: int) -> str:

@@ -164,7 +164,7 @@ def plot(options: PlotOptions) -> PlotSummary:
         if o.vcf is not None:
             with ScoredVcf(o.vcf) as vcf:
                 value, vcf_name = pick_value(o.score, vcf.values, vcf.name), vcf.name
-                alleles = [a for a in vcf.alleles() if regions is None or _inside(a, regions)]
+                alleles = [a for a in vcf.alleles(regions) if regions is None or _inside(a, regions)]
         if regions is None:
             regions = _variant_extents(alleles)
         if not regions:
