@@ -20,10 +20,10 @@ import pysam
 
 from lrgen.errors import LrgenError
 from lrgen.io.genome import Genome, quiet_htslib, same_contig
+from lrgen.io.streams import STDIN_NAME, is_stdio, spool_stdin
 
 if TYPE_CHECKING:
     from lrgen.io.bed import Region
-from lrgen.io.streams import STDIN_NAME, is_stdio, spool_stdin
 
 KINDS = ("snv", "mnp", "insertion", "deletion", "complex", "symbolic", "breakend", "star", "missing")
 SCORABLE_KINDS = frozenset({"snv", "mnp", "insertion", "deletion", "complex"})
