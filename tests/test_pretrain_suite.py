@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -153,6 +154,18 @@ def test_the_installer_writes_a_loadable_bundled_model_and_its_card(suite_runs, 
     assert "no readable results.json" in capsys.readouterr().err
 
 
+def test_context_matched_auroc_compares_sites_of_one_class():
+    strata = _script("variant_strata")
+    assert strata.substitution_class("A", "C", "G", "T") == "ACG>T"
+    assert strata.substitution_class("C", "G", "T", "A") == "ACG>T"  # the same change read on the other strand
+    y = np.array([1, 0, 1, 0, 1, 0], dtype=bool)
+    classes = np.array(["a", "a", "b", "b", "b", "b"])
+    score = np.array([0.9, 0.1, 0.2, 0.8, 0.7, 0.3])  # class a: 1 of 1 pairs won; class b: 1 of 4 (0.7 > 0.3)
+    assert strata.matched_auroc(y, score, classes) == pytest.approx(2 / 5)
+    only = strata.context_only(y, classes)  # leave one out: a's singleton sees a's other site (common)
+    assert only.tolist() == pytest.approx([0.0, 1.0, 1 / 3, 2 / 3, 1 / 3, 2 / 3])
+
+
 @pytest.mark.slow
 def test_variant_strata_split_the_aurocs_by_cpg(suite_runs, shared_data, capsys):
     root, _ = suite_runs
@@ -162,7 +175,8 @@ def test_variant_strata_split_the_aurocs_by_cpg(suite_runs, shared_data, capsys)
     text = capsys.readouterr().out
     assert text.startswith("Sites: 3 singletons, 3 common; CpG ")
     rows = [line for line in text.splitlines() if line.startswith("| caduceus-ps | trained | llr | 256bp |")]
-    assert len(rows) == 1 and rows[0].count("|") == 9
+    assert len(rows) == 1 and rows[0].count("|") == 10
+    assert "Local sequence alone (each site scored by the singleton share" in text
     assert strata.main(["--suite", str(root / "missing"), "--human", human]) == 1
     assert "no readable results.json" in capsys.readouterr().err
 
