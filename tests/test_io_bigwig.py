@@ -35,6 +35,26 @@ def test_bigwig_round_trip(tmp_path):
     assert read_bigwig_values(path, "chrM", 0, 1).tolist() == [5.0]
 
 
+def test_runs_of_one_value_are_one_interval_each(tmp_path):
+    """A pooled track (one value per window, broadcast per base) is stored as one interval per window; a per-base
+    track keeps its fixed-step entries; both read back base for base."""
+    path = tmp_path / "pooled.bw"
+    pooled = np.repeat([0.25, -1.0, 3.5], 100)
+    pooled[150:160] = np.nan
+    per_base = np.linspace(0.0, 1.0, 50)
+    with TrackWriter(path, SIZES) as writer:
+        writer.add("20", 0, pooled)
+        writer.add("20", 500, per_base)
+    bw = pyBigWig.open(str(path))
+    intervals = bw.intervals("20", 0, 300)
+    bw.close()
+    assert [(a, b) for a, b, _ in intervals] == [(0, 100), (100, 150), (160, 200), (200, 300)]
+    got = read_bigwig_values(path, "20", 0, 300)
+    missing = np.isnan(pooled)
+    assert np.array_equal(np.isnan(got), missing) and np.allclose(got[~missing], pooled[~missing])
+    assert np.allclose(read_bigwig_values(path, "20", 500, 550), per_base, atol=1e-6)
+
+
 @pytest.mark.parametrize("name", ["track.bedGraph", "track.bedgraph.gz"])
 def test_bedgraph_output(tmp_path, name):
     path = tmp_path / name

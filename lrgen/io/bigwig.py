@@ -28,6 +28,17 @@ _BIGWIG_MAGIC = 0x888FFC26
 _SUMMARY_OFFSET_AT = 44  # bbi header: where the offset of the total summary (count, min, max, sum, sum of squares) is
 
 
+#: a stretch of values is written to a bigWig as one interval per run of equal values when it has at most one run
+#: per this many values (pooled or binned tracks), else as fixed-step values (per-base tracks)
+RUNS_PER_ENTRY = 4
+
+
+def _equal_runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first, end) indices of the runs of equal values."""
+    change = np.flatnonzero(np.diff(values)) + 1
+    return np.concatenate([[0], change]), np.concatenate([change, [values.size]])
+
+
 class TrackWriter:
     """Writes fixed-step values per contig, in header order and by increasing position; NaN values are skipped."""
 
@@ -87,22 +98,17 @@ class TrackWriter:
         edges = np.flatnonzero(np.diff(np.concatenate([[False], finite, [False]]).astype(np.int8)))
         for i0, i1 in zip(edges[::2], edges[1::2]):
             run_start = start + int(i0) * span
-            if self.format == "bigwig":
-                run = np.ascontiguousarray(values[i0:i1])
-                self._bw.addEntries(chrom, run_start, values=run, span=span, step=span)
+            run = values[i0:i1]
+            firsts, lasts = _equal_runs(run)
+            if self.format == "bedgraph":
+                self._text.write("".join(
+                    f"{chrom}\t{run_start + a * span}\t{run_start + b * span}\t{run[a]:.6g}\n"
+                    for a, b in zip(firsts.tolist(), lasts.tolist())))
+            elif firsts.size * RUNS_PER_ENTRY <= run.size:  # long runs of one value (a window's pooled value)
+                self._bw.addEntries([chrom] * firsts.size, (run_start + firsts * span).tolist(),
+                                    ends=(run_start + lasts * span).tolist(), values=run[firsts].tolist())
             else:
-                self._write_bedgraph(chrom, run_start, values[i0:i1], span)
-
-    def _write_bedgraph(self, chrom: str, start: int, values: np.ndarray, span: int) -> None:
-        # one line per run of equal values
-        change = np.flatnonzero(np.diff(values)) + 1
-        firsts = np.concatenate([[0], change])
-        lasts = np.concatenate([change, [values.size]])
-        lines = [
-            f"{chrom}\t{start + a * span}\t{start + b * span}\t{values[a]:.6g}\n"
-            for a, b in zip(firsts.tolist(), lasts.tolist())
-        ]
-        self._text.write("".join(lines))
+                self._bw.addEntries(chrom, run_start, values=np.ascontiguousarray(run), span=span, step=span)
 
     def _close_handle(self) -> None:
         if self.format == "bigwig":
