@@ -9,9 +9,14 @@ import pyBigWig
 import pytest
 
 from lrgen.errors import LrgenError
-from lrgen.io.bigwig import TrackWriter, read_bigwig_values
+from lrgen.io.bigwig import BigWigTrack, TrackWriter
 
 SIZES = {"20": 1000, "chrM": 100}
+
+
+def read_bigwig_values(path, chrom: str, start: int, end: int) -> np.ndarray:
+    with BigWigTrack(path) as track:
+        return track.values(chrom, start, end)
 
 
 def test_bigwig_round_trip(tmp_path):
@@ -149,3 +154,26 @@ def test_header_is_libbigwigs_own_when_its_maximum_is_right(tmp_path):
     plain.addEntries("20", 10, values=values, span=2, step=2)
     plain.close()
     assert (tmp_path / "ours.bw").read_bytes() == (tmp_path / "plain.bw").read_bytes()
+
+
+def test_a_track_reader_travels_to_a_worker(tmp_path):
+    """Pickled (a spawned DataLoader worker), a reader reopens its file and reads the same values by the genome's
+    names; the file's own names stay aliased."""
+    import pickle
+
+    from lrgen.io.bigwig import TrackReader
+
+    class Genome:
+        path, contig_sizes = "genome.fa", {"chr20": 1000, "MT": 100}
+
+    path = tmp_path / "t.bw"
+    with TrackWriter(path, SIZES) as writer:
+        writer.add("20", 10, np.arange(5.0))
+        writer.add("chrM", 0, np.array([7.0]))
+    reader = TrackReader(path, Genome())
+    assert reader.contigs == {"chr20": "20", "MT": "chrM"}
+    copy = pickle.loads(pickle.dumps(reader))
+    assert np.allclose(copy.values("chr20", 10, 15), np.arange(5.0)) and copy.values("MT", 0, 1).tolist() == [7.0]
+    assert copy.contigs == reader.contigs and np.isnan(copy.values("chr1", 0, 3)).all()
+    copy.close()
+    reader.close()

@@ -1,5 +1,5 @@
 """Tracks: output to bigWig through pyBigWig or bedGraph text (gzip when the name ends in ``.gz``), and input from
-bigWig by the genome's contig names.
+bigWig (:class:`BigWigTrack`; :class:`TrackReader` checks it against a genome's contig names).
 
 An output file is written under a temporary name in the same folder and renamed when closed successfully; on an
 exception the temporary file is removed, so a partial track never appears under the final name.
@@ -175,19 +175,6 @@ def open_bigwig(path: Path):
     return bw
 
 
-def read_bigwig_values(path: str | os.PathLike, chrom: str, start: int, end: int) -> np.ndarray:
-    """Per-base values of ``[start, end)`` from a bigWig (NaN where there is no entry)."""
-    if not Path(path).is_file():
-        raise LrgenError(f"bigWig file {path} not found")
-    bw = open_bigwig(Path(path))
-    try:
-        values = np.asarray(bw.values(chrom, start, end, numpy=True), dtype=np.float64)
-    finally:
-        bw.close()
-    # pyBigWig returns nothing at all for a file without entries
-    return values if values.size == end - start else np.full(end - start, np.nan)
-
-
 def _values(bw, name: str, size: int, start: int, end: int, out: np.ndarray) -> np.ndarray:
     """``out`` (NaN-filled, for ``[start, end)``) with the file's values of contig ``name`` written in where the
     window overlaps the contig."""
@@ -199,61 +186,23 @@ def _values(bw, name: str, size: int, start: int, end: int, out: np.ndarray) -> 
     return out
 
 
-class TrackReader:
-    """Per-base values of a bigWig addressed by the genome's contig names (``chr1``/``1`` and ``chrM``/``MT`` aliased).
-
-    Positions the file does not cover (no entry, a contig it lacks, past a contig end) read as NaN. A file none of
-    whose contigs is in the genome is an error: its names belong to another assembly or naming style.
-    """
-
-    def __init__(self, path: str | os.PathLike, genome: Genome) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise LrgenError(f"bigWig file {self.path} not found")
-        self._pid = os.getpid()
-        self._bw = self._open()
-        sizes = self._bw.chroms()
-        self.contigs = {}  # the genome's name -> (the file's name, its size)
-        for contig in genome.contig_sizes:
-            name = next((c for c in alias_candidates(contig) if c in sizes), None)
-            if name is not None:
-                self.contigs[contig] = (name, int(sizes[name]))
-        if not self.contigs:
-            shown = lambda names: ", ".join(list(names)[:4]) + (", ..." if len(names) > 4 else "")  # noqa: E731
-            raise LrgenError(f"{self.path}: none of its contigs ({shown(sizes)}) is in the genome {genome.path} "
-                             f"({shown(genome.contig_sizes)}): is it for another assembly?")
-
-    def _open(self):
-        return open_bigwig(self.path)
-
-    def values(self, contig: str, start: int, end: int) -> np.ndarray:
-        """Float64 values of ``[start, end)`` on the genome's ``contig``, NaN where the file has none."""
-        if self._pid != os.getpid():  # a pyBigWig handle must not cross a fork (DataLoader workers)
-            self._bw, self._pid = self._open(), os.getpid()
-        out = np.full(end - start, np.nan)
-        if contig not in self.contigs:
-            return out
-        name, size = self.contigs[contig]
-        return _values(self._bw, name, size, start, end, out)
-
-    def __getstate__(self) -> dict:  # a spawned worker reopens the file
-        return {"path": self.path, "contigs": self.contigs}
-
-    def __setstate__(self, state: dict) -> None:
-        self.path, self.contigs = state["path"], state["contigs"]
-        self._pid, self._bw = os.getpid(), self._open()
-
-
 class BigWigTrack:
-    """A bigWig read by its own contig names, whatever the caller's naming style (``chr20``/``20`` aliased): its
-    contigs, where it has values, and a region's values per base or summed up per bin (for drawing)."""
+    """A bigWig read by its own contig names, whatever the caller's naming style (``chr20``/``20``, ``chrM``/``MT``
+    aliased): its contigs, where it has values, and a region's values per base or summed up per bin (for drawing).
+    Positions the file does not cover (no entry, a contig it lacks, past a contig end) read as NaN. The handle is
+    reopened in a forked or spawned worker (a pyBigWig handle must not cross a fork: DataLoader workers)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise LrgenError(f"bigWig file {self.path} not found")
-        self._bw = open_bigwig(self.path)
+        self._pid, self._bw = os.getpid(), open_bigwig(self.path)
         self.sizes: dict[str, int] = {c: int(n) for c, n in self._bw.chroms().items()}
+
+    def _handle(self):
+        if self._pid != os.getpid():
+            self._pid, self._bw = os.getpid(), open_bigwig(self.path)
+        return self._bw
 
     def contig(self, chrom: str) -> str | None:
         """The file's name for ``chrom`` (aliases matched), None when it lacks the contig."""
@@ -261,16 +210,16 @@ class BigWigTrack:
 
     def extents(self) -> list[tuple[str, int, int]]:
         """``(contig, start, end)`` from the first to the last base with a value, per contig that has any."""
-        found = []
+        bw, found = self._handle(), []
         for name, size in self.sizes.items():
             bins = min(size, 4096)
-            cover = self._bw.stats(name, 0, size, type="coverage", nBins=bins) or []
+            cover = bw.stats(name, 0, size, type="coverage", nBins=bins) or []
             hit = [i for i, c in enumerate(cover) if c]
             if not hit:
                 continue
             width = -(-size // bins)  # search one bin beyond the covered ones: bin edges are rounded
-            first = self._bw.intervals(name, max(0, (hit[0] - 1) * width), min(size, (hit[0] + 2) * width))
-            last = self._bw.intervals(name, max(0, (hit[-1] - 1) * width), min(size, (hit[-1] + 2) * width))
+            first = bw.intervals(name, max(0, (hit[0] - 1) * width), min(size, (hit[0] + 2) * width))
+            last = bw.intervals(name, max(0, (hit[-1] - 1) * width), min(size, (hit[-1] + 2) * width))
             if first and last:
                 found.append((name, first[0][0], last[-1][1]))
         return found
@@ -279,7 +228,7 @@ class BigWigTrack:
         """Float64 values of ``[start, end)`` per base, NaN where the file has none."""
         out = np.full(end - start, np.nan)
         name = self.contig(chrom)
-        return out if name is None else _values(self._bw, name, self.sizes[name], start, end, out)
+        return out if name is None else _values(self._handle(), name, self.sizes[name], start, end, out)
 
     def binned(self, chrom: str, start: int, end: int, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mean, minimum and maximum of ``[start, end)`` (inside the contig) over ``bins`` equal bins, NaN where a
@@ -287,7 +236,7 @@ class BigWigTrack:
         name = self.contig(chrom)
 
         def summary(kind: str) -> np.ndarray:
-            got = self._bw.stats(name, start, end, type=kind, nBins=bins) if name is not None else [None] * bins
+            got = self._handle().stats(name, start, end, type=kind, nBins=bins) if name is not None else [None] * bins
             return np.array([np.nan if v is None else v for v in got], dtype=np.float64)
 
         return summary("mean"), summary("min"), summary("max")
@@ -295,8 +244,29 @@ class BigWigTrack:
     def close(self) -> None:
         self._bw.close()
 
+    def __getstate__(self) -> dict:  # a spawned worker reopens the file
+        return {k: v for k, v in self.__dict__.items() if k not in ("_bw", "_pid")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pid, self._bw = os.getpid(), open_bigwig(self.path)
+
     def __enter__(self) -> BigWigTrack:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class TrackReader(BigWigTrack):
+    """A bigWig addressed by a genome's contig names: ``contigs`` maps those the file has to its own names. A file
+    none of whose contigs is in the genome is an error: its names belong to another assembly or naming style."""
+
+    def __init__(self, path: str | os.PathLike, genome: Genome) -> None:
+        super().__init__(path)
+        self.contigs = {c: name for c in genome.contig_sizes if (name := self.contig(c)) is not None}
+        if not self.contigs:
+            self.close()
+            shown = lambda names: ", ".join(list(names)[:4]) + (", ..." if len(names) > 4 else "")  # noqa: E731
+            raise LrgenError(f"{self.path}: none of its contigs ({shown(self.sizes)}) is in the genome {genome.path} "
+                             f"({shown(genome.contig_sizes)}): is it for another assembly?")
