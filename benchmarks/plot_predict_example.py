@@ -54,11 +54,12 @@ def plot(bigwig: Path, genome: Path, region: str, out: Path, window: int = 1000,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lrgen.io.bigwig import read_bigwig_values
+    from lrgen.io.bigwig import BigWigTrack
     from lrgen.io.genome import Genome
 
     chrom, start, end = parse_region(region)
-    track = read_bigwig_values(bigwig, chrom, start, end)
+    with BigWigTrack(bigwig) as bw:
+        track = bw.values(chrom, start, end)
     seq = Genome(genome).fetch(chrom, start, end)
     starts, mean, gc = window_means(track, seq, window)
     ok = ~np.isnan(mean) & ~np.isnan(gc)

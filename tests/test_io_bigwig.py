@@ -176,4 +176,8 @@ def test_a_track_reader_travels_to_a_worker(tmp_path):
     assert np.allclose(copy.values("chr20", 10, 15), np.arange(5.0)) and copy.values("MT", 0, 1).tolist() == [7.0]
     assert copy.contigs == reader.contigs and np.isnan(copy.values("chr1", 0, 3)).all()
     copy.close()
+    first = reader._bw
+    reader._pid = -1  # as in a forked worker: the inherited handle is not used, the file is opened again
+    assert np.allclose(reader.values("chr20", 10, 15), np.arange(5.0)) and reader._bw is not first
+    first.close()
     reader.close()

@@ -249,3 +249,39 @@ def test_standard_input_errors_name_it(tmp_path, monkeypatch):
     with pytest.raises(LrgenError, match="'-' reads the VCF from standard input, but nothing is piped in"):
         open_vcf("-")
     assert list(tmp_path.iterdir()) == []
+
+
+def _indexed(tmp_path, header_contigs: str, lines: list[str]) -> Path:
+    path = tmp_path / "v.vcf"
+    path.write_text("##fileformat=VCFv4.2\n" + header_contigs
+                    + "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n" + "".join(f"{line}\n" for line in lines))
+    return Path(pysam.tabix_index(str(path), preset="vcf", force=True))
+
+
+def test_fetch_reads_the_regions_through_the_index(tmp_path):
+    from lrgen.io.bed import Region
+
+    lines = ["20\t100\t.\tA\tG\t.\t.\t.", "20\t300\t.\tATTT\tA\t.\t.\t.", "20\t900\t.\tC\tT\t.\t.\t.",
+             "chr20\t50\t.\tG\tA\t.\t.\t."]
+    path = _indexed(tmp_path, "##contig=<ID=20>\n##contig=<ID=chr20>\n##contig=<ID=7>\n", lines)
+    regions = [Region("20", 250, 301), Region("20", 301, 400), Region("chr20", 0, 200), Region("7", 0, 10),
+               Region("X", 0, 10)]
+    with open_vcf(path) as reader:
+        got = [(r.chrom, r.pos) for r, _ in reader.fetch(regions)]
+    # 20:300 overlaps two regions and comes once; chr20 is matched exactly, not as 20's alias; 7 has no records
+    # in the index and X is not in the header: nothing, no error
+    assert got == [("20", 300), ("chr20", 50)]
+    with open_vcf(path) as reader:
+        assert [(r.pos, v[0].record_number) for r, v in reader.fetch([Region("chr20", 0, 200)])] == [(50, 0)]
+    plain = tmp_path / "plain.vcf"
+    plain.write_text(gzip.decompress(path.read_bytes()).decode())
+    with open_vcf(plain) as reader:
+        assert reader.fetch(regions) is None  # no index: the caller reads everything
+
+
+def test_fetch_names_a_record_it_cannot_parse(tmp_path):
+    from lrgen.io.bed import Region
+
+    path = _indexed(tmp_path, "##contig=<ID=20>\n", ["20\t100\t.\tA\tG\t.\t.\t.", "20\t200\t.\tA\tG\t.\t."])
+    with open_vcf(path) as reader, pytest.raises(LrgenError, match=r"a record in 20:1-1000 cannot be parsed"):
+        list(reader.fetch([Region("20", 0, 1000)]))

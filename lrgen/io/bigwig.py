@@ -40,7 +40,8 @@ def _equal_runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class TrackWriter:
-    """Writes fixed-step values per contig, in header order and by increasing position; NaN values are skipped."""
+    """Writes values per contig, in header order and by increasing position: fixed-step, or one interval per run of
+    equal values where runs are long (:data:`RUNS_PER_ENTRY`); NaN values are skipped."""
 
     def __init__(self, path: str | os.PathLike, contig_sizes: Mapping[str, int], format: str = "bigwig"):
         if format not in FORMATS:

@@ -97,9 +97,9 @@ class ScoredVcf:
                      if record.key.startswith("lrgen_") and record.value is not None}
 
     def alleles(self, regions: Sequence[Region] | None = None) -> Iterator[ScoredAllele]:
-        """Every ALT allele in file order (a multi-allelic record gives one per ALT). With ``regions`` (sorted, not
-        overlapping) an indexed file is read only there, region by region; an unindexed one is still read whole, so
-        callers filter."""
+        """Every ALT allele in file order (a multi-allelic record gives one per ALT). With ``regions`` an indexed file
+        is read only there, region by region (:meth:`lrgen.io.vcf.VcfReader.fetch`); an unindexed one is still read
+        whole, so callers filter."""
         records = self._reader.fetch(regions) if regions is not None else None
         for record, variants in records if records is not None else self._reader:
             statuses = record.info.get(STATUS_FIELD)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import pysam
 
 from lrgen.errors import LrgenError
-from lrgen.io.genome import Genome, quiet_htslib, same_contig
+from lrgen.io.genome import Genome, alias_candidates, quiet_htslib, same_contig
 from lrgen.io.streams import STDIN_NAME, is_stdio, spool_stdin
 
 if TYPE_CHECKING:
@@ -189,31 +189,39 @@ class VcfReader:
                 yield record, self._split(record)
 
     def fetch(self, regions: Sequence[Region]) -> Iterator[tuple[pysam.VariantRecord, list[Variant]]] | None:
-        """The records overlapping ``regions`` (sorted, not overlapping; contig names matched as aliases), each once,
-        read through the file's index; None when it has none (a plain-text VCF, standard input): read it all."""
+        """The records overlapping ``regions``, region by region in the order given, each record once (contig names
+        matched exactly first, then as aliases), read through the file's index; None when it has none (a
+        plain-text VCF, standard input): read it all. The index is trusted as it is (a stale one gives stale
+        records). A fetched record's variants have ``record_number`` 0: its place in the file is not known."""
         if self._file.index is None:
             return None
         return self._fetched(regions)
 
     def _fetched(self, regions: Sequence[Region]) -> Iterator[tuple[pysam.VariantRecord, list[Variant]]]:
-        contigs = list(self.header.contigs)
+        contigs = set(self.header.contigs)
+        self.records_read = 0
         for i, region in enumerate(regions):
-            contig = next((c for c in contigs if same_contig(c, region.chrom)), None)
+            contig = next((c for c in alias_candidates(region.chrom) if c in contigs), None)
             if contig is None:
+                continue
+            try:
+                records = self._file.fetch(contig, region.start, region.end)
+            except ValueError:  # a contig of the header without records in the index
                 continue
             earlier = [r for r in regions[:i] if same_contig(r.chrom, region.chrom)]
             with quiet_htslib():
-                try:
-                    records = list(self._file.fetch(contig, region.start, region.end))
-                except ValueError:  # a contig of the header without records in the index
-                    continue
-                except OSError as exc:
-                    raise LrgenError(f"{self.name}: a record in {region.chrom}:{region.start + 1}-{region.end} "
-                                     f"cannot be parsed (htslib: {exc})") from exc
-            for record in records:
-                if any(record.start < r.end and record.stop > r.start for r in earlier):
-                    continue  # given with an earlier region it also overlaps
-                yield record, self._split(record)
+                while True:
+                    try:
+                        record = next(records)
+                    except StopIteration:
+                        break
+                    except (OSError, ValueError) as exc:
+                        raise LrgenError(f"{self.name}: a record in {region.chrom}:{region.start + 1}-{region.end} "
+                                         "cannot be parsed; a record needs 8 tab-separated columns with an integer "
+                                         f"POS (htslib: {exc})") from exc
+                    if any(record.start < r.end and record.stop > r.start for r in earlier):
+                        continue  # given with an earlier region it also overlaps
+                    yield record, self._split(record)
 
     def _locate(self, record_number: int) -> str:
         """`` (line L: '...')`` for the given data record of a text VCF, or ``""`` (BCF, unreadable)."""

@@ -116,6 +116,13 @@ def _asked_regions(o: PlotOptions, track: BigWigTrack | None) -> list[Region] | 
     return merge_regions(regions) if regions else None
 
 
+def _check_count(regions: list[Region] | None) -> None:
+    """Refuse more regions than one figure shows (before any VCF is read for them)."""
+    if regions is not None and len(regions) > MAX_REGIONS:
+        raise LrgenError(f"{len(regions)} regions to plot: choose at most {MAX_REGIONS} with --region "
+                         "chrom:start-end or --regions BED")
+
+
 def _inside(allele: ScoredAllele, regions: list[Region]) -> bool:
     v = allele.variant
     return any(same_contig(v.chrom, r.chrom) and v.start < r.end and max(v.end, v.start + 1) > r.start
@@ -160,6 +167,7 @@ def plot(options: PlotOptions) -> PlotSummary:
         regions = _asked_regions(o, track)
         if regions is None and track is not None:
             regions = [Region(*extent) for extent in track.extents()]
+        _check_count(regions)
         value, alleles, vcf_name = None, [], None
         if o.vcf is not None:
             with ScoredVcf(o.vcf) as vcf:
@@ -169,9 +177,7 @@ def plot(options: PlotOptions) -> PlotSummary:
             regions = _variant_extents(alleles)
         if not regions:
             raise LrgenError(f"nothing to plot: {o.bigwig or vcf_name} has no values; give --region chrom:start-end")
-        if len(regions) > MAX_REGIONS:
-            raise LrgenError(f"{len(regions)} regions to plot: choose at most {MAX_REGIONS} with --region "
-                             "chrom:start-end or --regions BED")
+        _check_count(regions)
         panels = [Panel(r, _profile(track, r) if track is not None else None, [a for a in alleles if _inside(a, [r])])
                   for r in regions]
     finally:
