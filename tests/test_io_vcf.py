@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import sys
 import tempfile
 from collections import Counter
@@ -277,6 +278,10 @@ def test_fetch_reads_the_regions_through_the_index(tmp_path):
     plain.write_text(gzip.decompress(path.read_bytes()).decode())
     with open_vcf(plain) as reader:
         assert reader.fetch(regions) is None  # no index: the caller reads everything
+    index = Path(f"{path}.tbi")
+    os.utime(index, (index.stat().st_atime, path.stat().st_mtime - 60))  # the VCF rewritten after its index
+    with open_vcf(path) as reader:
+        assert reader.fetch(regions) is None
 
 
 def test_fetch_names_a_record_it_cannot_parse(tmp_path):

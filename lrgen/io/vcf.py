@@ -191,11 +191,16 @@ class VcfReader:
     def fetch(self, regions: Sequence[Region]) -> Iterator[tuple[pysam.VariantRecord, list[Variant]]] | None:
         """The records overlapping ``regions``, region by region in the order given, each record once (contig names
         matched exactly first, then as aliases), read through the file's index; None when it has none (a
-        plain-text VCF, standard input): read it all. The index is trusted as it is (a stale one gives stale
-        records). A fetched record's variants have ``record_number`` 0: its place in the file is not known."""
-        if self._file.index is None:
+        plain-text VCF, standard input) or only one older than the file (rewritten since): read it all. A fetched
+        record's variants have ``record_number`` 0: its place in the file is not known."""
+        if self._file.index is None or self._stale_index():
             return None
         return self._fetched(regions)
+
+    def _stale_index(self) -> bool:
+        """Whether the index beside the file (``.tbi``, ``.csi``) is older than the file."""
+        indexes = [p for p in (Path(f"{self.path}.tbi"), Path(f"{self.path}.csi")) if p.is_file()]
+        return bool(indexes) and max(p.stat().st_mtime for p in indexes) < self.path.stat().st_mtime
 
     def _fetched(self, regions: Sequence[Region]) -> Iterator[tuple[pysam.VariantRecord, list[Variant]]]:
         contigs = set(self.header.contigs)
