@@ -14,7 +14,7 @@ import tempfile
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import pysam
 
@@ -169,24 +169,31 @@ class VcfReader:
         return self._file.header
 
     def __iter__(self) -> Iterator[tuple[pysam.VariantRecord, list[Variant]]]:
-        records = iter(self._file)
         last: pysam.VariantRecord | None = None
-        with quiet_htslib():  # once for the whole read: a bad record is reported below, in one line
+
+        def where() -> str:
+            after = f" after {last.chrom}:{last.pos}" if last is not None else ""
+            return f"{self.name}: data record {self.records_read + 1}{after}{self._locate(self.records_read + 1)}"
+
+        for record in self._parsed(iter(self._file), where):
+            self.records_read += 1
+            last = record
+            yield record, self._split(record)
+
+    def _parsed(self, records: Iterator[pysam.VariantRecord], where: Callable[[], str]
+                ) -> Iterator[pysam.VariantRecord]:
+        """``records`` with htslib quiet once for the whole read; a record that cannot be parsed stops it with one
+        line that begins with ``where()``."""
+        with quiet_htslib():
             while True:
                 try:
                     record = next(records)
                 except StopIteration:
                     return
                 except (OSError, ValueError) as exc:
-                    after = f" after {last.chrom}:{last.pos}" if last is not None else ""
-                    raise LrgenError(
-                        f"{self.name}: data record {self.records_read + 1}{after}"
-                        f"{self._locate(self.records_read + 1)} cannot be parsed; a record needs 8 tab-separated "
-                        f"columns with an integer POS (htslib: {exc})"
-                    ) from exc
-                self.records_read += 1
-                last = record
-                yield record, self._split(record)
+                    raise LrgenError(f"{where()} cannot be parsed; a record needs 8 tab-separated columns with an "
+                                     f"integer POS (htslib: {exc})") from exc
+                yield record
 
     def fetch(self, regions: Sequence[Region]) -> Iterator[tuple[pysam.VariantRecord, list[Variant]]] | None:
         """The records overlapping ``regions``, region by region in the order given, each record once (contig names
@@ -214,19 +221,11 @@ class VcfReader:
             except ValueError:  # a contig of the header without records in the index
                 continue
             earlier = [r for r in regions[:i] if same_contig(r.chrom, region.chrom)]
-            with quiet_htslib():
-                while True:
-                    try:
-                        record = next(records)
-                    except StopIteration:
-                        break
-                    except (OSError, ValueError) as exc:
-                        raise LrgenError(f"{self.name}: a record in {region.chrom}:{region.start + 1}-{region.end} "
-                                         "cannot be parsed; a record needs 8 tab-separated columns with an integer "
-                                         f"POS (htslib: {exc})") from exc
-                    if any(record.start < r.end and record.stop > r.start for r in earlier):
-                        continue  # given with an earlier region it also overlaps
-                    yield record, self._split(record)
+            where = f"{self.name}: a record in {region.chrom}:{region.start + 1}-{region.end}"
+            for record in self._parsed(records, lambda where=where: where):
+                if any(record.start < r.end and record.stop > r.start for r in earlier):
+                    continue  # given with an earlier region it also overlaps
+                yield record, self._split(record)
 
     def _locate(self, record_number: int) -> str:
         """`` (line L: '...')`` for the given data record of a text VCF, or ``""`` (BCF, unreadable)."""
