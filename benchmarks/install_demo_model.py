@@ -36,6 +36,7 @@ from suite.variant_signal import SCORES  # noqa: E402
 
 NAME = "caduceus-ps-demo"
 MAX_BYTES = 20_000_000
+ARTICLE_NAMES = {"hawk": "a Hawk", "ntv2": "an NTv2"}
 #: files that describe the bundled model in words (its size, its numbers), to read again after installing
 DESCRIBED_IN = ("README.md", "docs/models.md", "docs/predict.md", "docs/score-vcf.md", "docs/finetune.md")
 
@@ -62,12 +63,11 @@ def card(state: dict, model: str, parameters: int, config: dict) -> str:
         f"{s['val_region']} held out of training.",
         f"- Training: masked LM (15% of positions; 80% [MASK], 10% random, 10% unchanged), {s['context']:,} bp "
         f"windows, batch {choice['batch_size']}, {t['steps']:,} steps = {t['tokens']:,} bases, AdamW (0.9, 0.95, "
-        f"weight decay 0.1), peak LR {choice['lr']:g} (the lowest validation loss of "
-        f"{', '.join(f'{lr:g}' for lr in s['sweep_lrs'])} in the suite's short sweep), 5% warm-up then cosine to "
+        f"weight decay 0.1), peak LR {choice['lr']:g} ({_lr_choice(s['sweep_lrs'])}), 5% warm-up then cosine to "
         f"10%, clipping 1.0, {'bf16 autocast' if t['dtype'] == 'bfloat16' else 'float32'}, no reverse-complement "
         "augmentation (the model is RC-equivariant); "
-        f"{t['step_seconds']:,.0f} s of steps at {t['bases_per_s']:,.0f} bases/s on {device}. The same recipe and "
-        "token budget trained a Hawk and an NTv2 of the same size for comparison (docs/results.md).",
+        f"{t['step_seconds']:,.0f} s of steps at {t['bases_per_s']:,.0f} bases/s on {device}. "
+        + _compared(s["models"], model),
         f"- Held out ({s['val_windows']} windows of {s['context']:,} bp, best checkpoint, step "
         f"{t['best_val_step']:,}): loss {t['best_val_loss']:.4f}, perplexity {t['val_perplexity_per_base']:.3f} "
         f"per base, masked accuracy {t['val_accuracy']:.3f}.",
@@ -90,6 +90,20 @@ def card(state: dict, model: str, parameters: int, config: dict) -> str:
         "`benchmarks/install_demo_model.py`. Full results: docs/results.md.",
     ]
     return "\n".join(_wrap(line) for line in lines) + "\n"
+
+
+def _lr_choice(lrs: list[float]) -> str:
+    if len(lrs) == 1:
+        return "set, not swept, in this run"
+    return f"the lowest validation loss of {', '.join(f'{lr:g}' for lr in lrs)} in the suite's short sweep"
+
+
+def _compared(models: list[str], model: str) -> str:
+    others = [ARTICLE_NAMES.get(m, m) for m in models if m != model]
+    if others:
+        return (f"The same recipe and token budget trained {' and '.join(others)} of the same size for comparison "
+                "(docs/results.md).")
+    return "It was trained alone, with the recipe of the three-family comparison in docs/results.md."
 
 
 def _wrap(line: str) -> str:

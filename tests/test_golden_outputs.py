@@ -1,11 +1,12 @@
 """Outputs on the bundled example stay byte for byte what they were when they were recorded (tests/data/golden/).
 
-The golden files were written by lrgen 0.1.0 before the job floor was restructured (git 88ca4b4), with the PyTorch
-reference kernels (``LRGEN_BACKEND=reference``), by ``tests/data/golden/make.sh``: score-vcf's TSVs and VCF bodies
-(headers too, but for the command line) and the predicted bigWig's intervals and values (float32 bits). A change
-that moves any of them is a behaviour change and must say so. Changed on purpose since: the VCF headers' INFO
-descriptions name the run's strand handling and the `past_contig_end` reason, and a wt-marginal-only run writes no
-`##lrgen_recompute` line (every record, value and track byte unchanged).
+The golden files are written with the PyTorch reference kernels (``LRGEN_BACKEND=reference``) by
+``tests/data/golden/make.sh``: score-vcf's TSVs and VCF bodies (headers too, but for the command line) and the
+predicted bigWig's intervals and values (float32 bits). A change that moves any of them is a behaviour change and
+must say so. First written by lrgen 0.1.0 (git 88ca4b4); every record, value and track byte stayed the same through
+the restructured job floor, while the VCF headers' INFO descriptions came to name the run's strand handling and the
+`past_contig_end` reason and a wt-marginal-only run stopped writing a `##lrgen_recompute` line. Written again when
+the bundled model became the 7.7M-parameter Caduceus-PS of docs/results.md (the outputs follow its weights).
 """
 
 from __future__ import annotations

@@ -154,6 +154,15 @@ def test_the_installer_writes_a_loadable_bundled_model_and_its_card(suite_runs, 
     assert "no readable results.json" in capsys.readouterr().err
 
 
+def test_the_card_says_whether_the_model_was_compared_and_its_rate_swept():
+    install = _script("install_demo_model")
+    assert install._compared(["caduceus-ps", "hawk", "ntv2"], "caduceus-ps").startswith(
+        "The same recipe and token budget trained a Hawk and an NTv2 of the same size")
+    assert install._compared(["caduceus-ps"], "caduceus-ps").startswith("It was trained alone")
+    assert install._lr_choice([4e-3]) == "set, not swept, in this run"
+    assert install._lr_choice([2e-3, 4e-3]).startswith("the lowest validation loss of 0.002, 0.004")
+
+
 def test_context_matched_auroc_compares_sites_of_one_class():
     strata = _script("variant_strata")
     assert strata.substitution_class("A", "C", "G", "T") == "ACG>T"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Records the golden outputs of tests/test_golden_outputs.py with the lrgen on PATH (run from the repository root):
 #   bash tests/data/golden/make.sh [LRGEN]
-# They were recorded with lrgen 0.1.0 at git 88ca4b4, whose predict wrote a folder with --out-dir; every flag used
-# here is spelled the same before and after the 0.2 renames.
+# First recorded with lrgen 0.1.0 (git 88ca4b4); recorded again with 'python -m lrgen' when the bundled model became
+# the 7.7M-parameter Caduceus-PS (its weights set every value).
 set -euo pipefail
 LRGEN=${1:-lrgen}
 OUT=tests/data/golden
