@@ -49,7 +49,7 @@ timeout 60 python3 bench_forward.py --models caduceus-ps-131k --chunk-sizes 1310
 log "selective-scan backward launch sweep at the training shape"
 timeout 120 python3 bench_kernels.py --sweep-backward --tokens 48000 --batch 4 --channels 1024 2>&1 | tail -n 30
 log "ntv2-50m and hawk-50m, eager and --compile"
-timeout 100 python3 bench_train.py --models ntv2-50m --compile --start-batch 8 --max-batch 16 --steps 3
+timeout 200 python3 bench_train.py --models ntv2-50m --compile --start-batch 8 --max-batch 64 --steps 3
 timeout 150 python3 bench_train.py --models hawk-50m --compile --start-batch 4 --max-batch 16 --steps 3
 log "GPU tests: pretraining (compiled by default, --batch-size auto)"
 timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider ../tests/test_pretrain_gpu.py 2>&1 | tail -n 8
