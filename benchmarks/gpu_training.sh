@@ -3,7 +3,8 @@
 # PART=1 (default): the scan and conv + SiLU backward GPU tests, the scan backward against BASELINE (another version
 # of lrgen/ops/triton_scan.py, e.g. `git show main:lrgen/ops/triton_scan.py`; skipped when unset), caduceus-ps-50m
 # fused against unfused at 12 kbp, a profile of the fused step, the loss curves of both paths. PART=2: the 1 Mbp
-# forward that must not regress, the scan backward's launch sweep, hawk/ntv2 with --compile, the pretraining GPU tests.
+# forward that must not regress, the scan backward's launch sweep, hawk/ntv2 with --compile (and a profile of the compiled
+# ntv2 step), the pretraining GPU tests.
 # Run from the repository root on a CUDA machine; DATA holds a few small FASTA genomes (PART=1 only).
 # Usage: [PART=1|2] [BASELINE=scan_main.py] benchmarks/gpu_training.sh DATA OUT
 set -uo pipefail
@@ -50,6 +51,7 @@ log "selective-scan backward launch sweep at the training shape"
 timeout 120 python3 bench_kernels.py --sweep-backward --tokens 48000 --batch 4 --channels 1024 2>&1 | tail -n 30
 log "ntv2-50m and hawk-50m, eager and --compile"
 timeout 200 python3 bench_train.py --models ntv2-50m --compile --start-batch 8 --max-batch 64 --steps 3
+timeout 90 python3 profile_train.py --model ntv2-50m --context 2kbp --batch 64 --compile --steps 2 2>&1 | head -n 16
 timeout 150 python3 bench_train.py --models hawk-50m --compile --start-batch 4 --max-batch 16 --steps 3
 log "GPU tests: pretraining (compiled by default, --batch-size auto)"
 timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider ../tests/test_pretrain_gpu.py 2>&1 | tail -n 8

@@ -2,10 +2,12 @@
 12 kbp, bf16 autocast, masked-LM loss on 15% of positions (as ``benchmarks/bench_train.py``).
 
     python benchmarks/profile_train.py --model caduceus-ps-50m --context 12kbp --batch 4
+    python benchmarks/profile_train.py --model ntv2-50m --context 2kbp --batch 64 --compile
 
 Prints the step's wall time, tokens/s and peak memory, the CUDA time by kind of work (attention, conv1d, selective
-and RG-LRU scans, matrix products, norms, optimizer, elementwise and copies, other) and the top ops by CUDA time.
-Warm-up steps run first, and the profiled steps' times are divided by their number.
+and RG-LRU scans, matrix products, norms, optimizer, elementwise and copies, inductor's fused kernels with
+``--compile``, other) and the top ops by CUDA time. Warm-up steps run first (they also compile), and the profiled
+steps' times are divided by their number.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
+from lrgen.models.compiled import compile_position_wise
 from lrgen.models.registry import build_model, preset_config
 from lrgen.sizes import parse_size
 from lrgen.tokenizer import MASK_ID
 
 #: kind of work -> pattern over kernel / op names (first match wins)
 KINDS = (
+    ("compiled fusions (inductor)", r"^triton_(poi|red|per)_"),
     ("attention", r"flash|fmha|sdpa|attention|efficient_attention"),
     ("conv1d", r"^_conv\w*_kernel$|convolution|conv1d|conv_depthwise"),
     ("selective scan and RG-LRU scan", r"^_(fwd|bwd|local_checkpoints|adjoint_segment|state_pass|segment_state|scan)"
@@ -56,8 +60,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--rows", type=int, default=25)
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the position-wise parts (Hawk, NTv2), as lrgen pretrain --compile")
     args = parser.parse_args()
     model = build_model(preset_config(args.model)).cuda().train()
+    if args.compile:
+        compile_position_wise(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     length = parse_size(args.context)
     ids = torch.randint(7, 11, (args.batch, length), device="cuda")
