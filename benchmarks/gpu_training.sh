@@ -3,8 +3,8 @@
 # PART=1 (default): the scan and conv + SiLU backward GPU tests, the scan backward against BASELINE (another version
 # of lrgen/ops/triton_scan.py, e.g. `git show main:lrgen/ops/triton_scan.py`; skipped when unset), caduceus-ps-50m
 # fused against unfused at 12 kbp, a profile of the fused step, the loss curves of both paths. PART=2: the 1 Mbp
-# forward that must not regress, the scan backward's launch sweep, hawk/ntv2 with --compile (and a profile of the compiled
-# ntv2 step), the pretraining GPU tests.
+# forward that must not regress, the scan backward's launch sweep, hawk/ntv2 with --compile and a profile of the
+# compiled ntv2 step, the pretraining GPU tests.
 # Run from the repository root on a CUDA machine; DATA holds a few small FASTA genomes (PART=1 only).
 # Usage: [PART=1|2] [BASELINE=scan_main.py] benchmarks/gpu_training.sh DATA OUT
 set -uo pipefail
