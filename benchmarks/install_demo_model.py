@@ -36,6 +36,7 @@ from suite.variant_signal import SCORES  # noqa: E402
 
 NAME = "caduceus-ps-demo"
 MAX_BYTES = 20_000_000
+#: how the card names the suite's other models
 ARTICLE_NAMES = {"hawk": "a Hawk", "ntv2": "an NTv2"}
 #: files that describe the bundled model in words (its size, its numbers), to read again after installing
 DESCRIBED_IN = ("README.md", "docs/models.md", "docs/predict.md", "docs/score-vcf.md", "docs/finetune.md")

@@ -19,8 +19,9 @@ echo "== lrgen info --models"
 
 printf '20\t1000000\t1020000\n' > "$OUT/region.bed"
 echo "== score-vcf, every variant of 20:1,000,001-1,020,000: wt-marginal (one unmasked pass per 16 kb window)"
-"$LRGEN" score-vcf "$DATA/example.vcf.gz" --genome "$GENOME" --model "$MODEL" --context 16kb --regions "$OUT/region.bed" \
-    --score wt-marginal -o "$OUT/example.wt-marginal.vcf.gz" --tsv "$OUT/example.wt-marginal.tsv"
+"$LRGEN" score-vcf "$DATA/example.vcf.gz" --genome "$GENOME" --model "$MODEL" --context 16kb \
+    --regions "$OUT/region.bed" --score wt-marginal -o "$OUT/example.wt-marginal.vcf.gz" \
+    --tsv "$OUT/example.wt-marginal.tsv"
 
 echo "== score-vcf, the first 2 kb: masked-marginal llr and embedding distance, local recomputation"
 printf '20\t999999\t1002000\n' > "$OUT/first-2kb.bed"
