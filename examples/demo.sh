@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The demo behind `make demo` (about 3 minutes on a 2-core CPU, measured): score the real variants of a 20 kb stretch
-# of human chr20 (160 of the bundled example VCF's 478) with the bundled pretrained Caduceus-PS model, write its
-# per-base log-probability track over the same stretch to bigWig, draw the track with the variants' scores (PNG; needs
-# the `plot` extra) and end with the scored VCF summed up.
+# The demo behind `make demo` (about 3 minutes on a 2-core CPU, measured): score the real variants of a 20 kb
+# stretch of human chr20 (160 of the bundled example VCF's 478) with the bundled pretrained Caduceus-PS model, write
+# its per-base log-probability track over the same stretch to bigWig, draw the track with the variants' scores (PNG;
+# needs the `plot` extra) and end with the scored VCF summed up.
 # Usage: examples/demo.sh [BIN_DIR]   (BIN_DIR holds the `lrgen` executable; default: PATH)
 set -euo pipefail
 cd "$(dirname "$0")/.."
