@@ -68,7 +68,7 @@ def card(state: dict, model: str, parameters: int, config: dict) -> str:
         f"10%, clipping 1.0, {'bf16 autocast' if t['dtype'] == 'bfloat16' else 'float32'}, no reverse-complement "
         "augmentation (the model is RC-equivariant); "
         f"{t['step_seconds']:,.0f} s of steps at {t['bases_per_s']:,.0f} bases/s on {device}. "
-        + _compared(s["models"], model),
+        + _compared([m for m in s["models"] if m in state["train"]], model),
         f"- Held out ({s['val_windows']} windows of {s['context']:,} bp, best checkpoint, step "
         f"{t['best_val_step']:,}): loss {t['best_val_loss']:.4f}, perplexity {t['val_perplexity_per_base']:.3f} "
         f"per base, masked accuracy {t['val_accuracy']:.3f}.",
